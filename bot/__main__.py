@@ -1,0 +1,118 @@
+"""Command line: run | demo | keygen | rotate-key | backup PATH.
+
+Operator-facing text is English. A bad setting or an unusable key prints one line to
+stderr and exits with status 2; nothing is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.logs import configure_logging
+from storage.crypto import Vault, generate_master_key
+from storage.db import DatabaseError
+from storage.keys import KeyError_, encode_key, rotate_key
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Asisten KK bot")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the bot (long polling, or webhook if WEBHOOK_URL)")
+    commands.add_parser("demo", help="the whole bot in this terminal, sandbox, no token")
+    commands.add_parser("keygen", help="print a new base64 master key")
+    commands.add_parser("rotate-key", help="re-encrypt everything under a new master key")
+    backup = commands.add_parser("backup", help="consistent online copy of the database")
+    backup.add_argument("path", type=Path)
+    return parser
+
+
+async def _open(settings: Settings) -> tuple[object, Vault]:
+    from bot.services import open_services
+
+    services = await open_services(settings)
+    return services, services.vault
+
+
+async def _rotate(settings: Settings) -> int:
+    from bot.services import open_services
+
+    services = await open_services(settings)
+    try:
+        key_path = None if settings.kk_master_key else settings.master_key_path
+        raw, count = await rotate_key(services.db, services.vault, key_path)
+    finally:
+        await services.close()
+    if key_path is None:
+        sys.stdout.write(f"{encode_key(raw)}\n")
+        sys.stderr.write(f"re-encrypted {count} account(s); set KK_MASTER_KEY to the key "
+                         "printed above before the next start\n")
+    else:
+        sys.stderr.write(f"re-encrypted {count} account(s); new key in {key_path}, "
+                         f"old key kept as {key_path}.old\n")
+    return 0
+
+
+async def _backup(settings: Settings, target: Path) -> int:
+    from bot.services import open_services
+
+    if target.exists():  # noqa: ASYNC240 - one stat before any I/O starts
+        return _fail(f"{target} already exists; choose a new path")
+    services = await open_services(settings)
+    try:
+        await services.db.backup_to(target)
+    finally:
+        await services.close()
+    sys.stderr.write(f"backup written to {target} (it needs the same master key)\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "keygen":
+        sys.stdout.write(encode_key(generate_master_key()) + "\n")
+        return 0
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            settings.require_token()
+        settings.ensure_data_dir()
+    except SettingsError as exc:
+        return _fail(str(exc))
+    secrets = [settings.token] if settings.telegram_bot_token else []
+    configure_logging(settings.log_level_number, secrets)
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            configure_logging(logging.WARNING, secrets)
+            return asyncio.run(run_demo())
+        if args.command == "run":
+            from bot.runner import run_bot
+
+            asyncio.run(run_bot(settings))
+            return 0
+        if args.command == "rotate-key":
+            return asyncio.run(_rotate(settings))
+        if args.command == "backup":
+            return asyncio.run(_backup(settings, args.path))
+    except (KeyError_, DatabaseError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 0
+    return _fail(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""One typed settings object, read from the environment and `.env`, validated at start.
+
+A bad value never reaches the bot: :func:`load_settings` raises :class:`SettingsError` with
+one line that names the setting and what is allowed, and the CLI turns that into exit 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
+
+#: What each setting allows, in the words of the one-line error message.
+ALLOWED: dict[str, str] = {
+    "TELEGRAM_BOT_TOKEN": "a bot token of the form 123456:ABC-secret (required for `run`)",
+    "TELEGRAM_API_URL": "an http(s) URL such as https://api.telegram.org",
+    "KK_DATA_DIR": "a writable directory",
+    "KK_MASTER_KEY": "base64 of exactly 32 bytes (see `python -m bot keygen`)",
+    "KK_MAX_ACCOUNTS": "an integer from 1 to 10",
+    "KK_SESSION_DAYS": "an integer from 1 to 365",
+    "JKN_BACKEND": "'sandbox' or 'vclaim'",
+    "VCLAIM_BASE_URL": "an http(s) URL (required when JKN_BACKEND=vclaim)",
+    "VCLAIM_CONS_ID": "the consumer id (required when JKN_BACKEND=vclaim)",
+    "VCLAIM_SECRET_KEY": "the consumer secret (required when JKN_BACKEND=vclaim)",
+    "VCLAIM_USER_KEY": "the service user key (required when JKN_BACKEND=vclaim)",
+    "OTP_SENDER": "'console' or 'http'",
+    "SMS_GATEWAY_URL": "an http(s) URL (required when OTP_SENDER=http)",
+    "SMS_GATEWAY_TOKEN": "the gateway's bearer token (required when OTP_SENDER=http)",
+    "OTP_TTL_SECONDS": "an integer from 1 to 600",
+    "OTP_MAX_ATTEMPTS": "an integer from 1 to 10",
+    "OTP_RESEND_SECONDS": "an integer from 0 to 600",
+    "WEBHOOK_URL": "an https URL Telegram can reach (enables webhook mode)",
+    "WEBHOOK_LISTEN": "the address to listen on, e.g. 0.0.0.0 (required with WEBHOOK_URL)",
+    "WEBHOOK_PORT": "a port from 1 to 65535 (required with WEBHOOK_URL)",
+    "WEBHOOK_SECRET": "1-256 characters of A-Z a-z 0-9 _ - (required with WEBHOOK_URL)",
+    "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+}
+
+_URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; ``str(exc)`` is the one line shown to the operator."""
+
+    def __init__(self, name: str, detail: str | None = None) -> None:
+        self.name = name
+        allowed = ALLOWED.get(name, "a valid value")
+        text = f"invalid setting {name}: expected {allowed}"
+        if detail:
+            text += f" ({detail})"
+        super().__init__(text)
+
+
+def _check_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().rstrip("/")
+    if not _URL_RE.match(value):
+        raise ValueError("not an http(s) URL")
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of SPEC §7. Field names are the environment names in lower case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    kk_data_dir: Path = Path("./data")
+    kk_master_key: SecretStr | None = None
+    kk_max_accounts: int = Field(default=3, ge=1, le=10)
+    kk_session_days: int = Field(default=30, ge=1, le=365)
+    jkn_backend: Literal["sandbox", "vclaim"] = "sandbox"
+    vclaim_base_url: str | None = None
+    vclaim_cons_id: str | None = None
+    vclaim_secret_key: SecretStr | None = None
+    vclaim_user_key: SecretStr | None = None
+    otp_sender: Literal["console", "http"] = "console"
+    sms_gateway_url: str | None = None
+    sms_gateway_token: SecretStr | None = None
+    otp_ttl_seconds: int = Field(default=300, ge=1, le=600)
+    otp_max_attempts: int = Field(default=5, ge=1, le=10)
+    otp_resend_seconds: int = Field(default=60, ge=0, le=600)
+    webhook_url: str | None = None
+    webhook_listen: str | None = None
+    webhook_port: int | None = Field(default=None, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", "jkn_backend", "otp_sender", mode="before")
+    @classmethod
+    def _normalise_choice(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("telegram_api_url", "vclaim_base_url", "sms_gateway_url", "webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not TOKEN_RE.match(value.get_secret_value().strip()):
+            raise ValueError("malformed token")
+        return value
+
+    @field_validator("kk_master_key")
+    @classmethod
+    def _master_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_master_key(value.get_secret_value())
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET_RE.match(value.get_secret_value()):
+            raise ValueError("bad characters or length")
+        return value
+
+    # -- derived values -------------------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        """The bot token; only call after :meth:`require_token`."""
+        assert self.telegram_bot_token is not None
+        return self.telegram_bot_token.get_secret_value().strip()
+
+    @property
+    def database_path(self) -> Path:
+        return self.kk_data_dir / "kk.sqlite3"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.kk_data_dir / "master.key"
+
+    @property
+    def log_level_number(self) -> int:
+        return int(logging.getLevelName(self.log_level))
+
+    def require_token(self) -> None:
+        if self.telegram_bot_token is None:
+            raise SettingsError("TELEGRAM_BOT_TOKEN", "missing")
+
+    def check_consistency(self) -> None:
+        """Cross-field rules that a single field validator cannot see."""
+        if self.jkn_backend == "vclaim":
+            for name in ("vclaim_base_url", "vclaim_cons_id", "vclaim_secret_key",
+                         "vclaim_user_key"):
+                if getattr(self, name) is None:
+                    raise SettingsError(name.upper(), "missing")
+        if self.otp_sender == "http":
+            for name in ("sms_gateway_url", "sms_gateway_token"):
+                if getattr(self, name) is None:
+                    raise SettingsError(name.upper(), "missing")
+        if self.webhook_url is not None:
+            for name in ("webhook_listen", "webhook_port", "webhook_secret"):
+                if getattr(self, name) is None:
+                    raise SettingsError(name.upper(), "missing")
+
+    def ensure_data_dir(self) -> None:
+        try:
+            self.kk_data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError("KK_DATA_DIR", exc.strerror or "cannot create") from None
+        if not self.kk_data_dir.is_dir() or not os.access(self.kk_data_dir, os.W_OK | os.X_OK):
+            raise SettingsError("KK_DATA_DIR", "not a writable directory")
+
+
+def decode_master_key(text: str) -> bytes:
+    """Decode a base64 master key, raising ValueError unless it is exactly 32 bytes."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"decodes to {len(raw)} bytes, not 32")
+    return raw
+
+
+def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Settings:
+    """Read and validate all settings; raise :class:`SettingsError` naming the first bad one."""
+    try:
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "SETTINGS"
+        value = error.get("input")
+        shown = "" if name in _SECRET_NAMES or value is None else f"got {str(value)[:40]!r}"
+        raise SettingsError(name, shown or None) from None
+    settings.check_consistency()
+    return settings
+
+
+_SECRET_NAMES = {
+    "TELEGRAM_BOT_TOKEN", "KK_MASTER_KEY", "VCLAIM_SECRET_KEY", "VCLAIM_USER_KEY",
+    "SMS_GATEWAY_TOKEN", "WEBHOOK_SECRET",
+}

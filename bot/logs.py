@@ -1,0 +1,92 @@
+"""Logging with one format and a redaction filter on every handler.
+
+The filter masks the bot token and anything shaped like a NIK (16 digits), a JKN card
+number (13 digits), an Indonesian mobile number or a 6-digit OTP, in the message, its
+arguments and any traceback text, before a handler formats the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_TOKEN_RE = re.compile(r"\b[0-9]{5,20}:[A-Za-z0-9_-]{30,100}")
+_DIGIT_RUN_RE = re.compile(
+    r"(?<![0-9])(?:\+?62|0)8[0-9]{7,12}(?![0-9])|(?<![0-9])[0-9]{6,}(?![0-9])")
+
+
+def _mask_digits(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = text.lstrip("+")
+    if text.startswith(("+62", "62", "08")) and 9 <= len(digits) <= 15:
+        return "[phone]"
+    if len(digits) == 16:
+        return "[nik]"
+    if len(digits) == 13:
+        return "[card]"
+    if len(digits) == 6:
+        return "[otp]"
+    return text
+
+
+class Redactor:
+    """Masks secrets and identifiers in free text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = [s for s in secrets if s]
+
+    def add_secret(self, secret: str) -> None:
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[secret]")
+        text = _TOKEN_RE.sub("[token]", text)
+        return _DIGIT_RUN_RE.sub(_mask_digits, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record so that no handler ever sees the raw values."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not hide the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = self.redactor(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redactor(record.stack_info)
+        return True
+
+
+REDACTOR = Redactor()
+
+
+def configure_logging(level: int | str = logging.INFO, secrets: Iterable[str] = ()) -> None:
+    """Install one stderr handler with the redaction filter; quiet httpx and httpcore."""
+    for secret in secrets:
+        REDACTOR.add_secret(secret)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(RedactingFilter(REDACTOR))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "tornado.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

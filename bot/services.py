@@ -1,0 +1,97 @@
+"""Wiring of the Telegram-free services: database, vault, repositories, backend, SMS."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.accounts import AccountService
+from bot.config import Settings
+from bot.jkn.base import JknBackend
+from bot.jkn.sandbox import SandboxBackend
+from bot.jkn.vclaim import VClaimBackend
+from bot.otp import OtpService
+from bot.sms.base import SmsSender
+from bot.sms.console import ConsoleSender
+from bot.sms.http import HttpSender
+from bot.status import StatusService
+from storage.accounts_repo import AccountsRepo
+from storage.crypto import Vault
+from storage.db import Database
+from storage.keys import check_key, resolve_master_key
+from storage.otp_repo import OtpRepo
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    vault: Vault
+    accounts: AccountService
+    otp: OtpService
+    backend: JknBackend
+    sms: SmsSender
+    status: StatusService
+    clock: Callable[[], float]
+
+    @property
+    def sandbox(self) -> bool:
+        return self.backend.name == "sandbox"
+
+    async def close(self) -> None:
+        for closer in (self.backend.aclose, self.sms.aclose, self.db.close):
+            with contextlib.suppress(Exception):
+                await closer()
+
+
+def make_backend(settings: Settings) -> JknBackend:
+    if settings.jkn_backend == "vclaim":
+        assert settings.vclaim_base_url and settings.vclaim_cons_id
+        assert settings.vclaim_secret_key and settings.vclaim_user_key
+        return VClaimBackend(settings.vclaim_base_url, settings.vclaim_cons_id,
+                             settings.vclaim_secret_key.get_secret_value(),
+                             settings.vclaim_user_key.get_secret_value())
+    return SandboxBackend()
+
+
+def make_sender(settings: Settings) -> SmsSender:
+    if settings.otp_sender == "http":
+        assert settings.sms_gateway_url and settings.sms_gateway_token
+        return HttpSender(settings.sms_gateway_url, settings.sms_gateway_token.get_secret_value())
+    return ConsoleSender()
+
+
+async def open_services(settings: Settings, *, clock: Callable[[], float] = time.time,
+                        backend: JknBackend | None = None, sms: SmsSender | None = None,
+                        code_factory: Callable[[], str] | None = None) -> Services:
+    """Open the database (creating the key for a new installation) and build every service.
+
+    Raises ``storage.keys.KeyError_`` or ``storage.db.DatabaseError`` when the key or the
+    database cannot be used; nothing is written in that case.
+    """
+    settings.ensure_data_dir()
+    env_key = settings.kk_master_key.get_secret_value() if settings.kk_master_key else None
+    # Resolve the key before touching the database so a missing key never creates one.
+    raw = resolve_master_key(settings.kk_data_dir, settings.database_path, env_key)
+    db = await Database.open(settings.database_path, clock=clock, migrate=False)
+    try:
+        if await db.user_version() == 0:  # a brand-new (or empty) database
+            await db.migrate()
+        vault = await check_key(db, Vault(raw), None if env_key else settings.master_key_path)
+        await db.migrate()
+    except BaseException:
+        await db.close()
+        raise
+    backend = backend or make_backend(settings)
+    sms = sms or make_sender(settings)
+    accounts = AccountService(AccountsRepo(db, vault), max_accounts=settings.kk_max_accounts,
+                              session_days=settings.kk_session_days, clock=clock)
+    otp_kwargs = {"code_factory": code_factory} if code_factory else {}
+    otp = OtpService(OtpRepo(db, vault), vault, sms, ttl=settings.otp_ttl_seconds,
+                     max_attempts=settings.otp_max_attempts,
+                     resend_seconds=settings.otp_resend_seconds, clock=clock, **otp_kwargs)
+    return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
+                    backend=backend, sms=sms, status=StatusService(backend, accounts),
+                    clock=clock)

@@ -1,0 +1,25 @@
+"""The sender interface and the OTP message text."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot import texts
+
+
+class SmsError(Exception):
+    """The SMS could not be handed to the gateway (timeout, refusal, network)."""
+
+
+class SmsSender(Protocol):
+    async def send(self, phone_e164: str, message: str) -> None:
+        """Deliver ``message`` to ``phone_e164`` or raise :class:`SmsError`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def otp_message(code: str, ttl_seconds: int) -> str:
+    return texts.SMS_OTP.format(code=code, minutes=max(1, ttl_seconds // 60))

@@ -1,0 +1,306 @@
+"""Every user-facing Indonesian string, in one place.
+
+Strings are HTML (the bot's one parse mode). Placeholders are filled by handlers with
+values that have already been escaped with :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+SANDBOX_FOOTER = "\n\n🧪 <i>Mode sandbox — data contoh</i>"
+
+# -- start, help, privacy ---------------------------------------------------------------
+
+START = (
+    "Halo! Saya <b>Asisten KK</b> 👋\n\n"
+    "Saya membantu Anda memegang sampai <b>{max_accounts} akun BPJS Kesehatan (JKN)</b> dari "
+    "Kartu Keluarga yang berbeda dalam satu chat: diverifikasi sekali dengan kode OTP lewat "
+    "SMS, lalu berpindah akun cukup dengan satu ketukan, dan melihat status semuanya sekaligus.\n\n"
+    "🔒 <b>Privasi singkat</b>\n"
+    "• Saya hanya menyimpan data akun yang Anda tambahkan sendiri dan yang OTP-nya Anda "
+    "konfirmasi.\n"
+    "• NIK, nomor kartu, nama, nomor HP dan status disimpan terenkripsi.\n"
+    "• Pesan berisi NIK atau kode OTP saya hapus setelah diproses.\n"
+    "• Anda bisa menghapus semuanya kapan saja dengan /hapus_data.\n"
+    "Rincian lengkap: /privasi\n\n"
+    "Apakah Anda setuju data tersebut diproses untuk layanan ini?"
+)
+CONSENT_YES_BUTTON = "Saya setuju"
+CONSENT_NO_BUTTON = "Tidak"
+CONSENT_GIVEN = (
+    "Terima kasih, persetujuan Anda tercatat ✅\n\n"
+    "Langkah berikutnya: tambahkan KK pertama dengan /tambah_kk.\n"
+    "Daftar perintah: /bantuan"
+)
+CONSENT_ALREADY = (
+    "Persetujuan Anda sudah tercatat sejak {when}. Lanjutkan dengan /tambah_kk atau lihat "
+    "/bantuan."
+)
+CONSENT_DECLINED = (
+    "Baik, tidak ada data yang disimpan. Tanpa persetujuan, saya tidak bisa menyimpan akun.\n"
+    "Jika berubah pikiran, ketik /start. Jika sebelumnya sudah setuju dan ingin mencabutnya, "
+    "gunakan /hapus_data."
+)
+CONSENT_REQUIRED = (
+    "Sebelum menambah akun, Anda perlu menyetujui pemrosesan data. Ketik /start lalu pilih "
+    "<b>Saya setuju</b>."
+)
+
+HELP = (
+    "<b>Perintah Asisten KK</b>\n\n"
+    "/start — sapaan, ringkasan privasi dan persetujuan\n"
+    "/tambah_kk — tambah akun JKN (NIK atau nomor kartu + OTP SMS)\n"
+    "/akun — daftar akun, pindah akun dengan satu ketukan\n"
+    "/status — status akun aktif; <code>/status semua</code> untuk semua akun\n"
+    "/hapus_kk — hapus satu akun dari daftar\n"
+    "/batal — batalkan proses yang sedang berjalan\n"
+    "/privasi — data apa yang disimpan, untuk apa, dan cara menghapusnya\n"
+    "/hapus_data — hapus semua data Anda di bot ini\n"
+    "/bantuan — daftar perintah ini"
+)
+
+PRIVACY = (
+    "🔒 <b>Privasi Asisten KK</b>\n\n"
+    "<b>Yang disimpan</b> (hanya setelah Anda setuju): waktu persetujuan; untuk tiap akun "
+    "yang Anda tambahkan (maks. {max_accounts}): NIK, nomor kartu JKN, nama, nomor HP "
+    "terdaftar, label buatan Anda dan status terakhir; serta langkah percakapan yang sedang "
+    "berjalan.\n\n"
+    "<b>Bagaimana</b>: data pribadi dienkripsi (AES-256-GCM) dan terikat ke chat Anda. Kode "
+    "OTP hanya disimpan sebagai sidik (hash), berlaku {ttl_minutes} menit dan sekali pakai. "
+    "Pesan Anda yang berisi NIK, nomor kartu atau OTP dihapus setelah diproses.\n\n"
+    "<b>Untuk apa</b>: hanya untuk menampilkan status JKN akun yang Anda buktikan sendiri "
+    "lewat OTP. Bot ini tidak pernah mencari data NIK orang lain: kode dikirim ke nomor HP yang "
+    "terdaftar di BPJS Kesehatan, bukan ke nomor pilihan Anda.\n\n"
+    "<b>Mengapa SMS</b>: OTP lewat SMS adalah cara yang juga dipakai BPJS Kesehatan. "
+    "Jangan berikan kode OTP kepada siapa pun.\n\n"
+    "<b>Berapa lama</b>: akun tetap tersimpan sampai Anda menghapusnya; tanpa OTP baru akun "
+    "hanya bisa dipakai {session_days} hari sejak verifikasi terakhir. Kode OTP kedaluwarsa "
+    "dalam {ttl_minutes} menit. Catatan pengiriman SMS (tanpa nomor, hanya sidik acak) "
+    "disimpan 24 jam untuk mencegah penyalahgunaan.\n\n"
+    "<b>Hak Anda</b> (UU 27/2022 tentang Pelindungan Data Pribadi): hapus satu akun dengan "
+    "/hapus_kk, atau hapus semua data dan cabut persetujuan dengan /hapus_data — langsung "
+    "terhapus saat itu juga."
+)
+
+UNKNOWN_COMMAND = "Perintah itu tidak saya kenal. Lihat daftar perintah di /bantuan."
+UNKNOWN_TEXT = "Saya belum paham pesan itu. Lihat /bantuan untuk daftar perintah."
+STRAY_IDENTIFIER = (
+    "Pesan Anda yang berisi angka identitas sudah saya hapus demi keamanan. Untuk menambah "
+    "akun, mulai dengan /tambah_kk."
+)
+PRIVATE_ONLY = (
+    "Asisten KK hanya bekerja di chat pribadi, demi keamanan data Anda. Silakan kirim pesan "
+    "langsung ke saya. Saya tidak menyimpan apa pun dari grup ini."
+)
+ERROR = "Maaf, terjadi kesalahan di pihak kami. Data Anda aman; silakan coba lagi sebentar lagi."
+STALE_BUTTON = "Tombol ini sudah tidak berlaku."
+NOTHING_TO_CANCEL = "Tidak ada proses yang sedang berjalan. Lihat /bantuan."
+CANCELLED = "Dibatalkan. Daftar akun Anda tidak berubah."
+
+# -- /tambah_kk -------------------------------------------------------------------------
+
+ASK_ID = (
+    "Kirim <b>NIK</b> (16 angka) atau <b>nomor kartu JKN</b> (13 angka) peserta yang ingin "
+    "ditambahkan.\n"
+    "Kode OTP akan dikirim lewat SMS ke nomor HP yang terdaftar di BPJS Kesehatan untuk "
+    "peserta itu.\n\n"
+    "Ketik /batal untuk membatalkan."
+)
+ID_PROBLEMS = {
+    "empty": "Pesan kosong. Kirim NIK (16 angka) atau nomor kartu JKN (13 angka).",
+    "not_digits": (
+        "NIK atau nomor kartu hanya berisi angka 0–9 (spasi dan tanda hubung boleh). "
+        "Coba kirim lagi."
+    ),
+    "non_ascii_digits": (
+        "Angka harus ditulis dengan angka biasa 0–9, bukan angka lebar atau huruf lain. "
+        "Coba ketik ulang."
+    ),
+    "wrong_length": (
+        "Ada {length} angka. NIK terdiri dari 16 angka, nomor kartu JKN 13 angka. "
+        "Periksa lalu kirim lagi."
+    ),
+    "nik_leading_zero": "NIK tidak diawali angka 0. Periksa lagi lalu kirim ulang.",
+    "nik_bad_date": (
+        "Angka ke-7 sampai ke-12 NIK harus tanggal lahir (DDMMYY) yang benar. "
+        "Periksa lagi lalu kirim ulang."
+    ),
+    "too_long": "Pesan terlalu panjang. Kirim NIK (16 angka) atau nomor kartu JKN (13 angka) saja.",
+}
+ID_TOO_MANY = (
+    "Terlalu banyak percobaan yang tidak berhasil. Proses dihentikan; mulai lagi dengan "
+    "/tambah_kk bila sudah siap."
+)
+LOOKING_UP = "⏳ Mencari data peserta {masked}…"
+NOT_FOUND = (
+    "Peserta dengan {masked} tidak ditemukan. Periksa lagi angkanya lalu kirim ulang, "
+    "atau /batal."
+)
+NO_PHONE = (
+    "Peserta {masked} belum punya nomor HP terdaftar di BPJS Kesehatan, jadi kode OTP tidak "
+    "bisa dikirim.\n\n"
+    "Perbarui nomor HP lewat Care Center <b>165</b> atau PANDAWA (WhatsApp "
+    "<b>08118165165</b>), lalu coba lagi dengan /tambah_kk."
+)
+BACKEND_DOWN = (
+    "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah. Coba kirim lagi "
+    "sebentar lagi, atau /batal."
+)
+BACKEND_REJECTED = (
+    "Layanan data BPJS menolak permintaan bot ini (kredensial operator). Tidak ada yang "
+    "berubah; mohon beri tahu pengelola bot."
+)
+BACKEND_DOWN_SHORT = (
+    "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah; coba lagi "
+    "sebentar lagi."
+)
+UNEXPECTED_IN_FLOW = "Ikuti petunjuk pada pesan terakhir, atau ketik /batal untuk berhenti."
+ALREADY_CACHED = "KK ini sudah tersimpan sebagai «{label}» dan sekarang menjadi akun aktif ✅"
+CACHE_FULL = (
+    "Daftar akun sudah penuh ({max_accounts} akun). Jika dilanjutkan, akun yang paling lama "
+    "tidak dipakai akan dikeluarkan dari daftar <b>setelah</b> kode OTP benar:\n\n"
+    "➖ <b>{label}</b> ({masked})\n\n"
+    "Lanjutkan?"
+)
+CONTINUE_BUTTON = "Lanjutkan"
+CANCEL_BUTTON = "Batal"
+PRESS_A_BUTTON = "Silakan pilih salah satu tombol di pesan sebelumnya, atau ketik /batal."
+OTP_SENT = (
+    "Kode OTP 6 angka sudah dikirim lewat SMS ke <b>{phone}</b> (nomor terdaftar di BPJS "
+    "Kesehatan untuk {masked}).\n\n"
+    "Ketik kodenya di sini. Berlaku {minutes} menit. Jangan berikan kode ini kepada siapa pun."
+)
+OTP_RESENT = "Kode baru dikirim ke <b>{phone}</b>. Kode sebelumnya tidak berlaku lagi."
+RESEND_BUTTON = "Kirim ulang"
+SEND_CODE_BUTTON = "Kirim kode"
+RESEND_WAIT = "Tunggu {seconds} detik lagi sebelum meminta kode baru."
+SMS_FAILED = (
+    "SMS belum bisa dikirim karena gangguan layanan SMS. Tidak ada percobaan yang terpakai. "
+    "Coba lagi dengan tombol di bawah, atau /batal."
+)
+SMS_FAILED_RESEND = (
+    "SMS belum bisa dikirim karena gangguan layanan SMS; kode sebelumnya masih berlaku. "
+    "Coba <b>Kirim ulang</b> sebentar lagi."
+)
+SMS_CAP_PHONE = (
+    "Sudah terlalu banyak kode dikirim ke nomor ini dalam satu jam terakhir. Coba lagi nanti."
+)
+SMS_CAP_CHAT = "Batas kode OTP hari ini untuk chat ini sudah tercapai. Coba lagi besok."
+OTP_FORMAT = "Kode OTP terdiri dari 6 angka (0–9). Ketik ulang kodenya dari SMS."
+OTP_WRONG = "Kode salah. Sisa percobaan: {left}."
+OTP_EXPIRED = "Kode sudah kedaluwarsa. Tekan <b>Kirim ulang</b> untuk mendapat kode baru."
+OTP_EXHAUSTED = (
+    "Terlalu banyak kode salah, jadi kode ini tidak berlaku lagi. Mulai lagi dengan /tambah_kk."
+)
+OTP_NONE = "Tidak ada kode OTP yang menunggu. Mulai lagi dengan /tambah_kk."
+OTP_OK_ASK_LABEL = (
+    "Kode benar ✅\n\n"
+    "Beri nama untuk akun ini: pilih salah satu tombol, atau ketik nama sendiri "
+    "(maks. {max_len} karakter)."
+)
+LABEL_PRESETS = ("KK Saya", "KK Orang Tua", "KK Mertua")
+LABEL_EMPTY = "Nama tidak boleh kosong. Pilih tombol atau ketik nama (maks. {max_len} karakter)."
+LABEL_TOO_LONG = "Nama terlalu panjang ({length} karakter). Maksimal {max_len} karakter."
+LABEL_LOOKS_LIKE_ID = (
+    "Nama akun tidak boleh berisi NIK atau nomor kartu. Pilih tombol atau ketik nama lain."
+)
+VERIFY_SESSION_GONE = (
+    "Verifikasi ini sudah berakhir atau dibatalkan. Mulai lagi dengan /tambah_kk."
+)
+SAVED = "Tersimpan ✅ «<b>{label}</b>» sekarang menjadi akun aktif."
+SAVED_EVICTED = "\n➖ «{label}» ({masked}) dikeluarkan dari daftar."
+CACHE_CHANGED = (
+    "Daftar akun berubah selama proses ini, jadi akun tidak disimpan. Mulai lagi dengan "
+    "/tambah_kk."
+)
+REVERIFY_INTRO = (
+    "Sesi akun «{label}» sudah lewat {days} hari sejak verifikasi terakhir. Demi keamanan, "
+    "verifikasi ulang dengan kode OTP."
+)
+REVERIFIED = "Verifikasi berhasil ✅ «<b>{label}</b>» aktif kembali."
+
+# -- /akun ------------------------------------------------------------------------------
+
+ACCOUNTS_HEADER = (
+    "<b>Akun JKN Anda</b> ({count}/{max_accounts})\n"
+    "Ketuk untuk pindah akun. ✅ = akun aktif."
+)
+ACCOUNTS_EMPTY = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
+ACCOUNT_EXPIRED_MARK = " ⏳"
+ACCOUNTS_EXPIRED_NOTE = "\n⏳ = perlu verifikasi OTP ulang sebelum dipakai."
+ADD_BUTTON = "➕ Tambah KK"
+REMOVE_BUTTON = "🗑 Hapus"
+SWITCHED = "Beralih ke «{label}»"
+ALREADY_ACTIVE = "«{label}» sudah aktif"
+ACCOUNT_GONE = "Akun ini sudah tidak ada di daftar Anda."
+
+# -- /status ----------------------------------------------------------------------------
+
+STATUS_NO_ACCOUNT = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
+STATUS_ALL_BUTTON = "Semua akun"
+STATUS_ACTIVE_BUTTON = "Akun aktif saja"
+STATUS_REFRESH_BUTTON = "🔄 Perbarui"
+STATUS_ALL_HEADER = "<b>Status semua akun</b> ({count})"
+STATUS_ACTIVE_OK = "✅ {text}"
+STATUS_INACTIVE = (
+    "⚠️ <b>{text}</b> — layanan JKN tidak dijamin sampai status aktif kembali."
+)
+STATUS_ARREARS = (
+    "💳 Tunggakan: {months} bulan, <b>Rp{amount}</b>.\n"
+    "Bayar ke virtual account <code>{va}</code> (iuran jatuh tempo tiap tanggal 10)."
+)
+STATUS_FAMILY_HEADER = "👨‍👩‍👧 Anggota keluarga ({count}):"
+STATUS_STALE = "⚠️ Data BPJS belum bisa diperbarui; ini status terakhir per {when}."
+STATUS_UNAVAILABLE = (
+    "Status «{label}» belum bisa diambil: layanan data BPJS sedang tidak bisa dihubungi dan "
+    "belum ada status tersimpan. Coba lagi sebentar lagi."
+)
+STATUS_NEEDS_REVERIFY = (
+    "Sesi «{label}» sudah lewat {days} hari. Verifikasi ulang dengan OTP sebelum melihat "
+    "statusnya."
+)
+STATUS_REVERIFY_SHORT = "⏳ perlu verifikasi OTP ulang (ketuk akun ini di /akun)"
+REVERIFY_BUTTON = "Verifikasi ulang"
+STATUS_UPDATED = "Diperbarui: {when}"
+
+# -- /hapus_kk, /hapus_data -------------------------------------------------------------
+
+REMOVE_PICK = "Pilih akun yang ingin dihapus dari daftar:"
+REMOVE_CONFIRM = (
+    "Hapus «<b>{label}</b>» ({masked}) dari daftar? Data akun ini dihapus dari bot; "
+    "menambahkannya lagi nanti perlu OTP baru."
+)
+REMOVE_YES_BUTTON = "Ya, hapus"
+REMOVED = "«{label}» sudah dihapus dari daftar."
+REMOVE_CANCELLED = "Tidak jadi dihapus. Daftar akun tidak berubah."
+ERASE_CONFIRM = (
+    "Ini akan menghapus <b>semua</b> data Anda di bot ini: {count} akun, kode OTP yang "
+    "menunggu, langkah percakapan dan persetujuan Anda. Tidak bisa dibatalkan.\n\n"
+    "Lanjutkan?"
+)
+ERASE_YES_BUTTON = "Ya, hapus semua"
+ERASED = (
+    "Semua data Anda sudah dihapus dan persetujuan dicabut. Terima kasih sudah memakai "
+    "Asisten KK. Ketik /start bila ingin memakai lagi."
+)
+ERASE_CANCELLED = "Tidak ada yang dihapus."
+
+# -- SMS --------------------------------------------------------------------------------
+
+SMS_OTP = (
+    "Asisten KK: kode verifikasi Anda {code}. Berlaku {minutes} menit. "
+    "JANGAN berikan kode ini kepada siapa pun, termasuk petugas."
+)
+
+# -- bot commands (post_init) -----------------------------------------------------------
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "Mulai dan persetujuan privasi"),
+    ("tambah_kk", "Tambah akun JKN dengan OTP"),
+    ("akun", "Daftar akun dan pindah akun"),
+    ("status", "Status akun aktif atau semua akun"),
+    ("hapus_kk", "Hapus satu akun"),
+    ("batal", "Batalkan proses"),
+    ("privasi", "Data yang disimpan dan hak Anda"),
+    ("hapus_data", "Hapus semua data Anda"),
+    ("bantuan", "Daftar perintah"),
+)

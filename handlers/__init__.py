@@ -1,0 +1,93 @@
+"""The thin Telegram layer: parse the update, call a service, render the answer."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from handlers import akun, errors, hapus, keyboards, start, status, tambah_kk
+
+TEXT = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+OTHER_MESSAGE = filters.UpdateType.MESSAGE & ~filters.COMMAND
+
+
+def build_tambah_kk() -> ConversationHandler[Any]:
+    """/tambah_kk and re-verification, one persistent conversation per chat."""
+    with warnings.catch_warnings():
+        # Buttons are matched by data and checked against the database, not per message.
+        warnings.filterwarnings("ignore", category=PTBUserWarning, message=".*per_message.*")
+        return ConversationHandler(
+            name="tambah_kk",
+            persistent=True,
+            per_chat=True,
+            per_user=False,
+            allow_reentry=True,
+            entry_points=[
+                CommandHandler("tambah_kk", tambah_kk.start_add),
+                CallbackQueryHandler(tambah_kk.start_add, pattern=f"^{keyboards.ACCT_ADD}$"),
+                CallbackQueryHandler(akun.switch_account, pattern=keyboards.SWITCH_RE),
+            ],
+            states={
+                tambah_kk.ASK_ID: [MessageHandler(TEXT, tambah_kk.receive_id)],
+                tambah_kk.CONFIRM: [
+                    CallbackQueryHandler(tambah_kk.confirm_send, pattern=f"^{keyboards.ADD_GO}$"),
+                    MessageHandler(OTHER_MESSAGE, tambah_kk.press_a_button),
+                ],
+                tambah_kk.ASK_OTP: [
+                    MessageHandler(TEXT, tambah_kk.receive_code),
+                    CallbackQueryHandler(tambah_kk.resend, pattern=f"^{keyboards.ADD_RESEND}$"),
+                ],
+                tambah_kk.ASK_LABEL: [
+                    MessageHandler(TEXT, tambah_kk.receive_label),
+                    CallbackQueryHandler(tambah_kk.receive_label, pattern=keyboards.LABEL_RE),
+                ],
+            },
+            fallbacks=[
+                CommandHandler("batal", tambah_kk.cancel),
+                CallbackQueryHandler(tambah_kk.cancel, pattern=f"^{keyboards.ADD_CANCEL}$"),
+                CallbackQueryHandler(hapus.erase_yes, pattern=f"^{keyboards.ERASE_YES}$"),
+                MessageHandler(OTHER_MESSAGE, tambah_kk.unexpected),
+            ],
+        )
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    application.add_handler(TypeHandler(Update, start.private_only), group=-1)
+    for handler in (
+        build_tambah_kk(),
+        CommandHandler("start", start.start),
+        CommandHandler(["bantuan", "help"], start.help_command),
+        CommandHandler("privasi", start.privacy),
+        CommandHandler("akun", akun.show_accounts),
+        CommandHandler("status", status.show_status),
+        CommandHandler("hapus_kk", hapus.remove_start),
+        CommandHandler("hapus_data", hapus.erase_start),
+        CommandHandler("batal", start.nothing_to_cancel),
+        CallbackQueryHandler(start.consent_yes, pattern=f"^{keyboards.CONSENT_YES}$"),
+        CallbackQueryHandler(start.consent_no, pattern=f"^{keyboards.CONSENT_NO}$"),
+        CallbackQueryHandler(hapus.remove_start, pattern=f"^{keyboards.ACCT_REMOVE}$"),
+        CallbackQueryHandler(hapus.remove_pick, pattern=keyboards.REMOVE_PICK_RE),
+        CallbackQueryHandler(hapus.remove_yes, pattern=keyboards.REMOVE_YES_RE),
+        CallbackQueryHandler(hapus.remove_no, pattern=f"^{keyboards.REMOVE_NO}$"),
+        CallbackQueryHandler(status.status_button,
+                             pattern=f"^({keyboards.STATUS_ALL}|{keyboards.STATUS_ONE})$"),
+        CallbackQueryHandler(hapus.erase_yes, pattern=f"^{keyboards.ERASE_YES}$"),
+        CallbackQueryHandler(hapus.erase_no, pattern=f"^{keyboards.ERASE_NO}$"),
+        MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, start.unknown_command),
+        MessageHandler(filters.UpdateType.MESSAGE, start.unknown_message),
+        CallbackQueryHandler(start.stale_button),
+    ):
+        application.add_handler(handler)
+    application.add_error_handler(errors.on_error)

@@ -1,0 +1,92 @@
+"""Helpers every handler uses: services lookup, sending, safe edits, deletions."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from bot import texts
+from bot.services import Services
+
+_LOGGER = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+def services(context: Context) -> Services:
+    svc: Services = context.application.bot_data["services"]
+    return svc
+
+
+def chat_id_of(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
+
+
+def with_footer(context: Context, text: str) -> str:
+    return text + texts.SANDBOX_FOOTER if services(context).sandbox else text
+
+
+async def send(update: Update, context: Context, text: str,
+               keyboard: InlineKeyboardMarkup | None = None) -> Message:
+    """Send a new HTML message to the update's chat (sandbox-labelled when it is)."""
+    return await context.bot.send_message(chat_id_of(update), with_footer(context, text),
+                                          reply_markup=keyboard)
+
+
+async def edit(context: Context, message: Message | Any, text: str,
+               keyboard: InlineKeyboardMarkup | None = None) -> None:
+    """Edit a bot message in place; identical content is not an error, a vanished message
+    gets a fresh one instead."""
+    body = with_footer(context, text)
+    try:
+        await context.bot.edit_message_text(body, chat_id=message.chat_id,
+                                            message_id=message.message_id,
+                                            reply_markup=keyboard)
+    except BadRequest as exc:
+        reason = str(exc).lower()
+        if "not modified" in reason:
+            return
+        if "not found" in reason or "can't be edited" in reason:
+            await context.bot.send_message(message.chat_id, body, reply_markup=keyboard)
+            return
+        raise
+
+
+async def edit_query(context: Context, query: CallbackQuery, text: str,
+                     keyboard: InlineKeyboardMarkup | None = None) -> None:
+    if query.message is None:
+        await context.bot.send_message(query.from_user.id, with_footer(context, text),
+                                       reply_markup=keyboard)
+        return
+    await edit(context, query.message, text, keyboard)
+
+
+async def drop_keyboard(context: Context, query: CallbackQuery) -> None:
+    """Remove the buttons of the tapped message (best effort)."""
+    message = query.message
+    if message is None or not isinstance(message, Message) or message.reply_markup is None:
+        return
+    with contextlib.suppress(BadRequest):
+        await context.bot.edit_message_reply_markup(message.chat_id, message.message_id,
+                                                    reply_markup=None)
+
+
+async def delete_user_message(update: Update) -> None:
+    """Delete the user's message (it may carry a NIK, card number or OTP); never fatal."""
+    message = update.effective_message
+    if message is None:
+        return
+    try:
+        await message.delete()
+    except TelegramError as exc:
+        _LOGGER.warning("could not delete a sensitive user message: %s", type(exc).__name__)
+
+
+async def has_consent(update: Update, context: Context) -> bool:
+    return await services(context).db.consented_at(chat_id_of(update)) is not None

@@ -1,0 +1,107 @@
+"""Inline keyboards and their callback data: short, namespaced, matched by anchored
+patterns. Slot tokens are random per account, so callback data reveals nothing."""
+
+from __future__ import annotations
+
+import html
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import texts
+from bot.accounts import Account
+from bot.identity import mask_nik
+
+CONSENT_YES = "consent:yes"
+CONSENT_NO = "consent:no"
+ACCT_ADD = "acct:add"
+ACCT_REMOVE = "acct:remove"
+ADD_GO = "add:go"
+ADD_CANCEL = "add:cancel"
+ADD_RESEND = "add:resend"
+STATUS_ALL = "st:all"
+STATUS_ONE = "st:one"
+REMOVE_NO = "rm:no"
+ERASE_YES = "erase:yes"
+ERASE_NO = "erase:no"
+
+SLOT = r"([A-Za-z0-9_-]{1,16})"
+SWITCH_RE = rf"^acct:switch:{SLOT}$"
+REMOVE_PICK_RE = rf"^rm:pick:{SLOT}$"
+REMOVE_YES_RE = rf"^rm:yes:{SLOT}$"
+LABEL_RE = r"^add:label:([0-9])$"
+
+
+def _button(label: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=data)
+
+
+def account_caption(account: Account) -> str:
+    """Plain text (buttons are not HTML): label and masked NIK."""
+    return f"{account.label} · {mask_nik(account.nik)}"
+
+
+def account_title(account: Account) -> str:
+    """HTML: escaped label with masked NIK."""
+    return f"{html.escape(account.label)} ({mask_nik(account.nik)})"
+
+
+def consent() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[_button(texts.CONSENT_YES_BUTTON, CONSENT_YES),
+                                  _button(texts.CONSENT_NO_BUTTON, CONSENT_NO)]])
+
+
+def accounts(items: list[Account], expired: set[str]) -> InlineKeyboardMarkup:
+    rows = [[_button(("✅ " if a.active else "") + account_caption(a)
+                     + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
+                     f"acct:switch:{a.slot}")] for a in items]
+    actions = [_button(texts.ADD_BUTTON, ACCT_ADD)]
+    if items:
+        actions.append(_button(texts.REMOVE_BUTTON, ACCT_REMOVE))
+    rows.append(actions)
+    return InlineKeyboardMarkup(rows)
+
+
+def confirm_send(continue_label: str = texts.CONTINUE_BUTTON) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[_button(continue_label, ADD_GO),
+                                  _button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
+
+
+def otp() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[_button(texts.RESEND_BUTTON, ADD_RESEND),
+                                  _button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
+
+
+def labels() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[_button(label, f"add:label:{i}")] for i, label in enumerate(texts.LABEL_PRESETS)]
+        + [[_button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
+
+
+def status(*, showing_all: bool, many: bool) -> InlineKeyboardMarkup:
+    row = [_button(texts.STATUS_REFRESH_BUTTON, STATUS_ALL if showing_all else STATUS_ONE)]
+    if many:
+        row.append(_button(texts.STATUS_ACTIVE_BUTTON if showing_all
+                           else texts.STATUS_ALL_BUTTON,
+                           STATUS_ONE if showing_all else STATUS_ALL))
+    return InlineKeyboardMarkup([row])
+
+
+def reverify(account: Account) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[_button(texts.REVERIFY_BUTTON,
+                                          f"acct:switch:{account.slot}")]])
+
+
+def remove_pick(items: list[Account]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[_button("🗑 " + account_caption(a), f"rm:pick:{a.slot}")] for a in items]
+        + [[_button(texts.CANCEL_BUTTON, REMOVE_NO)]])
+
+
+def remove_confirm(account: Account) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[_button(texts.REMOVE_YES_BUTTON, f"rm:yes:{account.slot}"),
+                                  _button(texts.CANCEL_BUTTON, REMOVE_NO)]])
+
+
+def erase() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[_button(texts.ERASE_YES_BUTTON, ERASE_YES),
+                                  _button(texts.CANCEL_BUTTON, ERASE_NO)]])

@@ -1,0 +1,74 @@
+"""Status cards as HTML. Every value from outside is escaped here."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime, timedelta
+
+from bot import texts
+from bot.accounts import Account
+from bot.identity import mask_card, mask_name, mask_nik
+from bot.jkn.base import Participant
+from bot.status import StatusView
+
+_WIB = timedelta(hours=7)
+e = html.escape
+
+
+def wib(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, UTC) + _WIB
+    return moment.strftime("%d/%m/%Y %H:%M") + " WIB"
+
+
+def rupiah(amount: int) -> str:
+    return f"{amount:,}".replace(",", ".")
+
+
+def _status_line(p: Participant) -> str:
+    if p.active:
+        return texts.STATUS_ACTIVE_OK.format(text=e(p.status_text))
+    return texts.STATUS_INACTIVE.format(text=e(p.status_text))
+
+
+def _arrears(p: Participant) -> list[str]:
+    if p.unpaid_months <= 0:
+        return []
+    return [texts.STATUS_ARREARS.format(months=p.unpaid_months, amount=rupiah(p.unpaid_amount),
+                                        va=e(p.virtual_account))]
+
+
+def card(view: StatusView, *, detailed: bool = True) -> str:
+    """One account's status block."""
+    account, p = view.account, view.participant
+    head = f"<b>{e(account.label)}</b>" + (" ✅" if account.active else "")
+    if p is None:
+        return head + "\n" + texts.STATUS_UNAVAILABLE.format(label=e(account.label))
+    lines = [
+        head,
+        f"👤 {e(p.name)}",
+        f"NIK {mask_nik(account.nik)} · Kartu {mask_card(account.card)}",
+        _status_line(p),
+        f"Jenis: {e(p.type_text)} · {e(p.class_text)}",
+        f"FKTP: {e(p.fktp_name)}",
+        *_arrears(p),
+    ]
+    if detailed and p.family:
+        lines.append(texts.STATUS_FAMILY_HEADER.format(count=len(p.family)))
+        lines.extend(f"• {e(mask_name(m.name))} ({e(m.relation)}) — {e(m.status_text)}"
+                     for m in p.family)
+    elif p.family:
+        lines.append(texts.STATUS_FAMILY_HEADER.format(count=len(p.family)).rstrip(":"))
+    if not view.fresh and view.at is not None:
+        lines.append(texts.STATUS_STALE.format(when=wib(view.at)))
+    elif view.at is not None:
+        lines.append(f"<i>{texts.STATUS_UPDATED.format(when=wib(view.at))}</i>")
+    return "\n".join(lines)
+
+
+def expired_block(account: Account) -> str:
+    return f"<b>{e(account.label)}</b>\n{texts.STATUS_REVERIFY_SHORT}"
+
+
+def all_accounts(blocks: list[str]) -> str:
+    header = texts.STATUS_ALL_HEADER.format(count=len(blocks))
+    return header + "\n\n" + "\n\n".join(blocks)

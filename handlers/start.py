@@ -1,0 +1,103 @@
+"""/start with consent, /bantuan, /privasi, the private-chat guard and the fallbacks."""
+
+from __future__ import annotations
+
+import re
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import ApplicationHandlerStop
+
+from bot import texts
+from handlers import keyboards
+from handlers.common import (
+    Context,
+    chat_id_of,
+    delete_user_message,
+    drop_keyboard,
+    send,
+    services,
+)
+from handlers.render import wib
+
+_DIGIT_RUN = re.compile(r"[0-9０-９٠-٩]{6,}")
+
+
+async def private_only(update: Update, context: Context) -> None:
+    """Runs before everything: outside private chats answer once and stop; store nothing."""
+    chat = update.effective_chat
+    if chat is None or update.edited_message is not None or update.channel_post is not None \
+            or update.edited_channel_post is not None:
+        raise ApplicationHandlerStop
+    if chat.type == ChatType.PRIVATE:
+        return
+    if update.callback_query is not None:
+        await update.callback_query.answer(texts.PRIVATE_ONLY[:190], show_alert=True)
+    elif update.message is not None:
+        await context.bot.send_message(chat.id, texts.PRIVATE_ONLY)
+    raise ApplicationHandlerStop
+
+
+async def start(update: Update, context: Context) -> None:
+    """Greeting, purpose, privacy summary and the consent buttons."""
+    svc = services(context)
+    greeting = texts.START.format(max_accounts=svc.settings.kk_max_accounts)
+    consented = await svc.db.consented_at(chat_id_of(update))
+    if consented is not None:
+        await send(update, context, greeting.rsplit("\n\n", 1)[0] + "\n\n"
+                   + texts.CONSENT_ALREADY.format(when=wib(consented)))
+        return
+    await send(update, context, greeting, keyboards.consent())
+
+
+async def consent_yes(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await services(context).db.record_consent(chat_id_of(update))
+    await drop_keyboard(context, query)
+    await send(update, context, texts.CONSENT_GIVEN)
+
+
+async def consent_no(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await drop_keyboard(context, query)
+    await send(update, context, texts.CONSENT_DECLINED)
+
+
+async def help_command(update: Update, context: Context) -> None:
+    await send(update, context, texts.HELP)
+
+
+async def privacy(update: Update, context: Context) -> None:
+    settings = services(context).settings
+    await send(update, context, texts.PRIVACY.format(
+        max_accounts=settings.kk_max_accounts, session_days=settings.kk_session_days,
+        ttl_minutes=max(1, settings.otp_ttl_seconds // 60)))
+
+
+async def nothing_to_cancel(update: Update, context: Context) -> None:
+    await send(update, context, texts.NOTHING_TO_CANCEL)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    await send(update, context, texts.UNKNOWN_COMMAND)
+
+
+async def unknown_message(update: Update, context: Context) -> None:
+    """Anything else outside a conversation. Identifier-shaped text is deleted, not echoed."""
+    message = update.effective_message
+    if message is not None and message.text and _DIGIT_RUN.search(message.text):
+        await delete_user_message(update)
+        await send(update, context, texts.STRAY_IDENTIFIER)
+        return
+    await send(update, context, texts.UNKNOWN_TEXT)
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """The last callback handler: any tap nobody else accepted."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer(texts.STALE_BUTTON)

@@ -1,0 +1,56 @@
+"""/status: the active account's card, or every cached account in one message."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot import texts
+from bot.accounts import Account
+from handlers import keyboards, render
+from handlers.common import Context, chat_id_of, edit_query, send, services
+
+
+async def _active_view(context: Context, items: list[Account]) -> tuple[str, object]:
+    svc = services(context)
+    active = next((a for a in items if a.active), items[0])
+    if not svc.accounts.is_fresh(active):
+        return (texts.STATUS_NEEDS_REVERIFY.format(label=render.e(active.label),
+                                                   days=svc.accounts.session_days),
+                keyboards.reverify(active))
+    view = await svc.status.fetch(active)
+    return render.card(view), keyboards.status(showing_all=False, many=len(items) > 1)
+
+
+async def _all_view(context: Context, items: list[Account]) -> tuple[str, object]:
+    svc = services(context)
+    fresh = [a for a in items if svc.accounts.is_fresh(a)]
+    views = {v.account.slot: v for v in await svc.status.fetch_many(fresh)}
+    blocks = [render.card(views[a.slot], detailed=False) if a.slot in views
+              else render.expired_block(a) for a in items]
+    return render.all_accounts(blocks), keyboards.status(showing_all=True, many=len(items) > 1)
+
+
+async def show_status(update: Update, context: Context) -> None:
+    """/status, or /status semua for every account."""
+    items = await services(context).accounts.list(chat_id_of(update))
+    if not items:
+        await send(update, context, texts.STATUS_NO_ACCOUNT)
+        return
+    args = context.args or []
+    wants_all = bool(args) and args[0].lower() in ("semua", "all")
+    text, keyboard = await (_all_view if wants_all else _active_view)(context, items)
+    await send(update, context, text, keyboard)  # type: ignore[arg-type]
+
+
+async def status_button(update: Update, context: Context) -> None:
+    """Semua akun / Akun aktif saja / Perbarui: edit the status message in place."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    items = await services(context).accounts.list(chat_id_of(update))
+    if not items:
+        await edit_query(context, query, texts.STATUS_NO_ACCOUNT)
+        return
+    view = _all_view if query.data == keyboards.STATUS_ALL else _active_view
+    text, keyboard = await view(context, items)
+    await edit_query(context, query, text, keyboard)  # type: ignore[arg-type]

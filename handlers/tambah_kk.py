@@ -1,0 +1,407 @@
+"""The /tambah_kk conversation: identifier → lookup → (eviction notice) → OTP → label.
+
+The same conversation also re-verifies a cached account whose session ran out (entered
+from a tap in /akun or /status). Its state survives restarts through the persistence; the
+in-flight participant data is never kept in plain text: before the OTP it is sealed with
+the vault in chat data, after the OTP is sent it lives in the encrypted challenge row.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import json
+from typing import Any
+
+from telegram import Message, Update
+from telegram.ext import ConversationHandler
+
+from bot import texts
+from bot.accounts import CacheFullError, DuplicateAccountError, NewAccount, SwitchOutcome
+from bot.identity import Identifier, IdError, IdKind, mask_nik, parse_identifier, parse_otp
+from bot.jkn.base import JknCredentialsRejected, JknError, JknNotFound, Participant
+from bot.otp import SendOutcome
+from bot.status import StatusView, lookup
+from handlers import keyboards, render
+from handlers.common import (
+    Context,
+    chat_id_of,
+    delete_user_message,
+    drop_keyboard,
+    edit,
+    edit_query,
+    has_consent,
+    send,
+    services,
+)
+from storage.crypto import Vault, VaultError
+from storage.otp_repo import VerifyOutcome
+
+ASK_ID, CONFIRM, ASK_OTP, ASK_LABEL = range(4)
+END = ConversationHandler.END
+MAX_BAD_INPUTS = 5
+MAX_LABEL = 32
+_PENDING = "pending"
+_BAD = "bad_inputs"
+
+
+# -- sealed pending payload (chat data is stored in the database as JSON) ---------------
+
+def _pending_aad(chat_id: int) -> bytes:
+    return Vault.aad("chat_data", chat_id, "pending", "payload")
+
+
+def _seal(context: Context, chat_id: int, payload: dict[str, Any]) -> None:
+    blob = services(context).vault.encrypt(json.dumps(payload), _pending_aad(chat_id))
+    context.chat_data[_PENDING] = base64.b64encode(blob).decode("ascii")  # type: ignore[index]
+
+
+def _unseal(context: Context, chat_id: int) -> dict[str, Any] | None:
+    sealed = (context.chat_data or {}).get(_PENDING)
+    if not isinstance(sealed, str):
+        return None
+    try:
+        plain = services(context).vault.decrypt(base64.b64decode(sealed), _pending_aad(chat_id))
+    except (VaultError, binascii.Error, ValueError):
+        return None
+    data: dict[str, Any] = json.loads(plain)
+    return data
+
+
+def _clear(context: Context) -> None:
+    if context.chat_data is not None:
+        context.chat_data.pop(_PENDING, None)
+        context.chat_data.pop(_BAD, None)
+
+
+# -- entry ------------------------------------------------------------------------------
+
+async def start_add(update: Update, context: Context) -> int:
+    """/tambah_kk or ➕ Tambah KK: ask for the NIK or card number."""
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    if not await has_consent(update, context):
+        await send(update, context, texts.CONSENT_REQUIRED)
+        return END
+    await services(context).otp.cancel(chat_id_of(update))
+    _clear(context)
+    await send(update, context, texts.ASK_ID)
+    return ASK_ID
+
+
+async def _bad_input(update: Update, context: Context, text: str) -> int:
+    assert context.chat_data is not None
+    count = int(context.chat_data.get(_BAD, 0)) + 1
+    context.chat_data[_BAD] = count
+    if count >= MAX_BAD_INPUTS:
+        _clear(context)
+        await send(update, context, text + "\n\n" + texts.ID_TOO_MANY)
+        return END
+    await send(update, context, text)
+    return ASK_ID
+
+
+async def receive_id(update: Update, context: Context) -> int:
+    """A NIK or card number arrived: delete it, look the participant up, decide the path."""
+    message = update.effective_message
+    assert message is not None
+    text = message.text or ""
+    await delete_user_message(update)
+    parsed = parse_identifier(text)
+    if isinstance(parsed, IdError):
+        problem = texts.ID_PROBLEMS[parsed.problem.value].format(length=parsed.length)
+        return await _bad_input(update, context, problem)
+    svc = services(context)
+    chat_id = chat_id_of(update)
+    progress = await send(update, context, texts.LOOKING_UP.format(masked=parsed.masked))
+    try:
+        participant = await lookup(svc.backend, parsed)
+    except JknNotFound:
+        return await _bad_input(update, context, texts.NOT_FOUND.format(masked=parsed.masked))
+    except JknCredentialsRejected:
+        await edit(context, progress, texts.BACKEND_REJECTED)
+        _clear(context)
+        return END
+    except JknError:
+        await edit(context, progress, texts.BACKEND_DOWN)
+        return ASK_ID
+    if participant.phone is None:
+        await edit(context, progress, texts.NO_PHONE.format(masked=parsed.masked))
+        _clear(context)
+        return END
+    existing = await svc.accounts.find_by_nik(chat_id, participant.nik)
+    if existing is not None:
+        outcome, _ = await svc.accounts.switch(chat_id, existing.slot)
+        if outcome is SwitchOutcome.NEEDS_OTP:
+            return await _start_reverify(update, context, existing.slot, existing.label,
+                                         participant, progress)
+        _clear(context)
+        await edit(context, progress,
+                   texts.ALREADY_CACHED.format(label=html.escape(existing.label)))
+        return END
+    payload: dict[str, Any] = {
+        "purpose": "add", "nik": participant.nik, "card": participant.card,
+        "name": participant.name, "phone": participant.phone,
+        "via": parsed.kind.value, "participant": participant.to_dict(), "evict": None,
+    }
+    victim = await svc.accounts.eviction_candidate(chat_id)
+    if victim is not None:
+        payload["evict"] = victim.slot
+        _seal(context, chat_id, payload)
+        await edit(context, progress, texts.CACHE_FULL.format(
+            max_accounts=svc.accounts.max_accounts, label=html.escape(victim.label),
+            masked=mask_nik(victim.nik)), keyboards.confirm_send())
+        return CONFIRM
+    return await _send_code(update, context, payload, progress)
+
+
+async def _send_code(update: Update, context: Context, payload: dict[str, Any],
+                     message: Message | None) -> int:
+    """Issue the OTP for ``payload`` and show where it went."""
+    svc = services(context)
+    chat_id = chat_id_of(update)
+    result = await svc.otp.issue(chat_id, purpose=str(payload["purpose"]),
+                                 nik=str(payload["nik"]), phone=str(payload["phone"]),
+                                 payload=payload)
+    if result.outcome is SendOutcome.SENT:
+        if context.chat_data is not None:
+            context.chat_data.pop(_PENDING, None)
+        text = texts.OTP_SENT.format(phone=result.masked_phone,
+                                     masked=mask_nik(str(payload["nik"])),
+                                     minutes=max(1, svc.otp.ttl // 60))
+        await _show(update, context, message, text, keyboards.otp())
+        return ASK_OTP
+    if result.outcome is SendOutcome.SMS_FAILED:
+        _seal(context, chat_id, payload)
+        await _show(update, context, message, texts.SMS_FAILED,
+                    keyboards.confirm_send(texts.SEND_CODE_BUTTON))
+        return CONFIRM
+    _clear(context)
+    text = texts.SMS_CAP_PHONE if result.outcome is SendOutcome.CAP_PHONE else texts.SMS_CAP_CHAT
+    await _show(update, context, message, text, None)
+    return END
+
+
+async def _show(update: Update, context: Context, message: Message | None, text: str,
+                keyboard: Any) -> None:
+    if message is not None:
+        await edit(context, message, text, keyboard)
+    else:
+        await send(update, context, text, keyboard)
+
+
+async def confirm_send(update: Update, context: Context) -> int:
+    """Lanjutkan (after the eviction notice) or Kirim kode (after an SMS failure)."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    payload = _unseal(context, chat_id_of(update))
+    if payload is None:
+        _clear(context)
+        await edit_query(context, query, texts.VERIFY_SESSION_GONE)
+        return END
+    target = query.message if isinstance(query.message, Message) else None
+    return await _send_code(update, context, payload, target)
+
+
+async def press_a_button(update: Update, context: Context) -> int:
+    await send(update, context, texts.PRESS_A_BUTTON)
+    return CONFIRM
+
+
+# -- OTP --------------------------------------------------------------------------------
+
+async def receive_code(update: Update, context: Context) -> int:
+    """The user typed a code: delete it, verify it atomically, go on or explain."""
+    message = update.effective_message
+    assert message is not None
+    await delete_user_message(update)
+    code = parse_otp(message.text or "")
+    if code is None:
+        await send(update, context, texts.OTP_FORMAT)
+        return ASK_OTP
+    svc = services(context)
+    chat_id = chat_id_of(update)
+    result = await svc.otp.verify(chat_id, code)
+    if result.outcome is VerifyOutcome.WRONG:
+        await send(update, context, texts.OTP_WRONG.format(left=result.attempts_left))
+        return ASK_OTP
+    if result.outcome is VerifyOutcome.EXPIRED:
+        await send(update, context, texts.OTP_EXPIRED, keyboards.otp())
+        return ASK_OTP
+    if result.outcome is VerifyOutcome.EXHAUSTED:
+        await svc.otp.cancel(chat_id)
+        _clear(context)
+        await send(update, context, texts.OTP_EXHAUSTED)
+        return END
+    if result.outcome is not VerifyOutcome.OK or result.payload is None:
+        _clear(context)
+        await send(update, context, texts.OTP_NONE)
+        return END
+    if result.payload.get("purpose") == "reverify":
+        account = await svc.accounts.reverified(chat_id, str(result.payload["slot"]))
+        _clear(context)
+        if account is None:
+            await svc.otp.cancel(chat_id)
+            await send(update, context, texts.VERIFY_SESSION_GONE)
+        else:
+            await send(update, context,
+                       texts.REVERIFIED.format(label=html.escape(account.label)))
+        return END
+    await send(update, context, texts.OTP_OK_ASK_LABEL.format(max_len=MAX_LABEL),
+               keyboards.labels())
+    return ASK_LABEL
+
+
+async def resend(update: Update, context: Context) -> int:
+    """Kirim ulang: respects the cooldown (a toast with the seconds left)."""
+    query = update.callback_query
+    assert query is not None
+    result = await services(context).otp.resend(chat_id_of(update))
+    if result.outcome is SendOutcome.TOO_EARLY:
+        await query.answer(texts.RESEND_WAIT.format(seconds=result.wait_seconds))
+        return ASK_OTP
+    await query.answer()
+    if result.outcome is SendOutcome.SENT:
+        await send(update, context, texts.OTP_RESENT.format(phone=result.masked_phone),
+                   keyboards.otp())
+        return ASK_OTP
+    if result.outcome is SendOutcome.SMS_FAILED:
+        await send(update, context, texts.SMS_FAILED_RESEND, keyboards.otp())
+        return ASK_OTP
+    _clear(context)
+    if result.outcome is SendOutcome.NO_CHALLENGE:
+        await send(update, context, texts.OTP_NONE)
+    else:
+        await services(context).otp.cancel(chat_id_of(update))
+        await send(update, context, texts.SMS_CAP_PHONE
+                   if result.outcome is SendOutcome.CAP_PHONE else texts.SMS_CAP_CHAT)
+    return END
+
+
+# -- label and save ---------------------------------------------------------------------
+
+def _clean_label(text: str) -> str:
+    return " ".join("".join(ch for ch in text if ch.isprintable() or ch == " ").split())
+
+
+async def receive_label(update: Update, context: Context) -> int:
+    """A preset button or free text: validate, then save (insert + eviction atomically)."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+        index = int(context.match.group(1) if context.match else "0")
+        if index >= len(texts.LABEL_PRESETS):
+            await send(update, context, texts.STALE_BUTTON)
+            return ASK_LABEL
+        label = texts.LABEL_PRESETS[index]
+        await drop_keyboard(context, query)
+    else:
+        message = update.effective_message
+        assert message is not None
+        label = _clean_label(message.text or "")
+        if not label:
+            await send(update, context, texts.LABEL_EMPTY.format(max_len=MAX_LABEL))
+            return ASK_LABEL
+        if len(label) > MAX_LABEL:
+            await send(update, context,
+                       texts.LABEL_TOO_LONG.format(length=len(label), max_len=MAX_LABEL))
+            return ASK_LABEL
+        if any(isinstance(parse_identifier(word), Identifier) for word in [label, *label.split()]):
+            await delete_user_message(update)
+            await send(update, context, texts.LABEL_LOOKS_LIKE_ID)
+            return ASK_LABEL
+    return await _save(update, context, label)
+
+
+async def _save(update: Update, context: Context, label: str) -> int:
+    svc = services(context)
+    chat_id = chat_id_of(update)
+    _clear(context)
+    payload = await svc.otp.verified_payload(chat_id)
+    if payload is None or payload.get("purpose") != "add":
+        await send(update, context, texts.VERIFY_SESSION_GONE)
+        return END
+    participant = Participant.from_dict(payload["participant"])
+    new = NewAccount(nik=participant.nik, card=participant.card, name=participant.name,
+                     phone=str(payload["phone"]), label=label, status=participant.to_dict(),
+                     lookup_kind=str(payload.get("via", IdKind.NIK.value)))
+    try:
+        outcome = await svc.accounts.add(chat_id, new, evict_slot=payload.get("evict"))
+    except DuplicateAccountError:
+        await svc.otp.cancel(chat_id)
+        existing = await svc.accounts.find_by_nik(chat_id, participant.nik)
+        if existing is not None:
+            await svc.accounts.switch(chat_id, existing.slot)
+            await send(update, context,
+                       texts.ALREADY_CACHED.format(label=html.escape(existing.label)))
+        return END
+    except CacheFullError:
+        await svc.otp.cancel(chat_id)
+        await send(update, context, texts.CACHE_CHANGED)
+        return END
+    text = texts.SAVED.format(label=html.escape(label))
+    if outcome.evicted is not None:
+        text += texts.SAVED_EVICTED.format(label=html.escape(outcome.evicted.label),
+                                           masked=mask_nik(outcome.evicted.nik))
+    view = StatusView(outcome.account, participant, svc.clock(), fresh=True)
+    await send(update, context, text + "\n\n" + render.card(view, detailed=False))
+    return END
+
+
+# -- re-verification of an expired session ----------------------------------------------
+
+async def _start_reverify(update: Update, context: Context, slot: str, label: str,
+                          participant: Participant, message: Message | None) -> int:
+    intro = texts.REVERIFY_INTRO.format(label=html.escape(label),
+                                        days=services(context).accounts.session_days)
+    if message is not None:
+        await edit(context, message, intro)
+    else:
+        await send(update, context, intro)
+    if participant.phone is None:
+        await send(update, context, texts.NO_PHONE.format(masked=mask_nik(participant.nik)))
+        return END
+    payload = {"purpose": "reverify", "slot": slot, "nik": participant.nik,
+               "phone": participant.phone}
+    return await _send_code(update, context, payload, None)
+
+
+async def reverify_account(update: Update, context: Context, slot: str) -> int | None:
+    """Called for a tap on an account whose session expired: fresh lookup, then OTP."""
+    svc = services(context)
+    chat_id = chat_id_of(update)
+    account = await svc.accounts.get(chat_id, slot)
+    if account is None:
+        return None
+    kind = IdKind.CARD if account.lookup_kind == "card" else IdKind.NIK
+    try:
+        participant = await lookup(svc.backend, Identifier(
+            kind, account.card if kind is IdKind.CARD else account.nik))
+    except JknError:
+        await send(update, context, texts.BACKEND_DOWN_SHORT)
+        return None
+    await svc.otp.cancel(chat_id)
+    _clear(context)
+    return await _start_reverify(update, context, slot, account.label, participant, None)
+
+
+# -- leaving ----------------------------------------------------------------------------
+
+async def cancel(update: Update, context: Context) -> int:
+    """/batal or the Batal button, from any state: nothing in the cache changes."""
+    await services(context).otp.cancel(chat_id_of(update))
+    _clear(context)
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+        await edit_query(context, query, texts.CANCELLED)
+    else:
+        await send(update, context, texts.CANCELLED)
+    return END
+
+
+async def unexpected(update: Update, context: Context) -> None:
+    """Stickers, photos and the like in the middle of the flow."""
+    await send(update, context, texts.UNEXPECTED_IN_FLOW)

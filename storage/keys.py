@@ -1,0 +1,125 @@
+"""Master key handling: where the key comes from, how it is checked, how it is rotated.
+
+Order: ``KK_MASTER_KEY`` if set, else ``KK_DATA_DIR/master.key``. The key file is created
+(mode 0600) only when neither it nor the database exists yet. The database keeps a key
+check value; a key that does not match it is refused before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+from pathlib import Path
+
+from storage.accounts_repo import AccountsRepo
+from storage.crypto import Vault, generate_master_key
+from storage.db import Database
+from storage.otp_repo import OtpRepo
+
+KEY_CHECK = "key_check"
+
+
+class KeyError_(Exception):
+    """The master key is missing, malformed or does not open this database."""
+
+
+def encode_key(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _decode(text: str, origin: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        raise KeyError_(f"{origin} is not valid base64") from None
+    if len(raw) != 32:
+        raise KeyError_(f"{origin} must decode to 32 bytes")
+    return raw
+
+
+def write_key_file(path: Path, raw: bytes, *, exclusive: bool = True) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(encode_key(raw) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o600)
+
+
+def resolve_master_key(data_dir: Path, db_path: Path, env_key: str | None) -> bytes:
+    """Find the master key, creating the key file only for a brand-new installation."""
+    if env_key:
+        return _decode(env_key, "KK_MASTER_KEY")
+    key_path = data_dir / "master.key"
+    if key_path.exists():
+        return _decode(key_path.read_text(encoding="ascii"), str(key_path))
+    if db_path.exists():
+        raise KeyError_(
+            f"the database {db_path} exists but no master key was given: set KK_MASTER_KEY "
+            f"or restore {key_path}; nothing was changed")
+    raw = generate_master_key()
+    write_key_file(key_path, raw)
+    return raw
+
+
+async def check_key(db: Database, vault: Vault, key_path: Path | None = None) -> Vault:
+    """Accept the key if it matches the database (recording it on a new database).
+
+    If a rotation was interrupted after its commit, the new key waits in
+    ``master.key.new``: it is recognised, moved into place and used.
+    """
+    stored = await db.get_meta(KEY_CHECK)
+    if stored is None:
+        await db.set_meta(KEY_CHECK, vault.check_value())
+        return vault
+    if vault.matches(stored):
+        return vault
+    if key_path is not None:
+        pending = key_path.with_name(key_path.name + ".new")
+        if pending.exists():
+            candidate = Vault(_decode(pending.read_text(encoding="ascii"), str(pending)))
+            if candidate.matches(stored):
+                _finish_rotation(key_path)
+                return candidate
+    raise KeyError_("the master key does not match this database (wrong KK_MASTER_KEY or "
+                    "master.key?); refusing to start, nothing was changed")
+
+
+def _finish_rotation(key_path: Path) -> None:
+    pending = key_path.with_name(key_path.name + ".new")
+    old = key_path.with_name(key_path.name + ".old")
+    if key_path.exists():
+        os.replace(key_path, old)
+    os.replace(pending, key_path)
+
+
+async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[bytes, int]:
+    """Re-encrypt every row under a new key in one transaction, then swap the key file.
+
+    The new key is written to ``master.key.new`` before the commit, so a crash at any point
+    leaves either the old state or a key file that opens the database.
+    Returns the new raw key and the number of accounts re-encrypted.
+    """
+    raw = generate_master_key()
+    new = Vault(raw)
+    pending = key_path.with_name(key_path.name + ".new") if key_path else None
+    if pending is not None:
+        with contextlib.suppress(FileNotFoundError):
+            pending.unlink()
+        write_key_file(pending, raw)
+    try:
+        async with db.transaction() as conn:
+            count = await AccountsRepo(db, old).reencrypt_all(conn, new)
+            await OtpRepo(db, old).reencrypt_all(conn, new)
+            await conn.execute("UPDATE meta SET value = ? WHERE key = ?",
+                               (new.check_value(), KEY_CHECK))
+    except BaseException:
+        if pending is not None:
+            with contextlib.suppress(FileNotFoundError):
+                pending.unlink()
+        raise
+    if key_path is not None:
+        _finish_rotation(key_path)
+    return raw, count

@@ -1,0 +1,111 @@
+"""PTB persistence over the bot's own database.
+
+Conversation states and chat data are written when they change: the update processor
+calls ``Application.update_persistence()`` after every update, and PTB then hands over only
+what that update touched, so each write is O(1) in the number of chats. Empty chat data is
+never stored, so a chat that never consented leaves no row.
+"""
+
+from __future__ import annotations
+
+import json
+from copy import deepcopy
+from typing import Any
+
+from telegram.ext import BasePersistence, PersistenceInput
+from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
+
+from storage.db import Database
+
+ChatData = dict[Any, Any]
+
+
+class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]]):
+    """Stores conversations and chat data; user, bot and callback data are not kept."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(
+            store_data=PersistenceInput(bot_data=False, chat_data=True, user_data=False,
+                                        callback_data=False),
+            update_interval=3600,
+        )
+        self.db = db
+
+    # -- conversations --------------------------------------------------------------------
+
+    async def get_conversations(self, name: str) -> ConversationDict:
+        async with self.db.read() as conn, conn.execute(
+                "SELECT key, state FROM conversations WHERE name = ?", (name,)) as cur:
+            rows = await cur.fetchall()
+        return {tuple(json.loads(key)): json.loads(state) for key, state in rows}
+
+    async def update_conversation(self, name: str, key: ConversationKey,
+                                  new_state: object | None) -> None:
+        encoded_key = json.dumps(list(key))
+        async with self.db.transaction() as conn:
+            if new_state is None:
+                await conn.execute("DELETE FROM conversations WHERE name = ? AND key = ?",
+                                   (name, encoded_key))
+            else:
+                chat_id = key[0] if key and isinstance(key[0], int) else None
+                await conn.execute(
+                    "INSERT INTO conversations (name, key, chat_id, state) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
+                    (name, encoded_key, chat_id, json.dumps(new_state)))
+
+    # -- chat data ------------------------------------------------------------------------
+
+    async def get_chat_data(self) -> dict[int, ChatData]:
+        async with self.db.read() as conn, conn.execute(
+                "SELECT chat_id, data FROM chat_data") as cur:
+            rows = await cur.fetchall()
+        return {int(chat_id): json.loads(data) for chat_id, data in rows}
+
+    async def update_chat_data(self, chat_id: int, data: ChatData) -> None:
+        async with self.db.transaction() as conn:
+            if not data:
+                await conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
+            else:
+                await conn.execute(
+                    "INSERT INTO chat_data (chat_id, data) VALUES (?, ?) "
+                    "ON CONFLICT (chat_id) DO UPDATE SET data = excluded.data",
+                    (chat_id, json.dumps(deepcopy(data))))
+
+    async def drop_chat_data(self, chat_id: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
+
+    async def refresh_chat_data(self, chat_id: int, chat_data: ChatData) -> None:
+        """Chat data in memory is always current: every write goes through this process."""
+
+    # -- kinds we do not store ------------------------------------------------------------
+
+    async def get_user_data(self) -> dict[int, dict[Any, Any]]:
+        return {}
+
+    async def get_bot_data(self) -> dict[Any, Any]:
+        return {}
+
+    async def get_callback_data(self) -> CDCData | None:
+        return None
+
+    async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
+        """User data is not stored."""
+
+    async def update_bot_data(self, data: dict[Any, Any]) -> None:
+        """Bot data is not stored."""
+
+    async def update_callback_data(self, data: CDCData) -> None:
+        """Arbitrary callback data is not used."""
+
+    async def drop_user_data(self, user_id: int) -> None:
+        """User data is not stored."""
+
+    async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
+        """User data is not stored."""
+
+    async def refresh_bot_data(self, bot_data: dict[Any, Any]) -> None:
+        """Bot data is not stored."""
+
+    async def flush(self) -> None:
+        """Every change is already written when it happens."""
