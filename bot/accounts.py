@@ -68,7 +68,7 @@ class AccountService:
         accounts = await self.repo.list(chat_id)
         if len(accounts) < self.max_accounts:
             return None
-        return min(accounts, key=lambda a: (a.last_used_at, a.created_at, a.slot))
+        return min(accounts, key=lambda a: a.last_used_at)  # ties: the oldest entry
 
     async def add(self, chat_id: int, new: NewAccount, *, evict_slot: str | None
                   ) -> AddOutcome:

@@ -51,3 +51,21 @@ def build_application(services: Services, *, token: str | None = None,
     application.bot_data["services"] = services
     register(application)
     return application
+
+
+async def start_application(application: AnyApp) -> None:
+    """initialize → post_init → start, as ``run_polling`` does (it is not used here, so
+    that the runner, the demo and the tests share one lifecycle)."""
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    await application.start()
+
+
+async def stop_application(application: AnyApp) -> None:
+    """Stop fetching, finish the updates in hand, write the persistence, shut down."""
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    await application.shutdown()

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from bot.app import AnyApp, build_application
+from bot.app import AnyApp, build_application, start_application, stop_application
 from bot.emulator import BotApiEmulator, EmulatorRequest, Event, StoredMessage
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
@@ -32,13 +32,15 @@ class BotHarness:
         self.rate_limiter = rate_limiter
         self.poll_timeout = poll_timeout
         self.app: AnyApp | None = None
+        self._base = 0
 
     async def start(self) -> BotHarness:
+        # Updates an earlier bot on this emulator already confirmed are not ours to wait for.
+        self._base = self.emulator.updates_created - len(self.emulator.updates)
         self.app = build_application(self.services, token=self.emulator.token,
                                      request=EmulatorRequest(self.emulator),
                                      processor=self.processor, rate_limiter=self.rate_limiter)
-        await self.app.initialize()
-        await self.app.start()
+        await start_application(self.app)
         assert self.app.updater is not None
         await self.app.updater.start_polling(poll_interval=0.0, timeout=int(self.poll_timeout),
                                              allowed_updates=["message", "callback_query"])
@@ -47,11 +49,7 @@ class BotHarness:
     async def stop(self) -> None:
         if self.app is None:
             return
-        if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
-        if self.app.running:
-            await self.app.stop()
-        await self.app.shutdown()
+        await stop_application(self.app)
         self.app = None
 
     async def __aenter__(self) -> BotHarness:
@@ -63,11 +61,12 @@ class BotHarness:
     async def settle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Wait until every update sent so far has been fully handled."""
         deadline = time.monotonic() + timeout
-        while (self.processor.completed < self.emulator.updates_created
+        while (self.processor.completed < self.emulator.updates_created - self._base
                or self.processor.active_chats):
             if time.monotonic() > deadline:
+                missing = self.emulator.updates_created - self._base - self.processor.completed
                 raise SettleTimeout(
-                    f"{self.emulator.updates_created - self.processor.completed} update(s) "
+                    f"{missing} update(s) "
                     f"still unhandled after {timeout}s")
             await asyncio.sleep(0.001)
 

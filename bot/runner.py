@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 
-from bot.app import build_application
+from bot.app import build_application, start_application, stop_application
 from bot.config import Settings
 from bot.services import Services, open_services
 
@@ -25,8 +25,7 @@ async def run_bot(settings: Settings, services: Services | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await application.initialize()
-        await application.start()
+        await start_application(application)
         assert application.updater is not None
         if settings.webhook_url:
             assert settings.webhook_secret and settings.webhook_listen and settings.webhook_port
@@ -45,10 +44,6 @@ async def run_bot(settings: Settings, services: Services | None = None) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
-        if application.running:
-            await application.stop()
-        await application.shutdown()
+        await stop_application(application)
         await services.close()
         _LOGGER.info("stopped cleanly")

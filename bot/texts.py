@@ -201,7 +201,8 @@ LABEL_PRESETS = ("KK Saya", "KK Orang Tua", "KK Mertua")
 LABEL_EMPTY = "Nama tidak boleh kosong. Pilih tombol atau ketik nama (maks. {max_len} karakter)."
 LABEL_TOO_LONG = "Nama terlalu panjang ({length} karakter). Maksimal {max_len} karakter."
 LABEL_LOOKS_LIKE_ID = (
-    "Nama akun tidak boleh berisi NIK atau nomor kartu. Pilih tombol atau ketik nama lain."
+    "Nama akun tidak boleh berisi NIK, nomor kartu atau kode OTP. Pilih tombol atau ketik "
+    "nama lain."
 )
 VERIFY_SESSION_GONE = (
     "Verifikasi ini sudah berakhir atau dibatalkan. Mulai lagi dengan /tambah_kk."

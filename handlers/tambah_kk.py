@@ -12,6 +12,7 @@ import base64
 import binascii
 import html
 import json
+import re
 from typing import Any
 
 from telegram import Message, Update
@@ -39,6 +40,7 @@ from storage.crypto import Vault, VaultError
 from storage.otp_repo import VerifyOutcome
 
 ASK_ID, CONFIRM, ASK_OTP, ASK_LABEL = range(4)
+_DIGIT_RUN = re.compile(r"[0-9]{6,}")  # a label never carries an identifier or a code
 END = ConversationHandler.END
 MAX_BAD_INPUTS = 5
 MAX_LABEL = 32
@@ -308,7 +310,7 @@ async def receive_label(update: Update, context: Context) -> int:
             await send(update, context,
                        texts.LABEL_TOO_LONG.format(length=len(label), max_len=MAX_LABEL))
             return ASK_LABEL
-        if any(isinstance(parse_identifier(word), Identifier) for word in [label, *label.split()]):
+        if _DIGIT_RUN.search(label) or isinstance(parse_identifier(label), Identifier):
             await delete_user_message(update)
             await send(update, context, texts.LABEL_LOOKS_LIKE_ID)
             return ASK_LABEL

@@ -88,7 +88,7 @@ class AccountsRepo:
     async def list(self, chat_id: int) -> list[Account]:
         async with self.db.read() as conn, conn.execute(
                 f"SELECT {_COLUMNS} FROM accounts WHERE chat_id = ? "  # noqa: S608
-                "ORDER BY created_at, slot", (chat_id,)) as cur:
+                "ORDER BY created_at, rowid", (chat_id,)) as cur:
             rows = await cur.fetchall()
         return [self._row_to_account(chat_id, row) for row in rows]
 

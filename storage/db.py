@@ -51,7 +51,7 @@ MIGRATIONS: list[str] = [
         active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1)),
         PRIMARY KEY (chat_id, slot),
         UNIQUE (chat_id, nik_index)
-    ) WITHOUT ROWID;
+    );
     CREATE UNIQUE INDEX accounts_slot ON accounts (slot);
     CREATE UNIQUE INDEX accounts_one_active ON accounts (chat_id) WHERE active = 1;
     CREATE TABLE challenges (

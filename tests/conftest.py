@@ -1,0 +1,172 @@
+"""Shared fixtures: a controllable clock, an SMS phone that records, and the real bot
+running against the in-process Bot API stand-in over a real SQLite file."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.harness import BotHarness, EmulatedChat
+from bot.jkn.sandbox import SandboxBackend
+from bot.services import Services, open_services
+from bot.sms.base import SmsError
+
+NIK_A = "3174014506900011"  # woman born 05-06-1990, Jakarta
+NIK_B = "3273012304850022"
+NIK_C = "3578016712010033"
+NIK_D = "5171020101990044"
+NIK_E = "1271035508770055"
+NIKS = (NIK_A, NIK_B, NIK_C, NIK_D, NIK_E)
+CARD_A = "0001234567890"
+
+
+class FakeClock:
+    """Wall-clock time that tests can move forward."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Phone:
+    """The SMS gateway as seen by the participants' phones: records every message."""
+
+    def __init__(self) -> None:
+        self.inbox: list[tuple[str, str]] = []
+        self.fail_next = 0
+
+    async def send(self, phone_e164: str, message: str) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise SmsError("gateway down (test)")
+        self.inbox.append((phone_e164, message))
+
+    async def aclose(self) -> None:
+        pass
+
+    def last_code(self) -> str:
+        assert self.inbox, "no SMS was sent"
+        match = re.search(r"\b([0-9]{6})\b", self.inbox[-1][1])
+        assert match, "SMS without a 6-digit code"
+        return match.group(1)
+
+
+class FastSandbox(SandboxBackend):
+    """The sandbox, with its 3-second case and outages under the test's control."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+        self.down = False
+
+        async def fake_sleep(seconds: float) -> None:
+            self.sleeps.append(seconds)
+
+        super().__init__(sleep=fake_sleep)
+
+    async def lookup(self, identifier: Any) -> Any:
+        if self.down:
+            from bot.jkn.base import JknUnavailable
+
+            raise JknUnavailable("test outage")
+        return await super().lookup(identifier)
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"kk_data_dir": data_dir, "jkn_backend": "sandbox",
+                              "otp_sender": "console"}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def phone() -> Phone:
+    return Phone()
+
+
+@pytest.fixture
+def backend() -> FastSandbox:
+    return FastSandbox()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+ServicesFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def services_factory(data_dir: Path, clock: FakeClock, phone: Phone,
+                           backend: FastSandbox) -> AsyncIterator[ServicesFactory]:
+    opened: list[Services] = []
+
+    async def factory(**overrides: Any) -> Services:
+        svc = await open_services(make_settings(data_dir, **overrides), clock=clock,
+                                  backend=backend, sms=phone)
+        opened.append(svc)
+        return svc
+
+    yield factory
+    for svc in opened:
+        await svc.close()
+
+
+@pytest.fixture
+async def services(services_factory: ServicesFactory) -> Services:
+    svc: Services = await services_factory()
+    return svc
+
+
+@pytest.fixture
+async def bot(services: Services) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(services, rate_limiter=False)
+    await harness.start()
+    yield harness
+    await harness.stop()
+    assert not harness.emulator.unanswered_queries(), "a callback query was left unanswered"
+
+
+@pytest.fixture
+async def chat(bot: BotHarness) -> EmulatedChat:
+    return bot.chat(1001, title="Ani")
+
+
+async def consent(chat: EmulatedChat) -> None:
+    await chat.send("/start")
+    await chat.tap("Saya setuju")
+
+
+async def add_account(chat: EmulatedChat, phone: Phone, identifier: str,
+                      label: str = "KK Saya") -> None:
+    """The whole /tambah_kk flow for an account that fits in the cache."""
+    await chat.send("/tambah_kk")
+    await chat.send(identifier)
+    if "Lanjutkan" in chat.buttons and "akan dikeluarkan" in chat.last_text:
+        await chat.tap("Lanjutkan")
+    assert "Kode OTP 6 angka sudah dikirim" in chat.last_text, chat.last_text
+    await chat.send(phone.last_code())
+    assert "Kode benar" in chat.last_text, chat.last_text
+    if label in chat.buttons:
+        await chat.tap(label)
+    else:
+        await chat.send(label)
+    assert "Tersimpan" in chat.reply, chat.reply

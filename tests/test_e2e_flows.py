@@ -1,0 +1,367 @@
+"""The stories users came for: add, switch, evict, status, remove, erase, restart."""
+
+from __future__ import annotations
+
+from bot.harness import BotHarness, EmulatedChat
+from bot.services import Services
+from tests.conftest import (
+    CARD_A,
+    NIK_A,
+    NIK_B,
+    NIK_C,
+    NIK_D,
+    FakeClock,
+    Phone,
+    ServicesFactory,
+    add_account,
+    consent,
+)
+
+
+async def labels_and_active(services: Services, chat_id: int) -> list[tuple[str, bool]]:
+    return [(a.label, a.active) for a in await services.accounts.list(chat_id)]
+
+
+async def test_add_one_card_with_otp(chat: EmulatedChat, phone: Phone, services: Services
+                                     ) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    assert "NIK" in chat.last_text and "/batal" in chat.last_text
+    nik_message = await chat.send(NIK_A)
+    assert nik_message.deleted, "the NIK message is deleted once processed"
+    text = chat.last_text
+    assert "Kode OTP 6 angka sudah dikirim" in text
+    assert "3174********0011" in text and NIK_A not in text
+    sent_to, sms = phone.inbox[-1]
+    assert sent_to.startswith("+628")
+    assert sent_to[-4:] in text and sent_to not in text
+    assert chat.buttons == ["Kirim ulang", "Batal"]
+    code = phone.last_code()
+    assert sms.count(code) == 1 and "Asisten KK" in sms
+    code_message = await chat.send(code)
+    assert code_message.deleted
+    assert "Kode benar" in chat.last_text
+    assert chat.buttons == ["KK Saya", "KK Orang Tua", "KK Mertua", "Batal"]
+    await chat.tap("KK Orang Tua")
+    assert "Tersimpan" in chat.last_text and "KK Orang Tua" in chat.last_text
+    assert "3174********0011" in chat.last_text
+    assert code not in chat.reply
+    assert await labels_and_active(services, chat.chat_id) == [("KK Orang Tua", True)]
+
+
+async def test_add_three_switch_with_one_tap_and_see_all(
+        chat: EmulatedChat, phone: Phone, services: Services, clock: FakeClock) -> None:
+    await consent(chat)
+    for nik, label in ((NIK_A, "KK Saya"), (NIK_B, "KK Orang Tua"), (NIK_C, "KK Mertua")):
+        await add_account(chat, phone, nik, label)
+        clock.advance(60)
+    assert await labels_and_active(services, chat.chat_id) == [
+        ("KK Saya", False), ("KK Orang Tua", False), ("KK Mertua", True)]
+    sms_before = len(phone.inbox)
+
+    await chat.send("/akun")
+    listing = chat.last_message
+    assert "(3/3)" in listing.text
+    assert chat.buttons[2].startswith("✅ KK Mertua")
+    assert chat.buttons[-2:] == ["➕ Tambah KK", "🗑 Hapus"]
+    answer = await chat.tap("KK Saya")
+    assert answer is not None and answer["text"] == "Beralih ke «KK Saya»"
+    assert chat.last_message.message_id == listing.message_id, "switch edits in place"
+    assert chat.buttons[0].startswith("✅ KK Saya")
+    assert len(phone.inbox) == sms_before, "switching needs no OTP"
+    assert await labels_and_active(services, chat.chat_id) == [
+        ("KK Saya", True), ("KK Orang Tua", False), ("KK Mertua", False)]
+
+    answer = await chat.tap("KK Saya")
+    assert answer is not None and "sudah aktif" in answer["text"]
+    assert chat.events == [e for e in chat.events if e.kind == "answer"], "nothing edited"
+
+    await chat.send("/status")
+    card = chat.last_text
+    assert "KK Saya" in card and "3174********0011" in card and "FKTP" in card
+    assert "Mode sandbox — data contoh" in card
+    await chat.tap("Semua akun")
+    everything = chat.last_text
+    assert "Status semua akun (3)" in everything
+    for label in ("KK Saya", "KK Orang Tua", "KK Mertua"):
+        assert label in everything
+    await chat.send("/status semua")
+    assert "Status semua akun (3)" in chat.last_text
+
+
+async def test_a_fourth_card_names_the_evicted_one_first_and_evicts_on_success(
+        chat: EmulatedChat, phone: Phone, services: Services, clock: FakeClock) -> None:
+    await consent(chat)
+    for nik, label in ((NIK_A, "Satu"), (NIK_B, "Dua"), (NIK_C, "Tiga")):
+        await add_account(chat, phone, nik, label)
+        clock.advance(60)
+    await chat.send("/akun")
+    await chat.tap("Satu")  # Satu is now recently used, Dua is the least recently used
+    clock.advance(60)
+    sms_before = len(phone.inbox)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_D)
+    assert "sudah penuh" in chat.last_text and "Dua" in chat.last_text
+    assert "3273********0022" in chat.last_text
+    assert len(phone.inbox) == sms_before, "no OTP before the user confirms"
+    await chat.tap("Lanjutkan")
+    assert len(phone.inbox) == sms_before + 1
+    assert await labels_and_active(services, chat.chat_id) == [
+        ("Satu", True), ("Dua", False), ("Tiga", False)], "nothing evicted before the OTP"
+    await chat.send(phone.last_code())
+    await chat.send("Empat")
+    assert "«Dua»" in chat.reply and "dikeluarkan" in chat.reply
+    assert await labels_and_active(services, chat.chat_id) == [
+        ("Satu", False), ("Tiga", False), ("Empat", True)]
+
+
+async def test_cancelling_the_fourth_card_leaves_the_cache_exactly_as_it_was(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    for nik in (NIK_A, NIK_B, NIK_C):
+        await add_account(chat, phone, nik, nik[-4:])
+    before = await services.accounts.list(chat.chat_id)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_D)
+    await chat.tap("Batal")
+    assert "Dibatalkan" in chat.last_text
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_D)
+    await chat.tap("Lanjutkan")
+    await chat.send("/batal")
+    assert "Dibatalkan" in chat.last_text
+    assert await services.accounts.list(chat.chat_id) == before
+    assert await services.otp.challenge(chat.chat_id) is None
+
+
+async def test_cancel_from_every_step(chat: EmulatedChat, phone: Phone, services: Services
+                                      ) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A)
+    before = await services.accounts.list(chat.chat_id)
+    steps = [
+        [],  # waiting for the identifier
+        [NIK_B],  # waiting for the code
+        [NIK_B, "CODE"],  # waiting for the label
+    ]
+    for step in steps:
+        await chat.send("/tambah_kk")
+        for text in step:
+            await chat.send(phone.last_code() if text == "CODE" else text)
+        await chat.send("/batal")
+        assert "Dibatalkan" in chat.last_text and "tidak berubah" in chat.last_text
+        assert await services.accounts.list(chat.chat_id) == before
+        assert await services.otp.challenge(chat.chat_id) is None
+        await chat.send("hai")
+        assert "/bantuan" in chat.last_text, "the conversation really ended"
+    await chat.send("/batal")
+    assert "Tidak ada proses" in chat.last_text
+
+
+async def test_adding_a_cached_card_switches_to_it_without_otp(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Ibu")
+    await add_account(chat, phone, NIK_B, "Ayah")
+    sms_before = len(phone.inbox)
+    await chat.send("/tambah_kk")
+    await chat.send("3174 0145 0690 0011")
+    assert "sudah tersimpan sebagai «Ibu»" in chat.last_text
+    assert len(phone.inbox) == sms_before
+    assert await labels_and_active(services, chat.chat_id) == [("Ibu", True), ("Ayah", False)]
+
+
+async def test_add_by_card_number_and_refresh_status_by_the_same_number(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    await add_account(chat, phone, CARD_A, "Kartu")
+    account = (await services.accounts.list(chat.chat_id))[0]
+    assert account.card == CARD_A and account.lookup_kind == "card"
+    await chat.send("/status")
+    assert "000********90" in chat.last_text
+
+
+async def test_restart_between_otp_sent_and_code_typed(
+        services_factory: ServicesFactory, phone: Phone) -> None:
+    first = await services_factory()
+    harness = BotHarness(first, rate_limiter=False)
+    await harness.start()
+    chat = harness.chat(1001)
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    assert "Kode OTP 6 angka sudah dikirim" in chat.last_text
+    code = phone.last_code()
+    await harness.stop()
+    await first.close()
+
+    second = await services_factory()
+    restarted = BotHarness(second, emulator=harness.emulator, rate_limiter=False)
+    await restarted.start()
+    chat = restarted.chat(1001)
+    try:
+        await chat.send(code)
+        assert "Kode benar" in chat.last_text
+        await chat.tap("KK Saya")
+        assert "Tersimpan" in chat.last_text
+        assert [a.label for a in await second.accounts.list(1001)] == ["KK Saya"]
+    finally:
+        await restarted.stop()
+
+
+async def test_restart_at_the_eviction_question_and_at_the_label_step(
+        services_factory: ServicesFactory, phone: Phone) -> None:
+    svc = await services_factory()
+    harness = BotHarness(svc, rate_limiter=False)
+    await harness.start()
+    chat = harness.chat(1001)
+    await consent(chat)
+    for nik in (NIK_A, NIK_B, NIK_C):
+        await add_account(chat, phone, nik, nik[-4:])
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_D)
+    assert "sudah penuh" in chat.last_text
+    emulator = harness.emulator
+    for _ in range(2):
+        await harness.stop()
+        await svc.close()
+        svc = await services_factory()
+        harness = BotHarness(svc, emulator=emulator, rate_limiter=False)
+        await harness.start()
+        chat = harness.chat(1001)
+        if "Lanjutkan" in chat.buttons:
+            await chat.tap("Lanjutkan")
+            await chat.send(phone.last_code())
+            assert "Kode benar" in chat.last_text
+    await chat.send("Baru")
+    assert "Tersimpan" in chat.reply
+    assert [a.label for a in await svc.accounts.list(1001)] == ["0022", "0033", "Baru"]
+    await harness.stop()
+
+
+async def test_two_chats_cannot_touch_each_others_accounts_or_codes(
+        bot: BotHarness, phone: Phone, services: Services) -> None:
+    alice, budi = bot.chat(2001, title="Alice"), bot.chat(2002, title="Budi")
+    await consent(alice)
+    await consent(budi)
+    await add_account(alice, phone, NIK_A, "Milik Alice")
+    await alice.send("/akun")
+    alice_slot = alice.last_message.buttons[0][1]
+
+    await budi.send("/akun")
+    answer = await budi.tap_data(alice_slot)
+    assert answer is not None and "tidak ada di daftar" in answer["text"]
+    assert await services.accounts.list(2002) == []
+
+    await budi.send("/tambah_kk")
+    await budi.send(NIK_B)
+    await alice.send("/tambah_kk")
+    await alice.send(NIK_C)
+    alice_code = phone.last_code()
+    await budi.send(alice_code)
+    assert "Kode salah" in budi.last_text or "Kode benar" not in budi.last_text
+    await alice.send(alice_code)
+    assert "Kode benar" in alice.last_text
+
+
+async def test_switch_and_remove_are_checked_against_the_tapping_chat(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "A")
+    before = await services.accounts.list(chat.chat_id)
+    for forged in ("acct:switch:nope", "rm:yes:nope", "rm:pick:ZZZ", "acct:switch:",
+                   "garbage", "add:label:9", "st:zzz", "x" * 64):
+        await chat.send("/akun")
+        answer = await chat.tap_data(forged)
+        assert answer is not None and answer["text"], forged
+    assert await services.accounts.list(chat.chat_id) == before
+
+
+async def test_remove_one_account_then_erase_everything(
+        bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Pertama")
+    await add_account(chat, phone, NIK_B, "Kedua")
+    await chat.send("/hapus_kk")
+    await chat.tap("Pertama")
+    assert "Hapus «Pertama»" in chat.last_text
+    await chat.tap("Ya, hapus")
+    assert "«Pertama» sudah dihapus" in chat.last_text
+    assert [a.label for a in await services.accounts.list(chat.chat_id)] == ["Kedua"]
+
+    await chat.send("/hapus_data")
+    assert "1 akun" in chat.last_text
+    await chat.tap("Batal")
+    assert "Tidak ada yang dihapus" in chat.last_text
+    await chat.send("/hapus_data")
+    await chat.tap("Ya, hapus semua")
+    assert "sudah dihapus" in chat.last_text
+    assert await services.accounts.list(chat.chat_id) == []
+    assert await services.db.consented_at(chat.chat_id) is None
+    async with services.db.read() as conn:
+        for table in ("accounts", "challenges", "conversations", "chat_data", "consent"):
+            async with conn.execute(f"SELECT count(*) FROM {table} WHERE chat_id = ?",
+                                    (chat.chat_id,)) as cur:
+                row = await cur.fetchone()
+            assert row is not None and row[0] == 0, table
+    assert bot.emulator.errors == []
+
+
+async def test_erase_in_the_middle_of_a_flow_ends_it(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    await chat.send("/hapus_data")
+    erase_prompt = chat.last_message
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    await chat.tap("Ya, hapus semua", message=erase_prompt)
+    assert "sudah dihapus" in chat.reply
+    await chat.send(phone.last_code())
+    assert "Kode benar" not in chat.last_text
+    assert await services.accounts.list(chat.chat_id) == []
+    assert await services.otp.challenge(chat.chat_id) is None
+
+
+async def test_expired_session_asks_for_a_fresh_otp_before_switching(
+        chat: EmulatedChat, phone: Phone, services: Services, clock: FakeClock) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Lama")
+    clock.advance(20 * 86400)
+    await add_account(chat, phone, NIK_B, "Baru")
+    clock.advance(11 * 86400)  # "Lama" is now 31 days old, "Baru" 11
+    await chat.send("/akun")
+    assert "⏳" in chat.buttons[0] and "⏳" not in chat.buttons[1]
+    sms_before = len(phone.inbox)
+    await chat.tap("Lama")
+    assert "sudah lewat 30 hari" in chat.reply
+    assert len(phone.inbox) == sms_before + 1
+    assert await labels_and_active(services, chat.chat_id) == [("Lama", False),
+                                                                ("Baru", True)]
+    await chat.send(phone.last_code())
+    assert "Verifikasi berhasil" in chat.last_text
+    assert await labels_and_active(services, chat.chat_id) == [("Lama", True),
+                                                                ("Baru", False)]
+    await chat.send("/akun")
+    assert "⏳" not in chat.buttons[0]
+
+
+async def test_status_survives_a_backend_outage_with_the_last_known_data(
+        chat: EmulatedChat, phone: Phone, backend: object, clock: FakeClock) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Saya")
+    clock.advance(3600)
+    backend.down = True  # type: ignore[attr-defined]
+    await chat.send("/status")
+    assert "belum bisa diperbarui" in chat.last_text
+    assert "status terakhir per" in chat.last_text
+    assert "FKTP" in chat.last_text
+
+
+async def test_inactive_participant_shows_warning_arrears_and_virtual_account(
+        chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await add_account(chat, phone, "3174014506900001", "Nunggak")
+    await chat.send("/status")
+    text = chat.last_text
+    assert "TIDAK AKTIF" in text and "⚠️" in text
+    assert "Tunggakan: 3 bulan" in text and "88888" in text and "tanggal 10" in text
