@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import configure_logging
-from storage.crypto import Vault, generate_master_key
+from storage.crypto import generate_master_key
 from storage.db import DatabaseError
 from storage.keys import KeyError_, encode_key, rotate_key
 
@@ -36,13 +36,6 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("backup", help="consistent online copy of the database")
     backup.add_argument("path", type=Path)
     return parser
-
-
-async def _open(settings: Settings) -> tuple[object, Vault]:
-    from bot.services import open_services
-
-    services = await open_services(settings)
-    return services, services.vault
 
 
 async def _rotate(settings: Settings) -> int:
@@ -83,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keygen":
         sys.stdout.write(encode_key(generate_master_key()) + "\n")
         return 0
+    if args.command == "demo":
+        # Sandbox, console SMS and a throwaway directory, whatever the environment says.
+        from bot.demo import run_demo
+
+        configure_logging(logging.WARNING)
+        return asyncio.run(run_demo())
     try:
         settings = load_settings()
         if args.command == "run":
@@ -93,11 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     secrets = [settings.token] if settings.telegram_bot_token else []
     configure_logging(settings.log_level_number, secrets)
     try:
-        if args.command == "demo":
-            from bot.demo import run_demo
-
-            configure_logging(logging.WARNING, secrets)
-            return asyncio.run(run_demo())
         if args.command == "run":
             from bot.runner import run_bot
 

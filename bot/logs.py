@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-_TOKEN_RE = re.compile(r"\b[0-9]{5,20}:[A-Za-z0-9_-]{30,100}")
+_TOKEN_RE = re.compile(r"(?<![0-9])[0-9]{5,20}:[A-Za-z0-9_-]{30,100}")
 _DIGIT_RUN_RE = re.compile(
     r"(?<![0-9])(?:\+?62|0)8[0-9]{7,12}(?![0-9])|(?<![0-9])[0-9]{6,}(?![0-9])")
 

@@ -1,0 +1,59 @@
+"""An HTTP front end for the Bot API stand-in, and a fake SMS gateway, on 127.0.0.1.
+
+This is what `python -m bot run` talks to in the tests: the same strict emulator, now
+behind `{url}/bot{token}/{method}`, decoding form or JSON bodies as Telegram does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from bot.emulator import BotApiEmulator
+
+
+class HttpBotApi:
+    def __init__(self, emulator: BotApiEmulator, sms_token: str = "sms-token") -> None:
+        self.emulator = emulator
+        self.sms_token = sms_token
+        self.sms: list[dict[str, Any]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _api(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.emulator.token:
+            return web.json_response({"ok": False, "error_code": 401,
+                                      "description": "Unauthorized"}, status=401)
+        params: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                params.update(await request.json())
+            else:
+                params.update({k: v for k, v in (await request.post()).items()
+                               if isinstance(v, str)})
+        status, body = await self.emulator.handle(request.match_info["method"], params)
+        return web.Response(status=status, text=json.dumps(body),
+                            content_type="application/json")
+
+    async def _sms(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.sms_token}":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        self.sms.append(await request.json())
+        return web.json_response({"queued": True}, status=202)
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_post("/sms", self._sms)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()

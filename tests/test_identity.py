@@ -1,0 +1,77 @@
+"""Identifiers: parsing, validation, masking, phones."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.identity import (
+    Identifier,
+    IdError,
+    IdKind,
+    IdProblem,
+    mask_card,
+    mask_name,
+    mask_nik,
+    mask_phone,
+    normalise_phone,
+    parse_identifier,
+    parse_otp,
+    virtual_account,
+)
+
+
+def test_nik_and_card_are_told_apart_by_length_with_separators_tolerated() -> None:
+    assert parse_identifier(" 3174-0145-0690-0011 ") == Identifier(IdKind.NIK, "3174014506900011")
+    assert parse_identifier("0001 2345 67890") == Identifier(IdKind.CARD, "0001234567890")
+
+
+def test_problems_are_specific() -> None:
+    cases = {
+        "": IdProblem.EMPTY, "abc": IdProblem.NOT_DIGITS, "１２３": IdProblem.NON_ASCII_DIGITS,
+        "123": IdProblem.WRONG_LENGTH, "0174014506900011": IdProblem.NIK_LEADING_ZERO,
+        "3174013206900011": IdProblem.NIK_BAD_DATE, "3174017206900011": IdProblem.NIK_BAD_DATE,
+        "3174010000900011": IdProblem.NIK_BAD_DATE, "1" * 65: IdProblem.TOO_LONG,
+    }
+    for text, problem in cases.items():
+        result = parse_identifier(text)
+        assert isinstance(result, IdError) and result.problem is problem, text
+
+
+@given(st.text(alphabet="0123456789", min_size=16, max_size=16))
+def test_any_sixteen_ascii_digits_parse_as_nik_or_give_a_reason(value: str) -> None:
+    result = parse_identifier(value)
+    if isinstance(result, Identifier):
+        assert result.kind is IdKind.NIK and result.value == value
+    else:
+        assert result.problem in (IdProblem.NIK_LEADING_ZERO, IdProblem.NIK_BAD_DATE)
+
+
+@given(st.text(min_size=1, max_size=80))
+def test_parse_never_accepts_non_ascii_digits(value: str) -> None:
+    result = parse_identifier(value)
+    if isinstance(result, Identifier):
+        assert result.value.isascii() and result.value.isdigit()
+
+
+def test_otp_is_exactly_six_ascii_digits() -> None:
+    assert parse_otp(" 123456 ") == "123456"
+    for bad in ("12345", "1234567", "12 3456", "１２３４５６", "١٢٣٤٥٦", "12345a", ""):
+        assert parse_otp(bad) is None, bad
+
+
+def test_masks() -> None:
+    assert mask_nik("3174014506900011") == "3174********0011"
+    assert mask_card("0001234567890") == "000********90"
+    assert mask_phone("+6281234567890") == "0812****7890"
+    assert mask_phone("081234567890") == "0812****7890"
+    assert mask_name("Siti Aminah") == "S*** A*****"
+    assert virtual_account("0001234567890") == "8888801234567890"
+
+
+def test_phone_normalisation_accepts_indonesian_mobiles_only() -> None:
+    assert normalise_phone("0812-3456-7890") == "+6281234567890"
+    assert normalise_phone("+62 812 3456 7890") == "+6281234567890"
+    assert normalise_phone("021 5551234") is None, "a Jakarta landline"
+    assert normalise_phone("+14155552671") is None
+    assert normalise_phone("bukan nomor") is None

@@ -1,0 +1,93 @@
+"""SMS senders: console output for the demo, and the HTTP gateway contract."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from bot.sms.base import SmsError, otp_message
+from bot.sms.console import ConsoleSender
+from bot.sms.http import HttpSender
+
+TOKEN = "gateway-token-123"
+
+
+def test_otp_message_holds_the_code_once_names_the_bot_and_warns() -> None:
+    text = otp_message("482913", 300)
+    assert text.count("482913") == 1
+    assert "Asisten KK" in text and "JANGAN" in text and "5 menit" in text
+
+
+async def test_console_sender_masks_the_phone() -> None:
+    out = io.StringIO()
+    await ConsoleSender(out).send("+6281234567890", "kode 123456")
+    assert out.getvalue() == "[SMS ke 0812****7890] kode 123456\n"
+
+
+class Gateway:
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.received: list[dict[str, Any]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        if self.mode == "timeout":
+            await asyncio.sleep(5)
+        if self.mode == "500":
+            return web.Response(status=500)
+        self.received.append(await request.json())
+        return web.json_response({"id": "msg-1"}, status=202)
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[tuple[Gateway, str]]:
+    fake = Gateway()
+    app = web.Application()
+    app.router.add_post("/sms", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield fake, f"http://127.0.0.1:{port}/sms"
+    await runner.cleanup()
+
+
+async def test_http_sender_posts_json_with_bearer_token(gateway: tuple[Gateway, str]) -> None:
+    fake, url = gateway
+    sender = HttpSender(url, TOKEN)
+    try:
+        await sender.send("+6281234567890", "kode 123456")
+    finally:
+        await sender.aclose()
+    assert fake.received == [{"to": "+6281234567890", "message": "kode 123456"}]
+
+
+@pytest.mark.parametrize("mode", ["500", "timeout", "wrong-token"])
+async def test_http_sender_failures_are_typed(gateway: tuple[Gateway, str], mode: str) -> None:
+    fake, url = gateway
+    fake.mode = mode
+    sender = HttpSender(url, "wrong" if mode == "wrong-token" else TOKEN,
+                        timeout=httpx.Timeout(0.5))
+    try:
+        with pytest.raises(SmsError):
+            await sender.send("+6281234567890", "kode")
+    finally:
+        await sender.aclose()
+    assert fake.received == []
+
+
+async def test_unreachable_gateway_is_a_typed_failure() -> None:
+    sender = HttpSender("http://127.0.0.1:9/sms", TOKEN, timeout=httpx.Timeout(1.0))
+    try:
+        with pytest.raises(SmsError):
+            await sender.send("+6281234567890", "kode")
+    finally:
+        await sender.aclose()

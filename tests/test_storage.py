@@ -1,0 +1,361 @@
+"""Storage: the vault, the account cache, OTP challenges, persistence, keys, erase."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from bot.services import Services
+from storage.accounts_repo import AccountsRepo, CacheFullError, DuplicateAccountError, NewAccount
+from storage.crypto import Vault, VaultError, generate_master_key
+from storage.db import SCHEMA_VERSION, Database, DatabaseError
+from storage.keys import KeyError_, check_key, resolve_master_key, rotate_key
+from storage.otp_repo import OtpRepo, SendBlock, VerifyOutcome
+from storage.persistence import SqlitePersistence
+from tests.conftest import NIK_A, NIK_B, NIK_C, NIK_D, FakeClock, ServicesFactory
+
+NAME = "SITI RAHMAWATI"
+PHONE = "+6281234567890"
+
+
+def new(nik: str, label: str = "KK") -> NewAccount:
+    return NewAccount(nik=nik, card="0001" + nik[-9:], name=NAME, phone=PHONE, label=label,
+                      status={"status_text": "AKTIF"})
+
+
+# -- vault ------------------------------------------------------------------------------
+
+def test_vault_round_trip_and_fresh_nonce() -> None:
+    vault = Vault(generate_master_key())
+    aad = Vault.aad("accounts", 1, "slot", "nik")
+    one, two = vault.encrypt(NIK_A, aad), vault.encrypt(NIK_A, aad)
+    assert one != two, "a fresh nonce per write"
+    assert vault.decrypt(one, aad) == NIK_A
+    assert NIK_A.encode() not in one
+
+
+@pytest.mark.parametrize("other", [
+    ("accounts", 2, "slot", "nik"),  # another chat
+    ("accounts", 1, "other", "nik"),  # another row
+    ("accounts", 1, "slot", "name"),  # another field
+    ("challenges", 1, "slot", "nik"),  # another table
+])
+def test_a_ciphertext_moved_elsewhere_fails_clearly(other: tuple[str, int, str, str]) -> None:
+    vault = Vault(generate_master_key())
+    blob = vault.encrypt(NIK_A, Vault.aad("accounts", 1, "slot", "nik"))
+    with pytest.raises(VaultError, match="does not belong here"):
+        vault.decrypt(blob, Vault.aad(*other))
+
+
+def test_tampered_or_foreign_ciphertexts_fail_clearly() -> None:
+    vault = Vault(generate_master_key())
+    aad = Vault.aad("accounts", 1, "s", "nik")
+    blob = bytearray(vault.encrypt(NIK_A, aad))
+    blob[-1] ^= 1
+    with pytest.raises(VaultError):
+        vault.decrypt(bytes(blob), aad)
+    with pytest.raises(VaultError, match="another key"):
+        Vault(generate_master_key()).decrypt(vault.encrypt(NIK_A, aad), aad)
+    with pytest.raises(VaultError, match="format"):
+        vault.decrypt(b"\x02" + bytes(40), aad)
+
+
+def test_blind_index_is_per_chat_and_deterministic() -> None:
+    vault = Vault(generate_master_key())
+    assert vault.blind_index(1, NIK_A) == vault.blind_index(1, NIK_A)
+    assert vault.blind_index(1, NIK_A) != vault.blind_index(2, NIK_A)
+    assert vault.blind_index(1, NIK_A) != vault.blind_index(1, NIK_B)
+
+
+# -- accounts ---------------------------------------------------------------------------
+
+async def open_repo(tmp_path: Path) -> tuple[Database, AccountsRepo, Vault]:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    vault = Vault(generate_master_key())
+    return db, AccountsRepo(db, vault), vault
+
+
+async def test_add_evicts_in_the_same_transaction_and_never_exceeds_the_bound(tmp_path: Path
+                                                                               ) -> None:
+    db, repo, _ = await open_repo(tmp_path)
+    try:
+        slots = []
+        for i, nik in enumerate((NIK_A, NIK_B, NIK_C)):
+            account, evicted = await repo.add(7, new(nik), max_accounts=3, now=100.0 + i)
+            slots.append(account.slot)
+            assert evicted is None
+        with pytest.raises(CacheFullError):
+            await repo.add(7, new(NIK_D), max_accounts=3, now=200.0)
+        with pytest.raises(CacheFullError):
+            await repo.add(7, new(NIK_D), max_accounts=3, now=200.0, evict_slot="missing")
+        assert await repo.count(7) == 3
+        account, evicted = await repo.add(7, new(NIK_D), max_accounts=3, now=201.0,
+                                          evict_slot=slots[0])
+        assert evicted == slots[0]
+        assert [a.nik for a in await repo.list(7)] == [NIK_B, NIK_C, NIK_D]
+        assert [a.active for a in await repo.list(7)] == [False, False, True]
+        with pytest.raises(DuplicateAccountError):
+            await repo.add(7, new(NIK_B), max_accounts=3, now=202.0, evict_slot=slots[1])
+        assert await repo.count(7) == 3
+    finally:
+        await db.close()
+
+
+async def test_concurrent_adds_never_leave_more_than_the_bound(tmp_path: Path) -> None:
+    db, repo, _ = await open_repo(tmp_path)
+    try:
+        first, _ = await repo.add(9, new(NIK_A), max_accounts=2, now=1.0)
+        await repo.add(9, new(NIK_B), max_accounts=2, now=2.0)
+        results = await asyncio.gather(
+            *(repo.add(9, new(nik), max_accounts=2, now=3.0, evict_slot=first.slot)
+              for nik in (NIK_C, NIK_D)), return_exceptions=True)
+        assert sum(isinstance(r, CacheFullError) for r in results) == 1
+        assert await repo.count(9) == 2
+    finally:
+        await db.close()
+
+
+async def test_switch_remove_and_active_fallback(tmp_path: Path) -> None:
+    db, repo, _ = await open_repo(tmp_path)
+    try:
+        a, _ = await repo.add(1, new(NIK_A), max_accounts=3, now=1.0)
+        b, _ = await repo.add(1, new(NIK_B), max_accounts=3, now=2.0)
+        assert await repo.switch(1, a.slot, now=3.0)
+        assert not await repo.switch(2, a.slot, now=3.0), "another chat cannot switch it"
+        assert [x.active for x in await repo.list(1)] == [True, False]
+        assert await repo.remove(1, a.slot)
+        assert [(x.slot, x.active) for x in await repo.list(1)] == [(b.slot, True)]
+        assert not await repo.remove(1, a.slot)
+    finally:
+        await db.close()
+
+
+async def test_a_row_copied_into_another_chat_does_not_decrypt(tmp_path: Path) -> None:
+    db, repo, _ = await open_repo(tmp_path)
+    try:
+        await repo.add(1, new(NIK_A), max_accounts=3, now=1.0)
+        async with db.transaction() as conn:
+            await conn.execute("UPDATE accounts SET chat_id = 2")
+        with pytest.raises(VaultError):
+            await repo.list(2)
+    finally:
+        await db.close()
+
+
+# -- OTP challenges ---------------------------------------------------------------------
+
+async def test_a_code_succeeds_exactly_once_even_under_concurrent_tries(tmp_path: Path
+                                                                        ) -> None:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    vault = Vault(generate_master_key())
+    repo = OtpRepo(db, vault)
+    try:
+        subject = vault.blind_index(5, NIK_A)
+        await repo.put(5, purpose="add", subject=subject, phone_index=b"p", code="123456",
+                       payload={"nik": NIK_A}, now=100.0, ttl=300)
+        results = await asyncio.gather(*(repo.verify(5, "123456", now=101.0, max_attempts=5)
+                                         for _ in range(10)))
+        outcomes = [r.outcome for r in results]
+        assert outcomes.count(VerifyOutcome.OK) == 1
+        assert set(outcomes) == {VerifyOutcome.OK, VerifyOutcome.USED}
+        assert results[outcomes.index(VerifyOutcome.OK)].payload == {"nik": NIK_A}
+    finally:
+        await db.close()
+
+
+async def test_code_is_bound_to_chat_expires_and_dies_after_max_attempts(tmp_path: Path
+                                                                         ) -> None:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    vault = Vault(generate_master_key())
+    repo = OtpRepo(db, vault)
+    try:
+        for chat in (5, 6):
+            await repo.put(chat, purpose="add", subject=vault.blind_index(chat, NIK_A),
+                           phone_index=b"p", code="123456" if chat == 5 else "654321",
+                           payload={}, now=100.0, ttl=300)
+        assert (await repo.verify(6, "123456", now=101.0, max_attempts=3)).outcome \
+            is VerifyOutcome.WRONG, "chat A's code does not work in chat B"
+        assert (await repo.verify(5, "123456", now=401.0, max_attempts=3)).outcome \
+            is VerifyOutcome.EXPIRED
+        results = [await repo.verify(6, "000000", now=102.0, max_attempts=3) for _ in range(2)]
+        assert [r.outcome for r in results] == [VerifyOutcome.WRONG, VerifyOutcome.EXHAUSTED]
+        assert (await repo.verify(6, "654321", now=103.0, max_attempts=3)).outcome \
+            is VerifyOutcome.EXHAUSTED, "the right code no longer works after the last try"
+        stored = await repo.get(6)
+        assert stored is not None and stored.attempts == 3
+        async with db.read() as conn, conn.execute("SELECT code_hash FROM challenges") as cur:
+            hashes = [bytes(r[0]) for r in await cur.fetchall()]
+        assert all(b"123456" not in h and b"654321" not in h for h in hashes)
+    finally:
+        await db.close()
+
+
+async def test_sms_caps_per_phone_per_hour_and_per_chat_per_day(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    repo = OtpRepo(db, Vault(generate_master_key()))
+    try:
+        for i in range(5):
+            assert isinstance(await repo.reserve_send(i, b"phone", 1000.0 + i), int)
+        assert await repo.reserve_send(99, b"phone", 1010.0) is SendBlock.PHONE_HOURLY
+        assert isinstance(await repo.reserve_send(99, b"phone", 1000.0 + 3601), int)
+        for i in range(10):
+            assert isinstance(await repo.reserve_send(42, b"p%d" % i, 5000.0 + i), int)
+        assert await repo.reserve_send(42, b"fresh", 5020.0) is SendBlock.CHAT_DAILY
+        log_id = await repo.reserve_send(43, b"other", 5030.0)
+        assert isinstance(log_id, int)
+        await repo.release_send(log_id)
+    finally:
+        await db.close()
+
+
+# -- persistence ------------------------------------------------------------------------
+
+async def test_persistence_round_trip_and_empty_chat_data_is_not_stored(tmp_path: Path
+                                                                        ) -> None:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    try:
+        persistence = SqlitePersistence(db)
+        await persistence.update_conversation("tambah_kk", (11,), 2)
+        await persistence.update_conversation("tambah_kk", (12,), 1)
+        await persistence.update_conversation("tambah_kk", (12,), None)
+        assert await persistence.get_conversations("tambah_kk") == {(11,): 2}
+        await persistence.update_chat_data(11, {"bad_inputs": 2})
+        await persistence.update_chat_data(12, {})
+        assert await persistence.get_chat_data() == {11: {"bad_inputs": 2}}
+        await persistence.drop_chat_data(11)
+        assert await persistence.get_chat_data() == {}
+    finally:
+        await db.close()
+
+
+# -- keys, migrations, rotation, backup, erase ------------------------------------------
+
+async def test_key_file_created_0600_only_for_a_new_installation(tmp_path: Path) -> None:
+    raw = resolve_master_key(tmp_path, tmp_path / "kk.sqlite3", None)
+    key_file = tmp_path / "master.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert resolve_master_key(tmp_path, tmp_path / "kk.sqlite3", None) == raw
+    key_file.unlink()
+    (tmp_path / "kk.sqlite3").write_bytes(b"")
+    with pytest.raises(KeyError_, match="no master key"):
+        resolve_master_key(tmp_path, tmp_path / "kk.sqlite3", None)
+    assert not key_file.exists(), "never creates a key for an existing database"
+
+
+async def test_wrong_key_is_refused_and_nothing_is_touched(services_factory: ServicesFactory,
+                                                           data_dir: Path) -> None:
+    svc: Services = await services_factory()
+    await svc.accounts.repo.add(1, new(NIK_A), max_accounts=3, now=1.0)
+    await svc.db.close()
+    before = (data_dir / "kk.sqlite3").read_bytes()
+    db = await Database.open(data_dir / "kk.sqlite3")
+    try:
+        with pytest.raises(KeyError_, match="does not match"):
+            await check_key(db, Vault(generate_master_key()))
+    finally:
+        await db.close()
+    assert (data_dir / "kk.sqlite3").read_bytes() == before
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    await db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    await db.close()
+    with pytest.raises(DatabaseError, match="newer"):
+        await Database.open(tmp_path / "kk.sqlite3")
+
+
+async def test_rotation_reencrypts_everything_and_keeps_the_old_key(
+        services_factory: ServicesFactory, data_dir: Path) -> None:
+    svc: Services = await services_factory()
+    await svc.accounts.repo.add(1, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+    await svc.accounts.repo.add(2, new(NIK_B, "Ayah"), max_accounts=3, now=1.0)
+    old_key = (data_dir / "master.key").read_text()
+    raw, count = await rotate_key(svc.db, svc.vault, data_dir / "master.key")
+    assert count == 2
+    assert (data_dir / "master.key.old").read_text() == old_key
+    assert not (data_dir / "master.key.new").exists()
+    with pytest.raises(VaultError):
+        await svc.accounts.list(1)
+    await svc.db.close()
+    reopened: Services = await services_factory()
+    assert [a.label for a in await reopened.accounts.list(1)] == ["Ibu"]
+    assert (await reopened.accounts.find_by_nik(2, NIK_B)) is not None
+    assert reopened.vault.key_id == Vault(raw).key_id
+
+
+async def test_an_interrupted_rotation_is_finished_at_the_next_start(
+        services_factory: ServicesFactory, data_dir: Path) -> None:
+    svc: Services = await services_factory()
+    await svc.accounts.repo.add(1, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+    await rotate_key(svc.db, svc.vault, data_dir / "master.key")
+    await svc.db.close()
+    # Put the files back as a crash right after the commit would have left them.
+    os.replace(data_dir / "master.key", data_dir / "master.key.new")
+    os.replace(data_dir / "master.key.old", data_dir / "master.key")
+    reopened: Services = await services_factory()
+    assert [a.label for a in await reopened.accounts.list(1)] == ["Ibu"]
+    assert not (data_dir / "master.key.new").exists()
+    assert (data_dir / "master.key.old").exists()
+
+
+async def test_rotation_with_an_environment_key_prints_and_refuses_old_key(
+        services_factory: ServicesFactory, data_dir: Path) -> None:
+    svc: Services = await services_factory()
+    await svc.accounts.repo.add(1, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+    await rotate_key(svc.db, svc.vault, None)  # KK_MASTER_KEY: no file to swap
+    await svc.db.close()
+    with pytest.raises(KeyError_, match="does not match"):
+        await services_factory()
+
+
+async def test_backup_is_a_consistent_copy(services: Services, tmp_path: Path) -> None:
+    await services.accounts.repo.add(1, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+    target = tmp_path / "backup.sqlite3"
+    await services.db.backup_to(target)
+    copy = await Database.open(target)
+    try:
+        assert [a.label for a in await AccountsRepo(copy, services.vault).list(1)] == ["Ibu"]
+    finally:
+        await copy.close()
+
+
+async def test_erase_chat_removes_every_row_of_that_chat_only(services: Services,
+                                                              clock: FakeClock) -> None:
+    for chat in (1, 2):
+        await services.db.record_consent(chat)
+        await services.accounts.repo.add(chat, new(NIK_A), max_accounts=3, now=1.0)
+        await services.otp.issue(chat, purpose="add", nik=NIK_B, phone=PHONE, payload={})
+    await services.db.erase_chat(1)
+    assert await services.accounts.list(1) == []
+    assert await services.otp.challenge(1) is None
+    assert await services.db.consented_at(1) is None
+    assert len(await services.accounts.list(2)) == 1
+    assert await services.otp.challenge(2) is not None
+
+
+async def test_database_and_wal_hold_no_plaintext_identifier(
+        services_factory: ServicesFactory, data_dir: Path) -> None:
+    svc: Services = await services_factory()
+    from tests.conftest import Phone  # the recording phone of this services factory
+
+    assert isinstance(svc.sms, Phone)
+    await svc.db.record_consent(1)
+    for nik, label in ((NIK_A, "Label Rahasia"), (NIK_B, "Ibu")):
+        await svc.otp.issue(1, purpose="add", nik=nik, phone=PHONE,
+                            payload={"nik": nik, "name": NAME, "phone": PHONE})
+        await svc.otp.verify(1, svc.sms.last_code())
+        await svc.accounts.add(1, new(nik, label), evict_slot=None)
+    persistence = SqlitePersistence(svc.db)
+    await persistence.update_chat_data(1, {"bad_inputs": 1})
+    files = [p for p in data_dir.iterdir() if p.name.startswith("kk.sqlite3")]
+    assert any(p.name.endswith("-wal") for p in files)
+    blobs = b"".join(p.read_bytes() for p in files)
+    for secret in (NIK_A, NIK_B, NAME, PHONE, PHONE[3:], "Label Rahasia", "0001" + NIK_A[-9:]):
+        assert secret.encode() not in blobs, secret
+        assert secret.encode("utf-16-le") not in blobs, secret
+    assert os.path.getsize(data_dir / "kk.sqlite3") > 0
