@@ -9,8 +9,8 @@ from telegram.ext import CommandHandler, ConversationHandler
 
 from bot import texts
 from bot.app import build_application
-from bot.services import Services
 from bot.config import ALLOWED, Settings
+from bot.services import Services
 from handlers import build_tambah_kk, tambah_kk
 
 ROOT = Path(__file__).resolve().parent.parent
