@@ -185,7 +185,10 @@ SMS_CAP_PHONE = (
     "Sudah terlalu banyak kode dikirim ke nomor ini dalam satu jam terakhir. Coba lagi nanti."
 )
 SMS_CAP_CHAT = "Batas kode OTP hari ini untuk chat ini sudah tercapai. Coba lagi besok."
-OTP_FORMAT = "Kode OTP terdiri dari 6 angka (0–9). Ketik ulang kodenya dari SMS."
+OTP_FORMAT = (
+    "Kode OTP terdiri dari 6 angka (0–9). Ketik ulang kodenya dari SMS, atau /batal untuk "
+    "berhenti."
+)
 OTP_WRONG = "Kode salah. Sisa percobaan: {left}."
 OTP_EXPIRED = "Kode sudah kedaluwarsa. Tekan <b>Kirim ulang</b> untuk mendapat kode baru."
 OTP_EXHAUSTED = (

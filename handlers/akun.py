@@ -7,7 +7,7 @@ from telegram import Update
 from bot import texts
 from bot.accounts import SwitchOutcome
 from handlers import keyboards
-from handlers.common import Context, chat_id_of, edit_query, send, services
+from handlers.common import Context, answer, chat_id_of, edit_query, send, services
 from handlers.tambah_kk import reverify_account
 
 
@@ -38,19 +38,19 @@ async def switch_account(update: Update, context: Context) -> int | None:
     chat_id = chat_id_of(update)
     outcome, account = await services(context).accounts.switch(chat_id, context.match.group(1))
     if outcome is SwitchOutcome.NOT_FOUND:
-        await query.answer(texts.ACCOUNT_GONE, show_alert=True)
+        await answer(context, query, texts.ACCOUNT_GONE, alert=True)
         if query.message is not None and _is_listing(query):
             text, keyboard = await _listing(context, chat_id)
             await edit_query(context, query, text, keyboard)  # type: ignore[arg-type]
         return None
     assert account is not None
     if outcome is SwitchOutcome.ALREADY_ACTIVE:
-        await query.answer(texts.ALREADY_ACTIVE.format(label=account.label))
+        await answer(context, query, texts.ALREADY_ACTIVE.format(label=account.label))
         return None
     if outcome is SwitchOutcome.NEEDS_OTP:
-        await query.answer()
+        await answer(context, query)
         return await reverify_account(update, context, account.slot)
-    await query.answer(texts.SWITCHED.format(label=account.label))
+    await answer(context, query, texts.SWITCHED.format(label=account.label))
     if _is_listing(query):
         text, keyboard = await _listing(context, chat_id)
         await edit_query(context, query, text, keyboard)  # type: ignore[arg-type]

@@ -88,5 +88,21 @@ async def delete_user_message(update: Update) -> None:
         _LOGGER.warning("could not delete a sensitive user message: %s", type(exc).__name__)
 
 
+_ANSWERED = "answered_query"
+
+
+async def answer(context: Context, query: CallbackQuery, text: str | None = None, *,
+                 alert: bool = False) -> None:
+    """Answer a callback query, remembering that it was answered, so that the error
+    handler never answers it a second time (Telegram refuses that)."""
+    await query.answer(text, show_alert=alert)
+    if context.user_data is not None:
+        context.user_data[_ANSWERED] = query.id
+
+
+def was_answered(context: Context, query: CallbackQuery) -> bool:
+    return context.user_data is not None and context.user_data.get(_ANSWERED) == query.id
+
+
 async def has_consent(update: Update, context: Context) -> bool:
     return await services(context).db.consented_at(chat_id_of(update)) is not None

@@ -10,7 +10,7 @@ from telegram import Update
 from telegram.error import TelegramError
 
 from bot import texts
-from handlers.common import Context
+from handlers.common import Context, was_answered
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ async def on_error(update: object, context: Context) -> None:
                   type(context.error).__name__, exc_info=context.error)
     if not isinstance(update, Update):
         return
-    if update.callback_query is not None:
+    if update.callback_query is not None and not was_answered(context, update.callback_query):
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
     chat = update.effective_chat

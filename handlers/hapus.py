@@ -10,14 +10,14 @@ from telegram.ext import ConversationHandler
 from bot import texts
 from bot.identity import mask_nik
 from handlers import keyboards
-from handlers.common import Context, chat_id_of, edit_query, send, services
+from handlers.common import Context, answer, chat_id_of, edit_query, send, services
 
 
 async def remove_start(update: Update, context: Context) -> None:
     """/hapus_kk or 🗑 Hapus: pick the account to remove."""
     query = update.callback_query
     if query is not None:
-        await query.answer()
+        await answer(context, query)
     items = await services(context).accounts.list(chat_id_of(update))
     if not items:
         text, keyboard = texts.ACCOUNTS_EMPTY, None
@@ -34,9 +34,9 @@ async def remove_pick(update: Update, context: Context) -> None:
     assert query is not None and context.match is not None
     account = await services(context).accounts.get(chat_id_of(update), context.match.group(1))
     if account is None:
-        await query.answer(texts.ACCOUNT_GONE, show_alert=True)
+        await answer(context, query, texts.ACCOUNT_GONE, alert=True)
         return
-    await query.answer()
+    await answer(context, query)
     await edit_query(context, query, texts.REMOVE_CONFIRM.format(
         label=html.escape(account.label), masked=mask_nik(account.nik)),
         keyboards.remove_confirm(account))
@@ -47,16 +47,16 @@ async def remove_yes(update: Update, context: Context) -> None:
     assert query is not None and context.match is not None
     removed = await services(context).accounts.remove(chat_id_of(update), context.match.group(1))
     if removed is None:
-        await query.answer(texts.ACCOUNT_GONE, show_alert=True)
+        await answer(context, query, texts.ACCOUNT_GONE, alert=True)
         return
-    await query.answer()
+    await answer(context, query)
     await edit_query(context, query, texts.REMOVED.format(label=html.escape(removed.label)))
 
 
 async def remove_no(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(context, query)
     await edit_query(context, query, texts.REMOVE_CANCELLED)
 
 
@@ -71,7 +71,7 @@ async def erase_yes(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None
     chat_id = chat_id_of(update)
-    await query.answer()
+    await answer(context, query)
     await services(context).db.erase_chat(chat_id)
     if context.chat_data is not None:
         context.chat_data.clear()
@@ -83,5 +83,5 @@ async def erase_yes(update: Update, context: Context) -> int:
 async def erase_no(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(context, query)
     await edit_query(context, query, texts.ERASE_CANCELLED)

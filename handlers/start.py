@@ -12,6 +12,7 @@ from bot import texts
 from handlers import keyboards
 from handlers.common import (
     Context,
+    answer,
     chat_id_of,
     delete_user_message,
     drop_keyboard,
@@ -32,7 +33,7 @@ async def private_only(update: Update, context: Context) -> None:
     if chat.type == ChatType.PRIVATE:
         return
     if update.callback_query is not None:
-        await update.callback_query.answer(texts.PRIVATE_ONLY[:190], show_alert=True)
+        await answer(context, update.callback_query, texts.PRIVATE_ONLY[:190], alert=True)
     elif update.message is not None:
         await context.bot.send_message(chat.id, texts.PRIVATE_ONLY)
     raise ApplicationHandlerStop
@@ -53,7 +54,7 @@ async def start(update: Update, context: Context) -> None:
 async def consent_yes(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(context, query)
     await services(context).db.record_consent(chat_id_of(update))
     await drop_keyboard(context, query)
     await send(update, context, texts.CONSENT_GIVEN)
@@ -62,7 +63,7 @@ async def consent_yes(update: Update, context: Context) -> None:
 async def consent_no(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(context, query)
     await drop_keyboard(context, query)
     await send(update, context, texts.CONSENT_DECLINED)
 
@@ -100,4 +101,4 @@ async def stale_button(update: Update, context: Context) -> None:
     """The last callback handler: any tap nobody else accepted."""
     query = update.callback_query
     assert query is not None
-    await query.answer(texts.STALE_BUTTON)
+    await answer(context, query, texts.STALE_BUTTON)

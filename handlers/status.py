@@ -7,7 +7,7 @@ from telegram import Update
 from bot import texts
 from bot.accounts import Account
 from handlers import keyboards, render
-from handlers.common import Context, chat_id_of, edit_query, send, services
+from handlers.common import Context, answer, chat_id_of, edit_query, send, services
 
 
 async def _active_view(context: Context, items: list[Account]) -> tuple[str, object]:
@@ -46,7 +46,7 @@ async def status_button(update: Update, context: Context) -> None:
     """Semua akun / Akun aktif saja / Perbarui: edit the status message in place."""
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(context, query)
     items = await services(context).accounts.list(chat_id_of(update))
     if not items:
         await edit_query(context, query, texts.STATUS_NO_ACCOUNT)

@@ -27,6 +27,7 @@ from bot.status import StatusView, lookup
 from handlers import keyboards, render
 from handlers.common import (
     Context,
+    answer,
     chat_id_of,
     delete_user_message,
     drop_keyboard,
@@ -82,7 +83,7 @@ def _clear(context: Context) -> None:
 async def start_add(update: Update, context: Context) -> int:
     """/tambah_kk or ➕ Tambah KK: ask for the NIK or card number."""
     if update.callback_query is not None:
-        await update.callback_query.answer()
+        await answer(context, update.callback_query)
     if not await has_consent(update, context):
         await send(update, context, texts.CONSENT_REQUIRED)
         return END
@@ -92,16 +93,20 @@ async def start_add(update: Update, context: Context) -> int:
     return ASK_ID
 
 
-async def _bad_input(update: Update, context: Context, text: str) -> int:
+async def _bad_input(update: Update, context: Context, text: str,
+                     progress: Message | None = None) -> int:
+    """Explain what was wrong (in place of the progress message, if any); five strikes end
+    the flow, which also bounds how many lookups one conversation can make."""
     assert context.chat_data is not None
     count = int(context.chat_data.get(_BAD, 0)) + 1
     context.chat_data[_BAD] = count
+    state = ASK_ID
     if count >= MAX_BAD_INPUTS:
         _clear(context)
-        await send(update, context, text + "\n\n" + texts.ID_TOO_MANY)
-        return END
-    await send(update, context, text)
-    return ASK_ID
+        text += "\n\n" + texts.ID_TOO_MANY
+        state = END
+    await _show(update, context, progress, text, None)
+    return state
 
 
 async def receive_id(update: Update, context: Context) -> int:
@@ -120,7 +125,8 @@ async def receive_id(update: Update, context: Context) -> int:
     try:
         participant = await lookup(svc.backend, parsed)
     except JknNotFound:
-        return await _bad_input(update, context, texts.NOT_FOUND.format(masked=parsed.masked))
+        return await _bad_input(update, context, texts.NOT_FOUND.format(masked=parsed.masked),
+                                progress)
     except JknCredentialsRejected:
         await edit(context, progress, texts.BACKEND_REJECTED)
         _clear(context)
@@ -197,7 +203,7 @@ async def confirm_send(update: Update, context: Context) -> int:
     """Lanjutkan (after the eviction notice) or Kirim kode (after an SMS failure)."""
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer(context, query)
     payload = _unseal(context, chat_id_of(update))
     if payload is None:
         _clear(context)
@@ -220,11 +226,15 @@ async def receive_code(update: Update, context: Context) -> int:
     assert message is not None
     await delete_user_message(update)
     code = parse_otp(message.text or "")
-    if code is None:
-        await send(update, context, texts.OTP_FORMAT)
-        return ASK_OTP
     svc = services(context)
     chat_id = chat_id_of(update)
+    if code is None:
+        if await svc.otp.challenge(chat_id) is None:  # nothing left to type a code for
+            _clear(context)
+            await send(update, context, texts.OTP_NONE)
+            return END
+        await send(update, context, texts.OTP_FORMAT)
+        return ASK_OTP
     result = await svc.otp.verify(chat_id, code)
     if result.outcome is VerifyOutcome.WRONG:
         await send(update, context, texts.OTP_WRONG.format(left=result.attempts_left))
@@ -262,9 +272,9 @@ async def resend(update: Update, context: Context) -> int:
     assert query is not None
     result = await services(context).otp.resend(chat_id_of(update))
     if result.outcome is SendOutcome.TOO_EARLY:
-        await query.answer(texts.RESEND_WAIT.format(seconds=result.wait_seconds))
+        await answer(context, query, texts.RESEND_WAIT.format(seconds=result.wait_seconds))
         return ASK_OTP
-    await query.answer()
+    await answer(context, query)
     if result.outcome is SendOutcome.SENT:
         await send(update, context, texts.OTP_RESENT.format(phone=result.masked_phone),
                    keyboards.otp())
@@ -292,7 +302,7 @@ async def receive_label(update: Update, context: Context) -> int:
     """A preset button or free text: validate, then save (insert + eviction atomically)."""
     query = update.callback_query
     if query is not None:
-        await query.answer()
+        await answer(context, query)
         index = int(context.match.group(1) if context.match else "0")
         if index >= len(texts.LABEL_PRESETS):
             await send(update, context, texts.STALE_BUTTON)
@@ -397,7 +407,7 @@ async def cancel(update: Update, context: Context) -> int:
     _clear(context)
     query = update.callback_query
     if query is not None:
-        await query.answer()
+        await answer(context, query)
         await edit_query(context, query, texts.CANCELLED)
     else:
         await send(update, context, texts.CANCELLED)

@@ -143,6 +143,10 @@ async def bot(services: Services) -> AsyncIterator[BotHarness]:
     yield harness
     await harness.stop()
     assert not harness.emulator.unanswered_queries(), "a callback query was left unanswered"
+    # Telegram would have refused nothing else: no double answers, no bad HTML, no overlong
+    # text. "Not modified" is the one error the bot deliberately tolerates.
+    refused = [e for e in harness.emulator.errors if "message is not modified" not in e[1]]
+    assert refused == [], refused
 
 
 @pytest.fixture

@@ -1,0 +1,136 @@
+"""Failures users must never feel: crashes inside a handler, gateways down, caps, the
+same content edited twice, and nothing readable left in the database files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot import texts
+from bot.harness import BotHarness, EmulatedChat
+from bot.identity import Identifier, IdKind
+from bot.jkn.sandbox import SandboxBackend
+from bot.services import Services
+from tests.conftest import NIK_A, NIK_B, NIK_C, FakeClock, Phone, add_account, consent
+
+
+async def test_a_crash_in_a_handler_gets_a_kind_answer_without_internals(
+        chat: EmulatedChat, services: Services, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    await consent(chat)
+
+    async def broken(chat_id: int) -> list[object]:
+        raise RuntimeError(f"disk on fire while reading {NIK_A}")
+
+    monkeypatch.setattr(services.accounts, "list", broken)
+    caplog.set_level(logging.ERROR)
+    await chat.send("/akun")
+    assert chat.last_text.startswith(texts.ERROR)
+    assert "RuntimeError" not in chat.reply and NIK_A not in chat.reply
+    await chat.send("/status")
+    await chat.tap_data("st:all")  # the callback is still answered exactly once
+    assert chat.last_answer is not None
+    assert any("error while handling update" in r.getMessage() for r in caplog.records)
+
+
+async def test_status_refresh_with_unchanged_content_is_quiet(
+        bot: BotHarness, chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Saya")
+    await chat.send("/status")
+    card = chat.last_message
+    before = card.text
+    answer = await chat.tap("Perbarui")
+    assert answer is not None
+    assert chat.last_message.message_id == card.message_id and chat.last_text == before
+    assert [e[1] for e in bot.emulator.errors if "not modified" in e[1]], \
+        "the identical edit reached Telegram and was tolerated"
+
+
+async def test_sms_gateway_down_then_retry_with_the_button(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    phone.fail_next = 1
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    assert "SMS belum bisa dikirim" in chat.last_text
+    assert chat.buttons == ["Kirim kode", "Batal"]
+    assert await services.otp.challenge(chat.chat_id) is None
+    await chat.tap("Kirim kode")
+    assert "Kode OTP 6 angka sudah dikirim" in chat.last_text
+    await chat.send(phone.last_code())
+    await chat.tap("KK Saya")
+    assert [a.label for a in await services.accounts.list(chat.chat_id)] == ["KK Saya"]
+
+
+async def test_resend_replaces_the_code_and_the_hourly_cap_stops_a_sixth(
+        chat: EmulatedChat, phone: Phone, clock: FakeClock) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    first = phone.last_code()
+    for _ in range(4):
+        clock.advance(61)
+        await chat.tap("Kirim ulang")
+        assert "Kode baru dikirim" in chat.last_text
+    assert len(phone.inbox) == 5
+    clock.advance(61)
+    await chat.tap("Kirim ulang")
+    assert "terlalu banyak kode" in chat.last_text
+    assert len(phone.inbox) == 5
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    assert "terlalu banyak kode" in chat.last_text, "a new flow cannot reset the cap"
+    del first
+
+
+async def test_the_old_code_dies_when_a_new_one_is_sent(
+        chat: EmulatedChat, phone: Phone, clock: FakeClock) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    old = phone.last_code()
+    clock.advance(61)
+    await chat.tap("Kirim ulang")
+    new = phone.last_code()
+    if old != new:
+        await chat.send(old)
+        assert "Kode salah" in chat.last_text
+    await chat.send(new)
+    assert "Kode benar" in chat.last_text
+
+
+async def test_a_code_for_one_participant_does_not_confirm_another(
+        chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    code_a = phone.last_code()
+    await chat.send("/tambah_kk")  # starts over for someone else: A's code is void
+    await chat.send(NIK_B)
+    if code_a != phone.last_code():
+        await chat.send(code_a)
+        assert "Kode salah" in chat.last_text
+
+
+async def test_the_database_of_a_real_session_holds_no_plaintext(
+        chat: EmulatedChat, phone: Phone, services: Services, data_dir: Path) -> None:
+    await consent(chat)
+    for nik, label in ((NIK_A, "Rumah Nenek Ijah"), (NIK_B, "Pak RT Lima"), (NIK_C, "Bu Kader")):
+        await add_account(chat, phone, nik, label)
+    await chat.send("/status semua")
+    await chat.send("/tambah_kk")
+    await chat.send("3174014506900022")  # a pending flow at the eviction question
+    sandbox = SandboxBackend()
+    secrets: list[str] = ["Rumah Nenek Ijah", "Pak RT Lima", "Bu Kader"]
+    for nik in (NIK_A, NIK_B, NIK_C, "3174014506900022"):
+        person = sandbox.participant(Identifier(IdKind.NIK, nik))
+        assert person.phone is not None
+        secrets += [nik, person.card, person.name, person.phone, person.phone[3:],
+                    person.fktp_name] + [m.name for m in person.family]
+    blobs = b"".join(p.read_bytes() for p in data_dir.iterdir()
+                     if p.name.startswith("kk.sqlite3"))
+    for secret in secrets:
+        assert secret.encode() not in blobs, secret
