@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.ensure_data_dir()
     except SettingsError as exc:
         return _fail(str(exc))
-    secrets = [settings.token] if settings.telegram_bot_token else []
-    configure_logging(settings.log_level_number, secrets)
+    configure_logging(settings.log_level_number, settings.secret_values())
     try:
         if args.command == "run":
             from bot.runner import run_bot

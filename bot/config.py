@@ -160,6 +160,11 @@ class Settings(BaseSettings):
     def log_level_number(self) -> int:
         return int(logging.getLevelName(self.log_level))
 
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redactor."""
+        values = [getattr(self, name.lower()) for name in sorted(_SECRET_NAMES)]
+        return [v.get_secret_value().strip() for v in values if isinstance(v, SecretStr)]
+
     def require_token(self) -> None:
         if self.telegram_bot_token is None:
             raise SettingsError("TELEGRAM_BOT_TOKEN", "missing")

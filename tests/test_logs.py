@@ -65,3 +65,13 @@ def test_configure_logging_installs_the_filter_and_quiets_httpx() -> None:
             "GET https://api.telegram.org/bot[secret]/getMe"
     finally:
         logging.getLogger().handlers.clear()
+
+
+def test_every_configured_secret_is_handed_to_the_redactor(tmp_path: object) -> None:
+    from bot.config import Settings
+
+    settings = Settings(_env_file=None, telegram_bot_token=TOKEN,  # type: ignore[call-arg]
+                        webhook_secret="hook_secret-1", sms_gateway_token="sms-tok",
+                        vclaim_secret_key="vc-secret", vclaim_user_key="vc-user")
+    assert set(settings.secret_values()) == {TOKEN, "hook_secret-1", "sms-tok", "vc-secret",
+                                             "vc-user"}

@@ -235,3 +235,54 @@ def test_demo_adds_an_account_with_the_code_from_the_console_sms(tmp_path: Path)
     assert "Tersimpan ✅ «KK Orang Tua»" in out
     assert "✅ KK Orang Tua · 3174********0011" in out
     assert NIK_A not in out
+
+
+async def test_webhook_mode_checks_the_secret_and_answers(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    import httpx
+
+    emulator = BotApiEmulator(token=TOKEN)
+    api = HttpBotApi(emulator)
+    url = await api.start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=url,
+                  WEBHOOK_URL="https://kk.example.id/hook", WEBHOOK_LISTEN="127.0.0.1",
+                  WEBHOOK_PORT=str(port), WEBHOOK_SECRET="rahasia-webhook_123")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    emulator.open_chat(31)
+    try:
+        await wait_for(lambda: emulator.webhook_url == "https://kk.example.id/hook/telegram",
+                       "setWebhook")
+        emulator.user_sends(31, "/bantuan")
+        update = json.dumps(emulator.updates.pop())
+        hook = f"http://127.0.0.1:{port}/telegram"
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):  # the listener may come up just after setWebhook
+                try:
+                    wrong = await client.post(hook, content=update, headers={
+                        "Content-Type": "application/json",
+                        "X-Telegram-Bot-Api-Secret-Token": "salah"})
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.05)
+            assert wrong.status_code == 403
+            assert emulator.bot_messages(31) == []
+            right = await client.post(hook, content=update, headers={
+                "Content-Type": "application/json",
+                "X-Telegram-Bot-Api-Secret-Token": "rahasia-webhook_123"})
+            assert right.status_code == 200
+        await wait_for(lambda: bool(emulator.bot_messages(31)), "the reply")
+        assert "Perintah Asisten KK" in emulator.bot_messages(31)[0].text
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        await api.stop()
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert "rahasia-webhook_123" not in stderr.decode()
