@@ -99,6 +99,10 @@ class OtpService:
             return SendResult(SendOutcome.NO_CHALLENGE)
         return result
 
+    async def allow_lookup(self, chat_id: int) -> bool:
+        """Whether the chat may look up one more participant today."""
+        return await self.repo.reserve_lookup(chat_id, self.clock())
+
     async def verify(self, chat_id: int, code: str) -> VerifyResult:
         return await self.repo.verify(chat_id, code, now=self.clock(),
                                       max_attempts=self.max_attempts)

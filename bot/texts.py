@@ -74,8 +74,8 @@ PRIVACY = (
     "Jangan berikan kode OTP kepada siapa pun.\n\n"
     "<b>Berapa lama</b>: akun tetap tersimpan sampai Anda menghapusnya; tanpa OTP baru akun "
     "hanya bisa dipakai {session_days} hari sejak verifikasi terakhir. Kode OTP kedaluwarsa "
-    "dalam {ttl_minutes} menit. Catatan pengiriman SMS (tanpa nomor, hanya sidik acak) "
-    "disimpan 24 jam untuk mencegah penyalahgunaan.\n\n"
+    "dalam {ttl_minutes} menit. Catatan jumlah pencarian dan pengiriman SMS (tanpa NIK atau "
+    "nomor, hanya waktu dan sidik acak) disimpan 24 jam untuk mencegah penyalahgunaan.\n\n"
     "<b>Hak Anda</b> (UU 27/2022 tentang Pelindungan Data Pribadi): hapus satu akun dengan "
     "/hapus_kk, atau hapus semua data dan cabut persetujuan dengan /hapus_data — langsung "
     "terhapus saat itu juga."
@@ -129,6 +129,10 @@ ID_PROBLEMS = {
 ID_TOO_MANY = (
     "Terlalu banyak percobaan yang tidak berhasil. Proses dihentikan; mulai lagi dengan "
     "/tambah_kk bila sudah siap."
+)
+LOOKUP_CAP = (
+    "Batas pencarian peserta hari ini untuk chat ini sudah tercapai. Demi keamanan data, "
+    "coba lagi besok."
 )
 LOOKING_UP = "⏳ Mencari data peserta {masked}…"
 NOT_FOUND = (

@@ -121,6 +121,10 @@ async def receive_id(update: Update, context: Context) -> int:
         return await _bad_input(update, context, problem)
     svc = services(context)
     chat_id = chat_id_of(update)
+    if not await svc.otp.allow_lookup(chat_id):
+        _clear(context)
+        await send(update, context, texts.LOOKUP_CAP)
+        return END
     progress = await send(update, context, texts.LOOKING_UP.format(masked=parsed.masked))
     try:
         participant = await lookup(svc.backend, parsed)
@@ -386,6 +390,9 @@ async def reverify_account(update: Update, context: Context, slot: str) -> int |
     chat_id = chat_id_of(update)
     account = await svc.accounts.get(chat_id, slot)
     if account is None:
+        return None
+    if not await svc.otp.allow_lookup(chat_id):
+        await send(update, context, texts.LOOKUP_CAP)
         return None
     kind = IdKind.CARD if account.lookup_kind == "card" else IdKind.NIK
     try:

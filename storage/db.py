@@ -87,6 +87,11 @@ MIGRATIONS: list[str] = [
     CREATE TABLE user_data (user_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
     CREATE TABLE bot_data (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
     """,
+    # 3: participant look-ups per chat (no identifier), against NIK enumeration
+    """
+    CREATE TABLE lookup_log (chat_id INTEGER NOT NULL, at REAL NOT NULL);
+    CREATE INDEX lookup_log_chat ON lookup_log (chat_id, at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -210,6 +215,7 @@ class Database:
         async with self.transaction() as conn:
             # sms_log is kept: it holds no identifier, only a keyed phone hash and a time,
             # expires after a day and keeps the SMS caps from being reset by an erase.
+            # lookup_log likewise (no identifier, a day long): an erase cannot reset the cap.
             for table in ("accounts", "challenges", "conversations", "chat_data", "consent"):
                 await conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",  # noqa: S608
                                    (chat_id,))

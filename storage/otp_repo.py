@@ -17,6 +17,7 @@ from storage.db import Database
 
 PHONE_HOURLY_CAP = 5
 CHAT_DAILY_CAP = 10
+LOOKUP_DAILY_CAP = 20
 _HOUR = 3600.0
 _DAY = 86400.0
 
@@ -90,6 +91,23 @@ class OtpRepo:
                 "INSERT INTO sms_log (chat_id, phone_index, sent_at) VALUES (?, ?, ?)",
                 (chat_id, phone_index, now))
             return int(cur2.lastrowid or 0)
+
+    async def reserve_lookup(self, chat_id: int, now: float) -> bool:
+        """Count one participant look-up for the chat; False once today's cap is reached.
+
+        Look-ups that find nothing send no SMS, so the SMS caps alone would not stop
+        someone from probing which NIKs exist."""
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM lookup_log WHERE at < ?", (now - _DAY,))
+            async with conn.execute(
+                    "SELECT count(*) FROM lookup_log WHERE chat_id = ? AND at > ?",
+                    (chat_id, now - _DAY)) as cur:
+                row = await cur.fetchone()
+            if row and int(row[0]) >= LOOKUP_DAILY_CAP:
+                return False
+            await conn.execute("INSERT INTO lookup_log (chat_id, at) VALUES (?, ?)",
+                               (chat_id, now))
+        return True
 
     async def release_send(self, log_id: int) -> None:
         async with self.db.transaction() as conn:

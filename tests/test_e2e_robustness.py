@@ -134,3 +134,33 @@ async def test_the_database_of_a_real_session_holds_no_plaintext(
                      if p.name.startswith("kk.sqlite3"))
     for secret in secrets:
         assert secret.encode() not in blobs, secret
+
+
+async def test_lookups_per_chat_are_capped_even_when_nothing_is_found(
+        chat: EmulatedChat, services: Services) -> None:
+    from storage.otp_repo import LOOKUP_DAILY_CAP
+
+    await consent(chat)
+    for i in range(LOOKUP_DAILY_CAP):
+        if i % 5 == 0:
+            await chat.send("/tambah_kk")
+        await chat.send(f"317401450690{i:04d}"[:12] + "0000")  # not found, yet counted
+        assert "tidak ditemukan" in chat.reply
+    await chat.send("/hapus_data")
+    await chat.tap("Ya, hapus semua")
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    assert "Batas pencarian" in chat.last_text, "neither a new flow nor an erase resets it"
+    assert await services.otp.challenge(chat.chat_id) is None
+
+
+async def test_an_html_label_is_stored_and_shown_literally(
+        bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "<b>Ibu & Ayah</b>")
+    assert "«<b>Ibu & Ayah</b>»" in chat.reply
+    assert [a.label for a in await services.accounts.list(chat.chat_id)] == [
+        "<b>Ibu & Ayah</b>"]
+    await chat.send("/akun")
+    assert chat.buttons[0].startswith("✅ <b>Ibu & Ayah</b>")

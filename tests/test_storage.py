@@ -359,3 +359,25 @@ async def test_database_and_wal_hold_no_plaintext_identifier(
         assert secret.encode() not in blobs, secret
         assert secret.encode("utf-16-le") not in blobs, secret
     assert os.path.getsize(data_dir / "kk.sqlite3") > 0
+
+
+async def test_forward_migration_keeps_existing_rows(tmp_path: Path) -> None:
+    import aiosqlite
+
+    from storage.db import MIGRATIONS
+
+    path = tmp_path / "kk.sqlite3"
+    conn = await aiosqlite.connect(str(path))
+    await conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    await conn.execute("INSERT INTO consent (chat_id, consented_at) VALUES (5, 123.0)")
+    await conn.commit()
+    await conn.close()
+    db = await Database.open(path)
+    try:
+        assert await db.user_version() == SCHEMA_VERSION
+        assert await db.consented_at(5) == 123.0
+        async with db.read() as c, c.execute("PRAGMA journal_mode") as cur:
+            row = await cur.fetchone()
+        assert row is not None and row[0] == "wal"
+    finally:
+        await db.close()
