@@ -8,7 +8,10 @@ keyed hash, valid ``ttl`` seconds, single use, at most ``max_attempts`` wrong tr
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import enum
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -17,7 +20,7 @@ from typing import Any
 
 from bot.identity import mask_phone
 from bot.sms.base import SmsError, SmsSender, otp_message
-from storage.crypto import Vault
+from storage.crypto import Vault, VaultError
 from storage.otp_repo import Challenge, OtpRepo, SendBlock, VerifyResult
 
 _LOGGER = logging.getLogger(__name__)
@@ -38,6 +41,10 @@ class SendResult:
     outcome: SendOutcome
     masked_phone: str = ""
     wait_seconds: int = 0
+
+
+def _pending_aad(chat_id: int) -> bytes:
+    return Vault.aad("chat_data", chat_id, "pending", "payload")
 
 
 def new_code() -> str:
@@ -118,6 +125,20 @@ class OtpService:
                 or self.clock() - challenge.consumed_at > max_age):
             return None
         return challenge.payload
+
+    def seal(self, chat_id: int, payload: dict[str, Any]) -> str:
+        """Encrypt an in-flight payload for keeping in (persisted) chat data."""
+        blob = self.vault.encrypt(json.dumps(payload), _pending_aad(chat_id))
+        return base64.b64encode(blob).decode("ascii")
+
+    def unseal(self, chat_id: int, sealed: str) -> dict[str, Any] | None:
+        """The payload sealed for this chat, or None if it is damaged or not this chat's."""
+        try:
+            plain = self.vault.decrypt(base64.b64decode(sealed), _pending_aad(chat_id))
+        except (VaultError, binascii.Error, ValueError):
+            return None
+        data: dict[str, Any] = json.loads(plain)
+        return data
 
     async def cancel(self, chat_id: int) -> None:
         await self.repo.delete(chat_id)

@@ -8,10 +8,7 @@ the vault in chat data, after the OTP is sent it lives in the encrypted challeng
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
-import json
 import re
 from typing import Any
 
@@ -37,7 +34,6 @@ from handlers.common import (
     send,
     services,
 )
-from storage.crypto import Vault, VaultError
 from storage.otp_repo import VerifyOutcome
 
 ASK_ID, CONFIRM, ASK_OTP, ASK_LABEL = range(4)
@@ -49,27 +45,16 @@ _PENDING = "pending"
 _BAD = "bad_inputs"
 
 
-# -- sealed pending payload (chat data is stored in the database as JSON) ---------------
-
-def _pending_aad(chat_id: int) -> bytes:
-    return Vault.aad("chat_data", chat_id, "pending", "payload")
-
+# -- the pending payload, sealed, in chat data (stored in the database as JSON) ----------
 
 def _seal(context: Context, chat_id: int, payload: dict[str, Any]) -> None:
-    blob = services(context).vault.encrypt(json.dumps(payload), _pending_aad(chat_id))
-    context.chat_data[_PENDING] = base64.b64encode(blob).decode("ascii")  # type: ignore[index]
+    assert context.chat_data is not None
+    context.chat_data[_PENDING] = services(context).otp.seal(chat_id, payload)
 
 
 def _unseal(context: Context, chat_id: int) -> dict[str, Any] | None:
     sealed = (context.chat_data or {}).get(_PENDING)
-    if not isinstance(sealed, str):
-        return None
-    try:
-        plain = services(context).vault.decrypt(base64.b64decode(sealed), _pending_aad(chat_id))
-    except (VaultError, binascii.Error, ValueError):
-        return None
-    data: dict[str, Any] = json.loads(plain)
-    return data
+    return services(context).otp.unseal(chat_id, sealed) if isinstance(sealed, str) else None
 
 
 def _clear(context: Context) -> None:
@@ -121,6 +106,14 @@ async def receive_id(update: Update, context: Context) -> int:
         return await _bad_input(update, context, problem)
     svc = services(context)
     chat_id = chat_id_of(update)
+    if parsed.kind is IdKind.NIK:  # already cached: switch without asking BPJS at all
+        cached = await svc.accounts.find_by_nik(chat_id, parsed.value)
+        if cached is not None and svc.accounts.is_fresh(cached):
+            await svc.accounts.switch(chat_id, cached.slot)
+            _clear(context)
+            await send(update, context,
+                       texts.ALREADY_CACHED.format(label=html.escape(cached.label)))
+            return END
     if not await svc.otp.allow_lookup(chat_id):
         _clear(context)
         await send(update, context, texts.LOOKUP_CAP)

@@ -365,3 +365,23 @@ async def test_inactive_participant_shows_warning_arrears_and_virtual_account(
     text = chat.last_text
     assert "TIDAK AKTIF" in text and "⚠️" in text
     assert "Tunggakan: 3 bulan" in text and "88888" in text and "tanggal 10" in text
+
+
+async def test_a_cached_nik_switches_even_while_the_backend_is_down(
+        chat: EmulatedChat, phone: Phone, services: Services, backend: object) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Ibu")
+    await add_account(chat, phone, NIK_B, "Ayah")
+    backend.down = True  # type: ignore[attr-defined]
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    assert "sudah tersimpan sebagai «Ibu»" in chat.last_text
+    assert await labels_and_active(services, chat.chat_id) == [("Ibu", True), ("Ayah", False)]
+
+
+async def test_a_sealed_pending_payload_only_opens_in_its_own_chat(services: Services) -> None:
+    sealed = services.otp.seal(1, {"nik": NIK_A})
+    assert NIK_A not in sealed
+    assert services.otp.unseal(1, sealed) == {"nik": NIK_A}
+    assert services.otp.unseal(2, sealed) is None
+    assert services.otp.unseal(1, "not base64!") is None
