@@ -55,6 +55,15 @@ class Account:
     lookup_kind: str = "nik"
 
 
+async def _activate(conn: aiosqlite.Connection, chat_id: int, slot: str) -> None:
+    """Inside a transaction: ``slot`` becomes the chat's one active account."""
+    await conn.execute(
+        "UPDATE accounts SET active = 0 WHERE chat_id = ? AND active = 1 AND slot <> ?",
+        (chat_id, slot))
+    await conn.execute("UPDATE accounts SET active = 1 WHERE chat_id = ? AND slot = ?",
+                       (chat_id, slot))
+
+
 def new_slot_token() -> str:
     """A short random token for callback data, never derived from any identifier."""
     return secrets.token_urlsafe(6)
@@ -173,11 +182,7 @@ class AccountsRepo:
                 (now, chat_id, slot))
             if cur.rowcount != 1:
                 return False
-            await conn.execute(
-                "UPDATE accounts SET active = 0 WHERE chat_id = ? AND active = 1 AND slot <> ?",
-                (chat_id, slot))
-            await conn.execute("UPDATE accounts SET active = 1 WHERE chat_id = ? AND slot = ?",
-                               (chat_id, slot))
+            await _activate(conn, chat_id, slot)
         return True
 
     async def mark_verified(self, chat_id: int, slot: str, *, now: float,
@@ -189,11 +194,7 @@ class AccountsRepo:
                 "WHERE chat_id = ? AND slot = ?", (now, now, chat_id, slot))
             if cur.rowcount != 1:
                 return False
-            await conn.execute(
-                "UPDATE accounts SET active = 0 WHERE chat_id = ? AND active = 1 AND slot <> ?",
-                (chat_id, slot))
-            await conn.execute("UPDATE accounts SET active = 1 WHERE chat_id = ? AND slot = ?",
-                               (chat_id, slot))
+            await _activate(conn, chat_id, slot)
             if consume_challenge:
                 await conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
         return True

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+
 from storage.crypto import Vault
 from storage.db import Database
 
@@ -56,6 +58,12 @@ class Challenge:
     consumed_at: float | None
 
 
+async def _count(conn: aiosqlite.Connection, sql: str, *params: object) -> int:
+    async with conn.execute(sql, params) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 class OtpRepo:
     def __init__(self, db: Database, vault: Vault) -> None:
         self.db = db
@@ -75,17 +83,11 @@ class OtpRepo:
         """
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM sms_log WHERE sent_at < ?", (now - _DAY,))
-            async with conn.execute(
-                    "SELECT count(*) FROM sms_log WHERE phone_index = ? AND sent_at > ?",
-                    (phone_index, now - _HOUR)) as cur:
-                row = await cur.fetchone()
-            if row and int(row[0]) >= PHONE_HOURLY_CAP:
+            if await _count(conn, "SELECT count(*) FROM sms_log WHERE phone_index = ? "
+                            "AND sent_at > ?", phone_index, now - _HOUR) >= PHONE_HOURLY_CAP:
                 return SendBlock.PHONE_HOURLY
-            async with conn.execute(
-                    "SELECT count(*) FROM sms_log WHERE chat_id = ? AND sent_at > ?",
-                    (chat_id, now - _DAY)) as cur:
-                row = await cur.fetchone()
-            if row and int(row[0]) >= CHAT_DAILY_CAP:
+            if await _count(conn, "SELECT count(*) FROM sms_log WHERE chat_id = ? "
+                            "AND sent_at > ?", chat_id, now - _DAY) >= CHAT_DAILY_CAP:
                 return SendBlock.CHAT_DAILY
             cur2 = await conn.execute(
                 "INSERT INTO sms_log (chat_id, phone_index, sent_at) VALUES (?, ?, ?)",
@@ -99,11 +101,8 @@ class OtpRepo:
         someone from probing which NIKs exist."""
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM lookup_log WHERE at < ?", (now - _DAY,))
-            async with conn.execute(
-                    "SELECT count(*) FROM lookup_log WHERE chat_id = ? AND at > ?",
-                    (chat_id, now - _DAY)) as cur:
-                row = await cur.fetchone()
-            if row and int(row[0]) >= LOOKUP_DAILY_CAP:
+            if await _count(conn, "SELECT count(*) FROM lookup_log WHERE chat_id = ? "
+                            "AND at > ?", chat_id, now - _DAY) >= LOOKUP_DAILY_CAP:
                 return False
             await conn.execute("INSERT INTO lookup_log (chat_id, at) VALUES (?, ?)",
                                (chat_id, now))
@@ -195,7 +194,7 @@ class OtpRepo:
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
 
-    async def reencrypt_all(self, conn: Any, new_vault: Vault) -> None:
+    async def reencrypt_all(self, conn: aiosqlite.Connection, new_vault: Vault) -> None:
         """Inside the caller's transaction (key rotation): codes are hashed under the old key
         and cannot be carried over, so live challenges and the SMS log are dropped."""
         await conn.execute("DELETE FROM challenges")
