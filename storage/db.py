@@ -75,6 +75,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sms_log_phone ON sms_log (phone_index, sent_at);
     CREATE INDEX sms_log_chat ON sms_log (chat_id, sent_at);
+    CREATE INDEX sms_log_time ON sms_log (sent_at);
     CREATE TABLE conversations (
         name TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -91,6 +92,7 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE lookup_log (chat_id INTEGER NOT NULL, at REAL NOT NULL);
     CREATE INDEX lookup_log_chat ON lookup_log (chat_id, at);
+    CREATE INDEX lookup_log_time ON lookup_log (at);
     """,
 ]
 

@@ -9,7 +9,6 @@ never stored, so a chat that never consented leaves no row.
 from __future__ import annotations
 
 import json
-from copy import deepcopy
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
@@ -30,6 +29,10 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
             update_interval=3600,
         )
         self.db = db
+        # What each chat's row holds now (chats without a row are absent): PTB marks chat
+        # data dirty on every update, so unchanged data must not cost a write.
+        self._written: dict[int, str] = {}
+        self._states: dict[tuple[str, str], str] = {}  # likewise for conversation states
 
     # -- conversations --------------------------------------------------------------------
 
@@ -37,13 +40,17 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         async with self.db.read() as conn, conn.execute(
                 "SELECT key, state FROM conversations WHERE name = ?", (name,)) as cur:
             rows = await cur.fetchall()
+        self._states.update({(name, str(key)): str(state) for key, state in rows})
         return {tuple(json.loads(key)): json.loads(state) for key, state in rows}
 
     async def update_conversation(self, name: str, key: ConversationKey,
                                   new_state: object | None) -> None:
         encoded_key = json.dumps(list(key))
+        encoded = None if new_state is None else json.dumps(new_state)
+        if self._states.get((name, encoded_key)) == encoded:
+            return
         async with self.db.transaction() as conn:
-            if new_state is None:
+            if encoded is None:
                 await conn.execute("DELETE FROM conversations WHERE name = ? AND key = ?",
                                    (name, encoded_key))
             else:
@@ -51,7 +58,11 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
                 await conn.execute(
                     "INSERT INTO conversations (name, key, chat_id, state) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
-                    (name, encoded_key, chat_id, json.dumps(new_state)))
+                    (name, encoded_key, chat_id, encoded))
+        if encoded is None:
+            self._states.pop((name, encoded_key), None)
+        else:
+            self._states[(name, encoded_key)] = encoded
 
     # -- chat data ------------------------------------------------------------------------
 
@@ -59,21 +70,30 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         async with self.db.read() as conn, conn.execute(
                 "SELECT chat_id, data FROM chat_data") as cur:
             rows = await cur.fetchall()
-        return {int(chat_id): json.loads(data) for chat_id, data in rows}
+        self._written = {int(chat_id): str(data) for chat_id, data in rows}
+        return {chat_id: json.loads(data) for chat_id, data in self._written.items()}
 
     async def update_chat_data(self, chat_id: int, data: ChatData) -> None:
+        encoded = json.dumps(data, sort_keys=True) if data else None
+        if encoded == self._written.get(chat_id):
+            return
         async with self.db.transaction() as conn:
-            if not data:
+            if encoded is None:
                 await conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
             else:
                 await conn.execute(
                     "INSERT INTO chat_data (chat_id, data) VALUES (?, ?) "
                     "ON CONFLICT (chat_id) DO UPDATE SET data = excluded.data",
-                    (chat_id, json.dumps(deepcopy(data))))
+                    (chat_id, encoded))
+        if encoded is None:
+            self._written.pop(chat_id, None)
+        else:
+            self._written[chat_id] = encoded
 
     async def drop_chat_data(self, chat_id: int) -> None:
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
+        self._written.pop(chat_id, None)
 
     async def refresh_chat_data(self, chat_id: int, chat_data: ChatData) -> None:
         """Chat data in memory is always current: every write goes through this process."""

@@ -381,3 +381,53 @@ async def test_forward_migration_keeps_existing_rows(tmp_path: Path) -> None:
         assert row is not None and row[0] == "wal"
     finally:
         await db.close()
+
+
+async def test_unchanged_chat_data_costs_no_write(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    try:
+        persistence = SqlitePersistence(db)
+        await persistence.get_chat_data()
+        changes = db.conn.total_changes
+        for _ in range(5):
+            await persistence.update_chat_data(1, {})  # a /bantuan: nothing to store
+        assert db.conn.total_changes == changes
+        await persistence.update_chat_data(1, {"bad_inputs": 1})
+        await persistence.update_chat_data(1, {"bad_inputs": 1})
+        assert db.conn.total_changes == changes + 1
+        reloaded = SqlitePersistence(db)
+        assert await reloaded.get_chat_data() == {1: {"bad_inputs": 1}}
+        await reloaded.update_chat_data(1, {})
+        assert await reloaded.get_chat_data() == {}
+    finally:
+        await db.close()
+
+
+async def test_rate_log_pruning_uses_an_index(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    try:
+        for table, column in (("sms_log", "sent_at"), ("lookup_log", "at")):
+            async with db.read() as conn, conn.execute(
+                    f"EXPLAIN QUERY PLAN DELETE FROM {table} WHERE {column} < 1") as cur:
+                plan = " ".join(str(row[-1]) for row in await cur.fetchall())
+            assert "USING" in plan and "INDEX" in plan, plan
+    finally:
+        await db.close()
+
+
+async def test_an_unchanged_conversation_state_costs_no_write(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    try:
+        persistence = SqlitePersistence(db)
+        await persistence.get_conversations("tambah_kk")
+        await persistence.update_conversation("tambah_kk", (1,), 2)
+        changes = db.conn.total_changes
+        await persistence.update_conversation("tambah_kk", (1,), 2)
+        await persistence.update_conversation("tambah_kk", (9,), None)
+        assert db.conn.total_changes == changes
+        reloaded = SqlitePersistence(db)
+        assert await reloaded.get_conversations("tambah_kk") == {(1,): 2}
+        await reloaded.update_conversation("tambah_kk", (1,), None)
+        assert await reloaded.get_conversations("tambah_kk") == {}
+    finally:
+        await db.close()
