@@ -164,3 +164,42 @@ async def test_an_html_label_is_stored_and_shown_literally(
         "<b>Ibu & Ayah</b>"]
     await chat.send("/akun")
     assert chat.buttons[0].startswith("✅ <b>Ibu & Ayah</b>")
+
+
+async def test_a_failed_delete_is_logged_and_the_flow_goes_on(
+        bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from bot.emulator import ApiError
+
+    async def refuse(params: dict[str, object]) -> bool:
+        raise ApiError(400, "Bad Request: message can't be deleted for everyone")
+
+    await consent(chat)
+    bot.emulator._m_deletemessage = refuse  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING)
+    await add_account(chat, phone, NIK_A, "Tetap Jalan")
+    assert [a.label for a in await services.accounts.list(chat.chat_id)] == ["Tetap Jalan"]
+    assert any("could not delete" in r.getMessage() for r in caplog.records)
+    bot.emulator.errors.clear()  # the refusals above were this test's own doing
+
+
+async def test_a_hanging_sms_gateway_times_out_and_costs_nothing(
+        chat: EmulatedChat, phone: Phone, services: Services,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import bot.otp
+
+    async def hang(phone_e164: str, message: str) -> None:
+        await asyncio.sleep(3600)
+
+    await consent(chat)
+    monkeypatch.setattr(bot.otp, "SMS_TIMEOUT", 0.05)
+    monkeypatch.setattr(phone, "send", hang)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    assert "SMS belum bisa dikirim" in chat.last_text
+    async with services.db.read() as conn, conn.execute("SELECT count(*) FROM sms_log") as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[0] == 0, "a failed send does not count against the caps"
+    assert await services.otp.challenge(chat.chat_id) is None

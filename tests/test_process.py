@@ -286,3 +286,32 @@ async def test_webhook_mode_checks_the_secret_and_answers(tmp_path: Path) -> Non
         await api.stop()
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert "rahasia-webhook_123" not in stderr.decode()
+
+
+async def test_sigterm_finishes_the_update_in_hand(tmp_path: Path) -> None:
+    emulator = BotApiEmulator(token=TOKEN)
+    api = HttpBotApi(emulator)
+    url = await api.start()
+    env = bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=url,
+                  OTP_SENDER="http", SMS_GATEWAY_URL=f"{url}/sms",
+                  SMS_GATEWAY_TOKEN=api.sms_token)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    emulator.open_chat(9)
+    try:
+        await wait_for(lambda: emulator.calls.get("getUpdates", 0) > 0, "polling")
+        emulator.user_sends(9, "/start")
+        await wait_for(lambda: bool(emulator.bot_messages(9)), "greeting")
+        emulator.user_taps(9, emulator.bot_messages(9)[-1].message_id, "consent:yes")
+        emulator.user_sends(9, "/tambah_kk")
+        await wait_for(lambda: "Kirim NIK" in emulator.bot_messages(9)[-1].text, "question")
+        emulator.user_sends(9, "3174014506900003")  # the sandbox answers after 3 seconds
+        await wait_for(lambda: "Mencari data" in emulator.bot_messages(9)[-1].text, "lookup")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        await api.stop()
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert "Kode OTP 6 angka sudah dikirim" in emulator.bot_messages(9)[-1].text
+    assert api.sms, "the SMS of the update in hand went out before the exit"
