@@ -311,7 +311,8 @@ class BotApiEmulator:
         return 200, {"ok": True, "result": result}
 
     def _chat(self, params: JSON) -> _Chat:
-        chat = self.chats.get(params.get("chat_id"))  # type: ignore[arg-type]
+        chat_id = params.get("chat_id")
+        chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None
         if chat is None:
             raise ApiError(400, "Bad Request: chat not found")
         return chat
@@ -438,7 +439,8 @@ class BotApiEmulator:
         if "inline_message_id" in params:
             raise ApiError(400, "Bad Request: inline messages are not supported here")
         chat = self._chat(params)
-        message = chat.messages.get(params.get("message_id"))  # type: ignore[arg-type]
+        message_id = params.get("message_id")
+        message = chat.messages.get(message_id) if isinstance(message_id, int) else None
         if message is None or message.deleted:
             raise ApiError(400, f"Bad Request: message to {verb} not found")
         return chat, message

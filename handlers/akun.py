@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 
 from bot import texts
 from bot.accounts import SwitchOutcome
@@ -11,7 +11,7 @@ from handlers.common import Context, answer, chat_id_of, edit_query, send, servi
 from handlers.tambah_kk import reverify_account
 
 
-async def _listing(context: Context, chat_id: int) -> tuple[str, object]:
+async def _listing(context: Context, chat_id: int) -> tuple[str, InlineKeyboardMarkup]:
     svc = services(context)
     items = await svc.accounts.list(chat_id)
     if not items:
@@ -26,7 +26,7 @@ async def _listing(context: Context, chat_id: int) -> tuple[str, object]:
 
 async def show_accounts(update: Update, context: Context) -> None:
     text, keyboard = await _listing(context, chat_id_of(update))
-    await send(update, context, text, keyboard)  # type: ignore[arg-type]
+    await send(update, context, text, keyboard)
 
 
 async def switch_account(update: Update, context: Context) -> int | None:
@@ -39,9 +39,9 @@ async def switch_account(update: Update, context: Context) -> int | None:
     outcome, account = await services(context).accounts.switch(chat_id, context.match.group(1))
     if outcome is SwitchOutcome.NOT_FOUND:
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
-        if query.message is not None and _is_listing(query):
+        if _is_listing(query):
             text, keyboard = await _listing(context, chat_id)
-            await edit_query(context, query, text, keyboard)  # type: ignore[arg-type]
+            await edit_query(context, query, text, keyboard)
         return None
     assert account is not None
     if outcome is SwitchOutcome.ALREADY_ACTIVE:
@@ -53,15 +53,14 @@ async def switch_account(update: Update, context: Context) -> int | None:
     await answer(context, query, texts.SWITCHED.format(label=account.label))
     if _is_listing(query):
         text, keyboard = await _listing(context, chat_id)
-        await edit_query(context, query, text, keyboard)  # type: ignore[arg-type]
+        await edit_query(context, query, text, keyboard)
     return None
 
 
-def _is_listing(query: object) -> bool:
+def _is_listing(query: CallbackQuery) -> bool:
     """Was the tapped message an /akun listing (rather than, say, a status card)?"""
-    message = getattr(query, "message", None)
-    markup = getattr(message, "reply_markup", None)
-    if markup is None:
+    message = query.message
+    if not isinstance(message, Message) or message.reply_markup is None:
         return False
-    return any(getattr(b, "callback_data", None) == keyboards.ACCT_ADD
-               for row in markup.inline_keyboard for b in row)
+    return any(button.callback_data == keyboards.ACCT_ADD
+               for row in message.reply_markup.inline_keyboard for button in row)

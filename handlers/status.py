@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 
 from bot import texts
 from bot.accounts import Account
@@ -10,7 +10,7 @@ from handlers import keyboards, render
 from handlers.common import Context, answer, chat_id_of, edit_query, send, services
 
 
-async def _active_view(context: Context, items: list[Account]) -> tuple[str, object]:
+async def _active_view(context: Context, items: list[Account]) -> tuple[str, InlineKeyboardMarkup]:
     svc = services(context)
     active = next((a for a in items if a.active), items[0])
     if not svc.accounts.is_fresh(active):
@@ -21,7 +21,7 @@ async def _active_view(context: Context, items: list[Account]) -> tuple[str, obj
     return render.card(view), keyboards.status(showing_all=False, many=len(items) > 1)
 
 
-async def _all_view(context: Context, items: list[Account]) -> tuple[str, object]:
+async def _all_view(context: Context, items: list[Account]) -> tuple[str, InlineKeyboardMarkup]:
     svc = services(context)
     fresh = [a for a in items if svc.accounts.is_fresh(a)]
     views = {v.account.slot: v for v in await svc.status.fetch_many(fresh)}
@@ -39,7 +39,7 @@ async def show_status(update: Update, context: Context) -> None:
     args = context.args or []
     wants_all = bool(args) and args[0].lower() in ("semua", "all")
     text, keyboard = await (_all_view if wants_all else _active_view)(context, items)
-    await send(update, context, text, keyboard)  # type: ignore[arg-type]
+    await send(update, context, text, keyboard)
 
 
 async def status_button(update: Update, context: Context) -> None:
@@ -53,4 +53,4 @@ async def status_button(update: Update, context: Context) -> None:
         return
     view = _all_view if query.data == keyboards.STATUS_ALL else _active_view
     text, keyboard = await view(context, items)
-    await edit_query(context, query, text, keyboard)  # type: ignore[arg-type]
+    await edit_query(context, query, text, keyboard)
