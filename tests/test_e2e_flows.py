@@ -385,3 +385,21 @@ async def test_a_sealed_pending_payload_only_opens_in_its_own_chat(services: Ser
     assert services.otp.unseal(1, sealed) == {"nik": NIK_A}
     assert services.otp.unseal(2, sealed) is None
     assert services.otp.unseal(1, "not base64!") is None
+
+
+async def test_re_adding_an_expired_cached_nik_asks_for_a_fresh_otp(
+        chat: EmulatedChat, phone: Phone, services: Services, clock: FakeClock) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Lama")
+    await add_account(chat, phone, NIK_B, "Baru")
+    clock.advance(31 * 86400)
+    sms_before = len(phone.inbox)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    assert "sudah lewat 30 hari" in chat.reply and "Kode OTP 6 angka" in chat.reply
+    assert len(phone.inbox) == sms_before + 1
+    assert await labels_and_active(services, chat.chat_id) == [("Lama", False), ("Baru", True)]
+    await chat.send(phone.last_code())
+    assert "Verifikasi berhasil" in chat.last_text
+    assert await labels_and_active(services, chat.chat_id) == [("Lama", True), ("Baru", False)]
+    assert len(await services.accounts.list(chat.chat_id)) == 2, "no duplicate was added"
