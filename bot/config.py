@@ -187,7 +187,7 @@ class Settings(BaseSettings):
 
     def ensure_data_dir(self) -> None:
         try:
-            self.kk_data_dir.mkdir(parents=True, exist_ok=True)
+            self.kk_data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise SettingsError("KK_DATA_DIR", exc.strerror or "cannot create") from None
         if not self.kk_data_dir.is_dir() or not os.access(self.kk_data_dir, os.W_OK | os.X_OK):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -99,6 +100,14 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _create_private(path: Path) -> None:
+    """Create the file owner-only before SQLite opens it; its -wal and -shm files inherit
+    the database file's permissions."""
+    if str(path) == ":memory:" or path.exists():
+        return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class DatabaseError(Exception):
     """The database cannot be used (newer schema, unreadable file)."""
 
@@ -116,6 +125,7 @@ class Database:
     @classmethod
     async def open(cls, path: Path | str, *, clock: Callable[[], float] = time.time,
                    migrate: bool = True) -> Database:
+        _create_private(Path(path))
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
@@ -224,7 +234,8 @@ class Database:
             await conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))
 
     async def backup_to(self, target: Path) -> None:
-        """A consistent online copy through SQLite's backup API."""
+        """A consistent online copy through SQLite's backup API (mode 0600)."""
+        _create_private(target)
         async with self.read():
             dest = await aiosqlite.connect(str(target))
             try:

@@ -193,6 +193,7 @@ def test_keygen_backup_rotate_and_wrong_key(tmp_path: Path) -> None:
     created = cli(tmp_path, "backup", str(tmp_path / "first.sqlite3"))
     assert created.returncode == 0, created.stderr
     assert (tmp_path / "data" / "master.key").exists()
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     rotated = cli(tmp_path, "rotate-key")
     assert rotated.returncode == 0 and "re-encrypted 0 account" in rotated.stderr
     assert (tmp_path / "data" / "master.key.old").exists()

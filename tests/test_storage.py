@@ -431,3 +431,12 @@ async def test_an_unchanged_conversation_state_costs_no_write(tmp_path: Path) ->
         assert await reloaded.get_conversations("tambah_kk") == {}
     finally:
         await db.close()
+
+
+async def test_database_files_are_private(services: Services, data_dir: Path,
+                                          tmp_path: Path) -> None:
+    await services.db.record_consent(1)
+    for name in ("kk.sqlite3", "kk.sqlite3-wal", "master.key"):
+        assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
+    await services.db.backup_to(tmp_path / "copy.sqlite3")
+    assert stat.S_IMODE((tmp_path / "copy.sqlite3").stat().st_mode) == 0o600
