@@ -12,9 +12,9 @@ SANDBOX_FOOTER = "\n\n🧪 <i>Mode sandbox — data contoh</i>"
 
 START = (
     "Halo! Saya <b>Asisten KK</b> 👋\n\n"
-    "Saya membantu Anda memegang sampai <b>{max_accounts} akun BPJS Kesehatan (JKN)</b> dari "
-    "Kartu Keluarga yang berbeda dalam satu chat: diverifikasi sekali dengan kode OTP lewat "
-    "SMS, lalu berpindah akun cukup dengan satu ketukan, dan melihat status semuanya sekaligus.\n\n"
+    "Saya membantu Anda menyimpan sampai <b>{max_accounts} akun BPJS Kesehatan (JKN)</b> dari "
+    "Kartu Keluarga yang berbeda dalam satu chat: cukup diverifikasi sekali dengan kode OTP "
+    "lewat SMS, lalu pindah akun dengan satu ketukan dan lihat status semuanya sekaligus.\n\n"
     "🔒 <b>Privasi singkat</b>\n"
     "• Saya hanya menyimpan data akun yang Anda tambahkan sendiri dan yang OTP-nya Anda "
     "konfirmasi.\n"

@@ -61,6 +61,10 @@ def accounts(items: list[Account], expired: set[str]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
+def add_only() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[_button(texts.ADD_BUTTON, ACCT_ADD)]])
+
+
 def confirm_send(continue_label: str = texts.CONTINUE_BUTTON) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[_button(continue_label, ADD_GO),
                                   _button(texts.CANCEL_BUTTON, ADD_CANCEL)]])

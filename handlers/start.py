@@ -57,7 +57,7 @@ async def consent_yes(update: Update, context: Context) -> None:
     await answer(context, query)
     await services(context).db.record_consent(chat_id_of(update))
     await drop_keyboard(context, query)
-    await send(update, context, texts.CONSENT_GIVEN)
+    await send(update, context, texts.CONSENT_GIVEN, keyboards.add_only())
 
 
 async def consent_no(update: Update, context: Context) -> None:

@@ -34,7 +34,7 @@ async def show_status(update: Update, context: Context) -> None:
     """/status, or /status semua for every account."""
     items = await services(context).accounts.list(chat_id_of(update))
     if not items:
-        await send(update, context, texts.STATUS_NO_ACCOUNT)
+        await send(update, context, texts.STATUS_NO_ACCOUNT, keyboards.add_only())
         return
     args = context.args or []
     wants_all = bool(args) and args[0].lower() in ("semua", "all")

@@ -35,9 +35,16 @@ async def test_consent_is_recorded_with_a_timestamp(chat: EmulatedChat, services
     assert "/tambah_kk" in chat.last_text
     assert await services.db.consented_at(chat.chat_id) is not None
     assert chat.bot_messages[0].buttons == [], "consent buttons are removed after the tap"
+    assert chat.last_message.buttons == [("➕ Tambah KK", "acct:add")], "no dead end"
     await chat.send("/start")
     assert "sudah tercatat sejak" in chat.last_text
-    assert chat.buttons == []
+    assert chat.last_message.buttons == []
+
+
+async def test_the_add_button_after_consent_starts_the_flow(chat: EmulatedChat) -> None:
+    await consent(chat)
+    await chat.tap("Tambah KK")
+    assert "Kirim <b>NIK</b>" not in chat.last_text and "Kirim NIK" in chat.last_text
 
 
 async def test_declining_stores_nothing(chat: EmulatedChat, services: Services) -> None:
