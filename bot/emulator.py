@@ -271,10 +271,6 @@ class BotApiEmulator:
         return [m for m in chat.messages.values()
                 if m.from_bot and (include_deleted or not m.deleted)]
 
-    def user_messages(self, chat_id: int) -> list[StoredMessage]:
-        chat = self.chats.get(chat_id)
-        return [m for m in chat.messages.values() if not m.from_bot] if chat else []
-
     # -- the bot's side -------------------------------------------------------------------
 
     def _bot_json(self) -> JSON:

@@ -157,6 +157,3 @@ class EmulatedChat:
     def reply(self) -> str:
         """All replies since the last action, joined: what the user just read."""
         return "\n".join(self.replies)
-
-    def user_message_deleted(self, message: StoredMessage) -> bool:
-        return message.deleted

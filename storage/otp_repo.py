@@ -152,12 +152,6 @@ class OtpRepo:
         return Challenge(chat_id, str(row[0]), payload, row[2], row[3], row[4], int(row[5]),
                          int(row[6]), row[7])
 
-    async def phone_index_of(self, chat_id: int) -> bytes | None:
-        async with self.db.read() as conn, conn.execute(
-                "SELECT phone_index FROM challenges WHERE chat_id = ?", (chat_id,)) as cur:
-            row = await cur.fetchone()
-        return bytes(row[0]) if row else None
-
     async def verify(self, chat_id: int, code: str, *, now: float, max_attempts: int
                      ) -> VerifyResult:
         """Check ``code`` and consume the challenge atomically on success."""
