@@ -45,6 +45,10 @@ ALLOWED: dict[str, str] = {
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
 }
 
+_SECRET_NAMES = {
+    "TELEGRAM_BOT_TOKEN", "KK_MASTER_KEY", "VCLAIM_SECRET_KEY", "VCLAIM_USER_KEY",
+    "SMS_GATEWAY_TOKEN", "WEBHOOK_SECRET",
+}
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
@@ -217,9 +221,3 @@ def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Setting
         raise SettingsError(name, shown or None) from None
     settings.check_consistency()
     return settings
-
-
-_SECRET_NAMES = {
-    "TELEGRAM_BOT_TOKEN", "KK_MASTER_KEY", "VCLAIM_SECRET_KEY", "VCLAIM_USER_KEY",
-    "SMS_GATEWAY_TOKEN", "WEBHOOK_SECRET",
-}

@@ -178,6 +178,12 @@ class _Chat:
         return {"id": self.id, "type": self.type, "title": self.title}
 
 
+class _Poll(asyncio.Event):
+    """A pending long poll; a newer getUpdates supersedes it."""
+
+    superseded = False
+
+
 class BotApiEmulator:
     """The Bot API, in memory. One instance serves one bot."""
 
@@ -201,7 +207,7 @@ class BotApiEmulator:
         self.calls: dict[str, int] = {}
         self.commands: list[JSON] = []
         self.webhook_url = ""
-        self._new_update: asyncio.Event | None = None
+        self._new_update: _Poll | None = None
 
     # -- the user's side ------------------------------------------------------------------
 
@@ -362,14 +368,21 @@ class BotApiEmulator:
         timeout = max(float(params.get("timeout") or 0), 0.0)
         while self.updates and self.updates[0]["update_id"] < offset:
             self.updates.popleft()
+        if self._new_update is not None:  # Telegram ends the earlier long poll with 409
+            self._new_update.superseded = True
+            self._new_update.set()
         if not self.updates and timeout > 0:
-            self._new_update = asyncio.Event()
+            event = self._new_update = _Poll()
             try:
-                await asyncio.wait_for(self._new_update.wait(), timeout)
+                await asyncio.wait_for(event.wait(), timeout)
             except TimeoutError:
                 pass
             finally:
-                self._new_update = None
+                if self._new_update is event:
+                    self._new_update = None
+            if event.superseded:
+                raise ApiError(409, "Conflict: terminated by other getUpdates request; make "
+                                    "sure that only one bot instance is running")
         batch = list(itertools.islice(self.updates, limit))
         if batch:
             self.last_delivered_id = max(self.last_delivered_id, batch[-1]["update_id"])

@@ -68,3 +68,18 @@ async def test_http_form_parameters_are_decoded() -> None:
         "chat_id": "5", "text": "hai",
         "reply_markup": '{"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]}'})
     assert status == 200 and body["result"]["reply_markup"]["inline_keyboard"][0][0]["text"] == "A"
+
+
+async def test_a_second_poller_gets_a_conflict_like_on_telegram() -> None:
+    import asyncio
+
+    em = BotApiEmulator()
+    first = asyncio.create_task(call(em, "getUpdates", timeout=1))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(call(em, "getUpdates", timeout=1))
+    status, body = await first
+    assert status == 409 and body["description"].startswith("Conflict: terminated by other")
+    em.open_chat(1)
+    em.user_sends(1, "/start")
+    status, body = await second
+    assert status == 200 and body["result"][0]["message"]["text"] == "/start"
