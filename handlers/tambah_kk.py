@@ -99,6 +99,10 @@ async def receive_id(update: Update, context: Context) -> int:
     message = update.effective_message
     assert message is not None
     text = message.text or ""
+    if parse_otp(text) is not None and await _code_pending(context, chat_id_of(update)):
+        # The state was not yet on disk when the bot died after sending the code: the
+        # challenge is, so this is the code (ASK_ID never has a live challenge otherwise).
+        return await receive_code(update, context)
     await delete_user_message(update)
     parsed = parse_identifier(text)
     if isinstance(parsed, IdError):
@@ -159,6 +163,11 @@ async def receive_id(update: Update, context: Context) -> int:
             masked=mask_nik(victim.nik)), keyboards.confirm_send())
         return CONFIRM
     return await _send_code(update, context, payload, progress)
+
+
+async def _code_pending(context: Context, chat_id: int) -> bool:
+    challenge = await services(context).otp.challenge(chat_id)
+    return challenge is not None and challenge.consumed_at is None
 
 
 async def _send_code(update: Update, context: Context, payload: dict[str, Any],

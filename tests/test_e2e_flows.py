@@ -403,3 +403,29 @@ async def test_re_adding_an_expired_cached_nik_asks_for_a_fresh_otp(
     assert "Verifikasi berhasil" in chat.last_text
     assert await labels_and_active(services, chat.chat_id) == [("Lama", True), ("Baru", False)]
     assert len(await services.accounts.list(chat.chat_id)) == 2, "no duplicate was added"
+
+
+async def test_a_crash_before_the_new_state_was_written_still_accepts_the_code(
+        services_factory: ServicesFactory, phone: Phone) -> None:
+    svc = await services_factory()
+    harness = BotHarness(svc, rate_limiter=False)
+    await harness.start()
+    chat = harness.chat(1001)
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    await harness.stop()
+    async with svc.db.transaction() as conn:  # as if killed before ASK_OTP reached disk
+        await conn.execute("UPDATE conversations SET state = '0'")
+    await svc.close()
+
+    svc = await services_factory()
+    restarted = BotHarness(svc, emulator=harness.emulator, rate_limiter=False)
+    await restarted.start()
+    chat = restarted.chat(1001)
+    try:
+        code_message = await chat.send(phone.last_code())
+        assert "Kode benar" in chat.last_text
+        assert code_message.deleted
+    finally:
+        await restarted.stop()
