@@ -43,7 +43,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self.completed = 0
+        self.completed = 0  # handled or dropped: what the harness waits for
         self.dropped = 0
 
     async def initialize(self) -> None:
