@@ -6,11 +6,32 @@ behind `{url}/bot{token}/{method}`, decoding form or JSON bodies as Telegram doe
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
 
 from bot.emulator import BotApiEmulator
+
+
+async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve an aiohttp app on a free port of 127.0.0.1; returns the runner and base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    runner, url = await start_app(app)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
 
 
 class HttpBotApi:
@@ -46,12 +67,7 @@ class HttpBotApi:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_post("/sms", self._sms)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.runner, self.url = await start_app(app)
         return self.url
 
     async def stop(self) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.config import Settings
+from bot.emulator import BotApiEmulator
 from bot.harness import BotHarness, EmulatedChat
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services, open_services
@@ -138,8 +139,7 @@ async def services(services_factory: ServicesFactory) -> Services:
 
 @pytest.fixture
 async def bot(services: Services) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(services, rate_limiter=False)
-    await harness.start()
+    harness = await start_bot(services)
     yield harness
     await harness.stop()
     assert not harness.emulator.unanswered_queries(), "a callback query was left unanswered"
@@ -152,6 +152,23 @@ async def bot(services: Services) -> AsyncIterator[BotHarness]:
 @pytest.fixture
 async def chat(bot: BotHarness) -> EmulatedChat:
     return bot.chat(1001, title="Ani")
+
+
+async def start_bot(services: Services, emulator: BotApiEmulator | None = None) -> BotHarness:
+    return await BotHarness(services, emulator=emulator, rate_limiter=False).start()
+
+
+async def restart(harness: BotHarness, services: Services, factory: ServicesFactory,
+                  while_down: Callable[[Services], Awaitable[None]] | None = None
+                  ) -> tuple[BotHarness, Services]:
+    """Stop the bot and close its database, then start both again over the same files and
+    the same Bot API (as after a deploy or a crash)."""
+    await harness.stop()
+    if while_down is not None:
+        await while_down(services)
+    await services.close()
+    fresh: Services = await factory()
+    return await start_bot(fresh, harness.emulator), fresh
 
 
 async def consent(chat: EmulatedChat) -> None:

@@ -15,6 +15,8 @@ from tests.conftest import (
     ServicesFactory,
     add_account,
     consent,
+    restart,
+    start_bot,
 )
 
 
@@ -183,37 +185,29 @@ async def test_add_by_card_number_and_refresh_status_by_the_same_number(
 
 async def test_restart_between_otp_sent_and_code_typed(
         services_factory: ServicesFactory, phone: Phone) -> None:
-    first = await services_factory()
-    harness = BotHarness(first, rate_limiter=False)
-    await harness.start()
+    svc = await services_factory()
+    harness = await start_bot(svc)
     chat = harness.chat(1001)
     await consent(chat)
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
     assert "Kode OTP 6 angka sudah dikirim" in chat.last_text
-    code = phone.last_code()
-    await harness.stop()
-    await first.close()
-
-    second = await services_factory()
-    restarted = BotHarness(second, emulator=harness.emulator, rate_limiter=False)
-    await restarted.start()
-    chat = restarted.chat(1001)
+    harness, svc = await restart(harness, svc, services_factory)
+    chat = harness.chat(1001)
     try:
-        await chat.send(code)
+        await chat.send(phone.last_code())
         assert "Kode benar" in chat.last_text
         await chat.tap("KK Saya")
         assert "Tersimpan" in chat.last_text
-        assert [a.label for a in await second.accounts.list(1001)] == ["KK Saya"]
+        assert [a.label for a in await svc.accounts.list(1001)] == ["KK Saya"]
     finally:
-        await restarted.stop()
+        await harness.stop()
 
 
 async def test_restart_at_the_eviction_question_and_at_the_label_step(
         services_factory: ServicesFactory, phone: Phone) -> None:
     svc = await services_factory()
-    harness = BotHarness(svc, rate_limiter=False)
-    await harness.start()
+    harness = await start_bot(svc)
     chat = harness.chat(1001)
     await consent(chat)
     for nik in (NIK_A, NIK_B, NIK_C):
@@ -221,13 +215,8 @@ async def test_restart_at_the_eviction_question_and_at_the_label_step(
     await chat.send("/tambah_kk")
     await chat.send(NIK_D)
     assert "sudah penuh" in chat.last_text
-    emulator = harness.emulator
     for _ in range(2):
-        await harness.stop()
-        await svc.close()
-        svc = await services_factory()
-        harness = BotHarness(svc, emulator=emulator, rate_limiter=False)
-        await harness.start()
+        harness, svc = await restart(harness, svc, services_factory)
         chat = harness.chat(1001)
         if "Lanjutkan" in chat.buttons:
             await chat.tap("Lanjutkan")
@@ -408,24 +397,21 @@ async def test_re_adding_an_expired_cached_nik_asks_for_a_fresh_otp(
 async def test_a_crash_before_the_new_state_was_written_still_accepts_the_code(
         services_factory: ServicesFactory, phone: Phone) -> None:
     svc = await services_factory()
-    harness = BotHarness(svc, rate_limiter=False)
-    await harness.start()
+    harness = await start_bot(svc)
     chat = harness.chat(1001)
     await consent(chat)
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
-    await harness.stop()
-    async with svc.db.transaction() as conn:  # as if killed before ASK_OTP reached disk
-        await conn.execute("UPDATE conversations SET state = '0'")
-    await svc.close()
 
-    svc = await services_factory()
-    restarted = BotHarness(svc, emulator=harness.emulator, rate_limiter=False)
-    await restarted.start()
-    chat = restarted.chat(1001)
+    async def lose_the_last_state_write(old: Services) -> None:
+        async with old.db.transaction() as conn:  # as if killed before ASK_OTP reached disk
+            await conn.execute("UPDATE conversations SET state = '0'")
+
+    harness, svc = await restart(harness, svc, services_factory, lose_the_last_state_write)
+    chat = harness.chat(1001)
     try:
         code_message = await chat.send(phone.last_code())
         assert "Kode benar" in chat.last_text
         assert code_message.deleted
     finally:
-        await restarted.stop()
+        await harness.stop()

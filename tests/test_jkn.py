@@ -28,6 +28,7 @@ from bot.jkn.base import (
 )
 from bot.jkn.sandbox import SLOW_SECONDS, SandboxBackend
 from bot.jkn.vclaim import VClaimBackend, decrypt_response, encrypt_response, sign
+from tests.botapi_http import serving
 from tests.conftest import CARD_A, NIK_A, NIK_B
 
 CONS_ID, SECRET, USER_KEY = "12345", "s3cr3t-key", "user-key-abc"
@@ -157,13 +158,8 @@ async def bpjs() -> AsyncIterator[tuple[FakeBpjs, str]]:
     app.router.add_get("/vclaim/Peserta/{kind}/{value}/tglSEP/{date}", fake.handle)
     app.router.add_get("/vclaim/monitoring/HistoriPelayanan/NoKartu/{card}/tglMulai/{a}/"
                        "tglAkhir/{b}", fake.history)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield fake, f"http://127.0.0.1:{port}/vclaim"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield fake, f"{url}/vclaim"
 
 
 def client(base: str, secret: str = SECRET, timeout: float = 2.0) -> VClaimBackend:

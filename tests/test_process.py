@@ -39,6 +39,19 @@ def cli(tmp_path: Path, *args: str, stdin: str = "", timeout: float = 60,
                           env=bot_env(tmp_path, **extra))
 
 
+def http_env(tmp_path: Path, api: HttpBotApi, **extra: str) -> dict[str, str]:
+    """Environment for a bot that talks to ``api`` for both Telegram and SMS."""
+    return bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api.url,
+                   OTP_SENDER="http", SMS_GATEWAY_URL=f"{api.url}/sms",
+                   SMS_GATEWAY_TOKEN=api.sms_token, **extra)
+
+
+async def spawn_bot(tmp_path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+
 async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -51,13 +64,8 @@ async def test_run_answers_a_whole_session_over_http_and_stops_on_sigterm(
         tmp_path: Path) -> None:
     emulator = BotApiEmulator(token=TOKEN)
     api = HttpBotApi(emulator)
-    url = await api.start()
-    env = bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=url, LOG_LEVEL="DEBUG",
-                  OTP_SENDER="http", SMS_GATEWAY_URL=f"{url}/sms",
-                  SMS_GATEWAY_TOKEN=api.sms_token)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    await api.start()
+    proc = await spawn_bot(tmp_path, http_env(tmp_path, api, LOG_LEVEL="DEBUG"))
     chat_id = 4242
     emulator.open_chat(chat_id, title="Dewi")
     emulator.open_chat(-1009, chat_type="supergroup", title="Posyandu")
@@ -117,17 +125,13 @@ async def test_run_answers_a_whole_session_over_http_and_stops_on_sigterm(
 async def test_run_keeps_the_account_across_a_restart(tmp_path: Path) -> None:
     emulator = BotApiEmulator(token=TOKEN)
     api = HttpBotApi(emulator)
-    url = await api.start()
-    env = bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=url,
-                  OTP_SENDER="http", SMS_GATEWAY_URL=f"{url}/sms",
-                  SMS_GATEWAY_TOKEN=api.sms_token)
+    await api.start()
+    env = http_env(tmp_path, api)
     chat_id = 77
     emulator.open_chat(chat_id)
     try:
         for step in ("otp", "finish"):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            proc = await spawn_bot(tmp_path, env)
             calls = emulator.calls.get("getUpdates", 0)
             await wait_for(lambda c=calls: emulator.calls.get("getUpdates", 0) > c, "polling")
             if step == "otp":
@@ -246,16 +250,14 @@ async def test_webhook_mode_checks_the_secret_and_answers(tmp_path: Path) -> Non
 
     emulator = BotApiEmulator(token=TOKEN)
     api = HttpBotApi(emulator)
-    url = await api.start()
+    await api.start()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=url,
-                  WEBHOOK_URL="https://kk.example.id/hook", WEBHOOK_LISTEN="127.0.0.1",
-                  WEBHOOK_PORT=str(port), WEBHOOK_SECRET="rahasia-webhook_123")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    env = http_env(tmp_path, api, WEBHOOK_URL="https://kk.example.id/hook",
+                   WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port),
+                   WEBHOOK_SECRET="rahasia-webhook_123")
+    proc = await spawn_bot(tmp_path, env)
     emulator.open_chat(31)
     try:
         await wait_for(lambda: emulator.webhook_url == "https://kk.example.id/hook/telegram",
@@ -292,13 +294,8 @@ async def test_webhook_mode_checks_the_secret_and_answers(tmp_path: Path) -> Non
 async def test_sigterm_finishes_the_update_in_hand(tmp_path: Path) -> None:
     emulator = BotApiEmulator(token=TOKEN)
     api = HttpBotApi(emulator)
-    url = await api.start()
-    env = bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=url,
-                  OTP_SENDER="http", SMS_GATEWAY_URL=f"{url}/sms",
-                  SMS_GATEWAY_TOKEN=api.sms_token)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    await api.start()
+    proc = await spawn_bot(tmp_path, http_env(tmp_path, api))
     emulator.open_chat(9)
     try:
         await wait_for(lambda: emulator.calls.get("getUpdates", 0) > 0, "polling")

@@ -6,10 +6,9 @@ import asyncio
 
 from telegram import Chat, Message, Update, User
 
-from bot.harness import BotHarness
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
-from tests.conftest import FastSandbox, Phone, add_account, consent
+from tests.conftest import FastSandbox, Phone, add_account, consent, start_bot
 
 
 def update(update_id: int, chat_id: int) -> Update:
@@ -71,8 +70,7 @@ async def test_a_slow_backend_in_one_chat_does_not_delay_another(
         await release.wait()
 
     backend._sleep = held_sleep  # the 3-second case now waits until released
-    harness = BotHarness(services, rate_limiter=False)
-    await harness.start()
+    harness = await start_bot(services)
     try:
         slow, quick = harness.chat(1, title="Lambat"), harness.chat(2, title="Cepat")
         for chat in (slow, quick):

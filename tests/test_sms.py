@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.sms.base import SmsError, otp_message
 from bot.sms.console import ConsoleSender
 from bot.sms.http import HttpSender
+from tests.botapi_http import serving
 
 TOKEN = "gateway-token-123"
 
@@ -51,13 +52,8 @@ async def gateway() -> AsyncIterator[tuple[Gateway, str]]:
     fake = Gateway()
     app = web.Application()
     app.router.add_post("/sms", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield fake, f"http://127.0.0.1:{port}/sms"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield fake, f"{url}/sms"
 
 
 async def test_http_sender_posts_json_with_bearer_token(gateway: tuple[Gateway, str]) -> None:
