@@ -52,7 +52,7 @@ async def edit(context: Context, message: Message | Any, text: str,
         reason = str(exc).lower()
         if "not modified" in reason:
             return
-        if "not found" in reason or "can't be edited" in reason:
+        if "message to edit not found" in reason or "can't be edited" in reason:
             await context.bot.send_message(message.chat_id, body, reply_markup=keyboard)
             return
         raise
