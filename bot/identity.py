@@ -15,6 +15,8 @@ import phonenumbers
 _ASCII_DIGITS = frozenset("0123456789")
 _SEPARATORS = re.compile(r"[ \-.]")
 OTP_RE = re.compile(r"^[0-9]{6}$")
+#: Six or more digits of any script: what an identifier or a code looks like in free text.
+DIGIT_RUN = re.compile(r"\d{6,}")
 
 
 class IdKind(enum.StrEnum):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop
 
 from bot import texts
+from bot.identity import DIGIT_RUN
 from handlers import keyboards
 from handlers.common import (
     Context,
@@ -20,8 +19,6 @@ from handlers.common import (
     services,
 )
 from handlers.render import wib
-
-_DIGIT_RUN = re.compile(r"[0-9０-９٠-٩]{6,}")
 
 
 async def private_only(update: Update, context: Context) -> None:
@@ -90,7 +87,7 @@ async def unknown_command(update: Update, context: Context) -> None:
 async def unknown_message(update: Update, context: Context) -> None:
     """Anything else outside a conversation. Identifier-shaped text is deleted, not echoed."""
     message = update.effective_message
-    if message is not None and message.text and _DIGIT_RUN.search(message.text):
+    if message is not None and message.text and DIGIT_RUN.search(message.text):
         await delete_user_message(update)
         await send(update, context, texts.STRAY_IDENTIFIER)
         return

@@ -49,7 +49,7 @@ async def status_button(update: Update, context: Context) -> None:
     await answer(context, query)
     items = await services(context).accounts.list(chat_id_of(update))
     if not items:
-        await edit_query(context, query, texts.STATUS_NO_ACCOUNT)
+        await edit_query(context, query, texts.STATUS_NO_ACCOUNT, keyboards.add_only())
         return
     view = _all_view if query.data == keyboards.STATUS_ALL else _active_view
     text, keyboard = await view(context, items)

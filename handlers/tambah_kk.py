@@ -9,7 +9,6 @@ the vault in chat data, after the OTP is sent it lives in the encrypted challeng
 from __future__ import annotations
 
 import html
-import re
 from typing import Any
 
 from telegram import Message, Update
@@ -17,7 +16,15 @@ from telegram.ext import ConversationHandler
 
 from bot import texts
 from bot.accounts import CacheFullError, DuplicateAccountError, NewAccount, SwitchOutcome
-from bot.identity import Identifier, IdError, IdKind, mask_nik, parse_identifier, parse_otp
+from bot.identity import (
+    DIGIT_RUN,
+    Identifier,
+    IdError,
+    IdKind,
+    mask_nik,
+    parse_identifier,
+    parse_otp,
+)
 from bot.jkn.base import JknCredentialsRejected, JknError, JknNotFound, Participant
 from bot.otp import SendOutcome
 from bot.status import StatusView, lookup
@@ -37,7 +44,6 @@ from handlers.common import (
 from storage.otp_repo import VerifyOutcome
 
 ASK_ID, CONFIRM, ASK_OTP, ASK_LABEL = range(4)
-_DIGIT_RUN = re.compile(r"[0-9]{6,}")  # a label never carries an identifier or a code
 END = ConversationHandler.END
 MAX_BAD_INPUTS = 5
 MAX_LABEL = 32
@@ -235,7 +241,7 @@ async def receive_code(update: Update, context: Context) -> int:
     svc = services(context)
     chat_id = chat_id_of(update)
     if code is None:
-        if await svc.otp.challenge(chat_id) is None:  # nothing left to type a code for
+        if not await _code_pending(context, chat_id):  # nothing left to type a code for
             _clear(context)
             await send(update, context, texts.OTP_NONE)
             return END
@@ -326,7 +332,7 @@ async def receive_label(update: Update, context: Context) -> int:
             await send(update, context,
                        texts.LABEL_TOO_LONG.format(length=len(label), max_len=MAX_LABEL))
             return ASK_LABEL
-        if _DIGIT_RUN.search(label) or isinstance(parse_identifier(label), Identifier):
+        if DIGIT_RUN.search(label) or isinstance(parse_identifier(label), Identifier):
             await delete_user_message(update)
             await send(update, context, texts.LABEL_LOOKS_LIKE_ID)
             return ASK_LABEL

@@ -203,3 +203,29 @@ async def test_a_hanging_sms_gateway_times_out_and_costs_nothing(
         row = await cur.fetchone()
     assert row is not None and row[0] == 0, "a failed send does not count against the caps"
     assert await services.otp.challenge(chat.chat_id) is None
+
+
+async def test_refreshing_a_status_card_after_removing_the_last_account_offers_to_add(
+        chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Satu-satunya")
+    await chat.send("/status")
+    card = chat.last_message
+    await chat.send("/hapus_kk")
+    await chat.tap("Satu-satunya")
+    await chat.tap("Ya, hapus")
+    await chat.tap("Perbarui", message=card)
+    assert "Belum ada akun" in chat.reply
+    assert chat.emulator.chats[chat.chat_id].messages[card.message_id].buttons == [
+        ("➕ Tambah KK", "acct:add")]
+
+
+async def test_a_label_made_of_full_width_digits_is_refused_too(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    await chat.send(phone.last_code())
+    await chat.send("KK １２３４５６")
+    assert "tidak boleh berisi NIK" in chat.last_text
+    assert await services.accounts.list(chat.chat_id) == []
