@@ -1,6 +1,8 @@
-"""JKN participant backends: a deterministic sandbox and the VClaim bridging client."""
+"""JKN participant backends: a deterministic sandbox and the VClaim and PCare bridging
+clients."""
 
 from bot.jkn.base import (
+    Capability,
     FamilyMember,
     JknBackend,
     JknBadResponse,
@@ -9,10 +11,13 @@ from bot.jkn.base import (
     JknNotFound,
     JknTimeout,
     JknUnavailable,
+    JknUnsupported,
     Participant,
+    Visit,
 )
 
 __all__ = [
-    "FamilyMember", "JknBackend", "JknBadResponse", "JknCredentialsRejected", "JknError",
-    "JknNotFound", "JknTimeout", "JknUnavailable", "Participant",
+    "Capability", "FamilyMember", "JknBackend", "JknBadResponse", "JknCredentialsRejected",
+    "JknError", "JknNotFound", "JknTimeout", "JknUnavailable", "JknUnsupported", "Participant",
+    "Visit",
 ]
