@@ -12,11 +12,13 @@ import logging
 import sys
 from pathlib import Path
 
+from bot import datalock
 from bot.config import Settings, SettingsError, load_settings
+from bot.datalock import DataDirBusy
 from bot.logs import configure_logging
 from storage.crypto import generate_master_key
 from storage.db import DatabaseError
-from storage.keys import KeyError_, encode_key, rotate_key
+from storage.keys import KeyError_, encode_key, open_existing, rotate_key
 
 EXIT_USAGE = 2
 
@@ -58,15 +60,16 @@ async def _rotate(settings: Settings) -> int:
 
 
 async def _backup(settings: Settings, target: Path) -> int:
-    from bot.services import open_services
-
+    """A consistent copy, safe beside a running bot: it writes nothing to the database
+    (no migration, no key record), it only reads through SQLite's online backup API."""
     if target.exists():  # noqa: ASYNC240 - one stat before any I/O starts
         return _fail(f"{target} already exists; choose a new path")
-    services = await open_services(settings)
+    db = await open_existing(settings.kk_data_dir, settings.database_path,
+                             settings.env_master_key)
     try:
-        await services.db.backup_to(target)
+        await db.backup_to(target)
     finally:
-        await services.close()
+        await db.close()
     sys.stderr.write(f"backup written to {target} (it needs the same master key)\n")
     return 0
 
@@ -91,19 +94,32 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     configure_logging(settings.log_level_number, settings.secret_values())
     try:
-        if args.command == "run":
-            from bot.runner import run_bot
-
-            asyncio.run(run_bot(settings))
-            return 0
-        if args.command == "rotate-key":
-            return asyncio.run(_rotate(settings))
-        if args.command == "backup":
-            return asyncio.run(_backup(settings, args.path))
-    except (KeyError_, DatabaseError) as exc:
+        with datalock.hold(settings.kk_data_dir, **LOCKS[args.command]):
+            return asyncio.run(_command(args, settings))
+    except (KeyError_, DatabaseError, DataDirBusy) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 0
+
+
+#: Which locks on KK_DATA_DIR each command holds (see bot/datalock.py).
+LOCKS: dict[str, dict[str, tuple[str, ...]]] = {
+    "run": {"exclusive": (datalock.INSTANCE,)},
+    "rotate-key": {"exclusive": (datalock.INSTANCE, datalock.KEY)},
+    "backup": {"shared": (datalock.KEY,)},
+}
+
+
+async def _command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "run":
+        from bot.runner import run_bot
+
+        await run_bot(settings)
+        return 0
+    if args.command == "rotate-key":
+        return await _rotate(settings)
+    if args.command == "backup":
+        return await _backup(settings, args.path)
     return _fail(f"unknown command {args.command}")
 
 

@@ -12,15 +12,20 @@ from telegram.request import BaseRequest
 from bot import texts
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
-from handlers import register
+from handlers import jobs, register
 from storage.persistence import SqlitePersistence
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
+#: Edited messages are fetched only so that an identifier typed into an edit is deleted.
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
 
 async def _post_init(application: AnyApp) -> None:
     await application.bot.set_my_commands(
         [BotCommand(name, description) for name, description in texts.COMMANDS])
+    assert application.job_queue is not None  # the job-queue extra is a dependency
+    application.job_queue.run_repeating(jobs.housekeeping, interval=jobs.HOUSEKEEPING_SECONDS,
+                                        first=jobs.HOUSEKEEPING_SECONDS, name="housekeeping")
 
 
 def build_application(services: Services, *, token: str | None = None,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,9 +34,12 @@ ALLOWED: dict[str, str] = {
     "VCLAIM_CONS_ID": "the consumer id (required when JKN_BACKEND=vclaim)",
     "VCLAIM_SECRET_KEY": "the consumer secret (required when JKN_BACKEND=vclaim)",
     "VCLAIM_USER_KEY": "the service user key (required when JKN_BACKEND=vclaim)",
-    "OTP_SENDER": "'console' or 'http'",
-    "SMS_GATEWAY_URL": "an http(s) URL (required when OTP_SENDER=http)",
+    "OTP_SENDER": "'console' (sandbox only) or 'http'",
+    "SMS_GATEWAY_URL": "an https URL, or http to a loopback address (required when "
+                       "OTP_SENDER=http)",
     "SMS_GATEWAY_TOKEN": "the gateway's bearer token (required when OTP_SENDER=http)",
+    "SMS_MAX_PER_HOUR": "an integer from 1 to 100000 (codes per hour, all chats together)",
+    "STATUS_REFRESH_SECONDS": "an integer from 0 to 86400",
     "OTP_TTL_SECONDS": "an integer from 1 to 600",
     "OTP_MAX_ATTEMPTS": "an integer from 1 to 10",
     "OTP_RESEND_SECONDS": "an integer from 0 to 600",
@@ -99,6 +104,8 @@ class Settings(BaseSettings):
     otp_sender: Literal["console", "http"] = "console"
     sms_gateway_url: str | None = None
     sms_gateway_token: SecretStr | None = None
+    sms_max_per_hour: int = Field(default=200, ge=1, le=100_000)
+    status_refresh_seconds: int = Field(default=300, ge=0, le=86_400)
     otp_ttl_seconds: int = Field(default=300, ge=1, le=600)
     otp_max_attempts: int = Field(default=5, ge=1, le=10)
     otp_resend_seconds: int = Field(default=60, ge=0, le=600)
@@ -153,6 +160,11 @@ class Settings(BaseSettings):
         return self.telegram_bot_token.get_secret_value().strip()
 
     @property
+    def env_master_key(self) -> str | None:
+        """KK_MASTER_KEY as given, or None when the key file is used."""
+        return self.kk_master_key.get_secret_value() if self.kk_master_key else None
+
+    @property
     def database_path(self) -> Path:
         return self.kk_data_dir / "kk.sqlite3"
 
@@ -180,10 +192,16 @@ class Settings(BaseSettings):
                          "vclaim_user_key"):
                 if getattr(self, name) is None:
                     raise SettingsError(name.upper(), "missing")
+        if self.otp_sender == "console" and self.jkn_backend != "sandbox":
+            raise SettingsError("OTP_SENDER", f"console would print real codes; use http "
+                                              f"with JKN_BACKEND={self.jkn_backend}")
         if self.otp_sender == "http":
             for name in ("sms_gateway_url", "sms_gateway_token"):
                 if getattr(self, name) is None:
                     raise SettingsError(name.upper(), "missing")
+            if not _private_transport(str(self.sms_gateway_url)):
+                raise SettingsError("SMS_GATEWAY_URL", "plain http would send codes, phones "
+                                                       "and the token in clear text")
         if self.webhook_url is not None:
             for name in ("webhook_listen", "webhook_port", "webhook_secret"):
                 if getattr(self, name) is None:
@@ -196,6 +214,20 @@ class Settings(BaseSettings):
             raise SettingsError("KK_DATA_DIR", exc.strerror or "cannot create") from None
         if not self.kk_data_dir.is_dir() or not os.access(self.kk_data_dir, os.W_OK | os.X_OK):
             raise SettingsError("KK_DATA_DIR", "not a writable directory")
+
+
+def _private_transport(url: str) -> bool:
+    """https anywhere; plain http only to this machine (a gateway on loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "https":
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def decode_master_key(text: str) -> bytes:

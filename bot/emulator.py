@@ -18,18 +18,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 
 from telegram.request import BaseRequest, RequestData
 
+from bot import tghtml
+
 JSON = dict[str, Any]
 
-ALLOWED_TAGS = frozenset({
-    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
-    "tg-spoiler", "span", "blockquote", "tg-emoji",
-})
-NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
 QUERY_INVALID = ("Bad Request: query is too old and response timeout expired or query ID is "
@@ -54,76 +50,12 @@ class ApiError(Exception):
         self.parameters = parameters
 
 
-class _EntityParser(HTMLParser):
-    """Telegram's HTML subset: allowed tags, four named entities, numeric references."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=False)
-        self.plain: list[str] = []
-        self.length = 0
-        self.stack: list[tuple[str, int]] = []
-        self.entities: list[tuple[str, int, int]] = []
-
-    def _fail(self, message: str) -> None:
-        raise ApiError(400, f"Bad Request: can't parse entities: {message}")
-
-    def _add(self, text: str) -> None:
-        self.plain.append(text)
-        self.length += len(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in ALLOWED_TAGS:
-            self._fail(f'Unsupported start tag "{tag}"')
-        attributes = dict(attrs)
-        if tag == "a" and not attributes.get("href"):
-            self._fail('Can\'t find "href" attribute of tag "a"')
-        if tag == "span" and attributes.get("class") != "tg-spoiler":
-            self._fail('Tag "span" must have class "tg-spoiler"')
-        self.stack.append((tag, self.length))
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack[-1][0] != tag:
-            self._fail(f'Unmatched end tag "{tag}"')
-        name, start = self.stack.pop()
-        self.entities.append((name, start, self.length))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._fail(f'Unsupported start tag "{tag}"')
-
-    def handle_data(self, data: str) -> None:
-        if "<" in data or "&" in data:
-            self._fail("Unsupported start tag or unescaped character")
-        self._add(data)
-
-    def handle_entityref(self, name: str) -> None:
-        if name not in NAMED_ENTITIES:
-            self._fail(f'Unsupported HTML entity "&{name};"')
-        self._add(NAMED_ENTITIES[name])
-
-    def handle_charref(self, name: str) -> None:
-        try:
-            code = int(name[1:], 16) if name[:1] in "xX" else int(name)
-            self._add(chr(code))
-        except (ValueError, OverflowError):
-            self._fail(f'Unsupported HTML entity "&#{name};"')
-
-    def handle_comment(self, data: str) -> None:
-        self._fail("Unsupported comment")
-
-    def handle_decl(self, decl: str) -> None:
-        self._fail("Unsupported declaration")
-
-
 def parse_html(text: str) -> tuple[str, list[tuple[str, int, int]]]:
     """Return the plain text and entities of an HTML message, or raise ApiError(400)."""
-    parser = _EntityParser()
-    parser.feed(text)
-    parser.close()
-    if parser.rawdata:
-        parser._fail("Unsupported start tag or unescaped character")
-    if parser.stack:
-        parser._fail(f'Can\'t find end tag corresponding to start tag "{parser.stack[-1][0]}"')
-    return "".join(parser.plain), parser.entities
+    try:
+        return tghtml.parse(text)
+    except tghtml.HtmlError as exc:
+        raise ApiError(400, f"Bad Request: can't parse entities: {exc}") from None
 
 
 def utf16_len(text: str) -> int:
@@ -143,6 +75,15 @@ class StoredMessage:
     deleted: bool = False
     edits: int = 0
     user_id: int | None = None
+    protected: bool = False
+
+    @property
+    def keyboard(self) -> list[dict[str, Any]]:
+        """The buttons of a reply keyboard sent with this message, row by row."""
+        if not self.reply_markup:
+            return []
+        return [b if isinstance(b, dict) else {"text": str(b)}
+                for row in self.reply_markup.get("keyboard", []) for b in row]
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -171,6 +112,7 @@ class _Chat:
     title: str
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     next_message_id: int = 1
+    reply_keyboard: JSON | None = None  # what the user's keyboard area shows now
 
     def as_json(self) -> JSON:
         if self.type == "private":
@@ -249,6 +191,17 @@ class BotApiEmulator:
         self._push({"message": payload})
         return message
 
+    def user_edits(self, chat_id: int, message_id: int, text: str) -> StoredMessage:
+        """The user edits one of their messages (Telegram sends an edited_message)."""
+        chat = self.chats[chat_id]
+        message = chat.messages[message_id]
+        message.text = message.raw = text
+        message.edits += 1
+        payload = self._message_json(message, chat)
+        payload["edit_date"] = int(self.clock())
+        self._push({"edited_message": payload})
+        return message
+
     def user_taps(self, chat_id: int, message_id: int, data: str, *,
                   user_id: int | None = None) -> str:
         """Tap a button (or send forged data) on a bot message; returns the query id."""
@@ -291,8 +244,10 @@ class BotApiEmulator:
                       "chat": chat.as_json(), "date": message.date, "text": message.text}
         if message.edits:
             data["edit_date"] = int(self.clock())
-        if message.reply_markup:
-            data["reply_markup"] = message.reply_markup
+        if message.reply_markup and "inline_keyboard" in message.reply_markup:
+            data["reply_markup"] = message.reply_markup  # reply keyboards are not echoed
+        if message.protected:
+            data["has_protected_content"] = True
         return data
 
     async def handle(self, method: str, params: JSON) -> tuple[int, JSON]:
@@ -440,7 +395,12 @@ class BotApiEmulator:
         markup = self._markup(params)
         message = self._store(chat, StoredMessage(
             chat.id, chat.next_message_id, True, plain, int(self.clock()),
-            raw=str(params["text"]), entities=entities, reply_markup=markup))
+            raw=str(params["text"]), entities=entities, reply_markup=markup,
+            protected=bool(params.get("protect_content"))))
+        if markup is not None and "keyboard" in markup:
+            chat.reply_keyboard = markup
+        elif markup is not None and markup.get("remove_keyboard"):
+            chat.reply_keyboard = None
         self.events.append(Event("message", chat.id, message.message_id, plain))
         return self._message_json(message, chat)
 
@@ -460,6 +420,8 @@ class BotApiEmulator:
             raise ApiError(400, "Bad Request: message can't be edited")
         plain, entities = self._render(params)
         markup = self._markup(params)
+        if markup is not None and "inline_keyboard" not in markup:
+            raise ApiError(400, "Bad Request: inline keyboard expected")
         if (plain, entities, markup) == (message.text, message.entities, message.reply_markup):
             raise ApiError(400, NOT_MODIFIED)
         message.text, message.entities, message.reply_markup = plain, entities, markup

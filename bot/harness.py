@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from bot.app import AnyApp, build_application, start_application, stop_application
+from bot.app import ALLOWED_UPDATES, AnyApp, build_application, start_application, stop_application
 from bot.emulator import BotApiEmulator, EmulatorRequest, Event, StoredMessage
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
@@ -43,7 +43,7 @@ class BotHarness:
         await start_application(self.app)
         assert self.app.updater is not None
         await self.app.updater.start_polling(poll_interval=0.0, timeout=int(self.poll_timeout),
-                                             allowed_updates=["message", "callback_query"])
+                                             allowed_updates=ALLOWED_UPDATES)
         return self
 
     async def stop(self) -> None:

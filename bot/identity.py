@@ -15,8 +15,10 @@ import phonenumbers
 _ASCII_DIGITS = frozenset("0123456789")
 _SEPARATORS = re.compile(r"[ \-.]")
 OTP_RE = re.compile(r"^[0-9]{6}$")
-#: Six or more digits of any script: what an identifier or a code looks like in free text.
-DIGIT_RUN = re.compile(r"\d{6,}")
+#: Digits of any script, possibly grouped by single spaces, dots or dashes ("3174 0145 …").
+DIGIT_GROUPS = re.compile(r"\d(?:[ .\-]?\d)*")
+#: Six digits make a code; anything with that many digits may be a code or an identifier.
+MIN_SENSITIVE_DIGITS = 6
 
 
 class IdKind(enum.StrEnum):
@@ -76,6 +78,13 @@ def parse_identifier(text: str) -> Identifier | IdError:
     return Identifier(IdKind.NIK, compact)
 
 
+def carries_identifier(text: str) -> bool:
+    """Whether free text holds something that may be a NIK, a card number or a code: a run
+    of six or more digits (of any script), separators between them allowed."""
+    return any(sum(ch.isdigit() for ch in match.group(0)) >= MIN_SENSITIVE_DIGITS
+               for match in DIGIT_GROUPS.finditer(text))
+
+
 def is_valid_nik(value: str) -> bool:
     parsed = parse_identifier(value)
     return isinstance(parsed, Identifier) and parsed.kind is IdKind.NIK and parsed.value == value
@@ -125,6 +134,12 @@ def mask_phone(phone: str) -> str:
     if len(national) < 8:
         return "*" * len(national)
     return national[:4] + "****" + national[-4:]
+
+
+def phone_tail(phone: str) -> str:
+    """The last four digits: all of a phone number a reply may show (…7890)."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return digits[-4:] if len(digits) >= 8 else "****"
 
 
 def mask_name(name: str) -> str:

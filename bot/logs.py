@@ -1,8 +1,13 @@
 """Logging with one format and a redaction filter on every handler.
 
 The filter masks the bot token and anything shaped like a NIK (16 digits), a JKN card
-number (13 digits), an Indonesian mobile number or a 6-digit OTP, in the message, its
-arguments and any traceback text, before a handler formats the record.
+number (13 digits), an Indonesian mobile number or a 6-digit OTP — typed plain or grouped
+with spaces, dots or dashes — in the message, its arguments and any traceback text,
+before a handler formats the record. Any other run of ten or more digits is masked too.
+
+python-telegram-bot logs request parameters (message texts, so names on status cards) at
+DEBUG, and httpx logs URLs (with the token) at INFO: those libraries stay at INFO and
+WARNING whatever ``LOG_LEVEL`` says.
 """
 
 from __future__ import annotations
@@ -15,14 +20,19 @@ from collections.abc import Iterable
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _TOKEN_RE = re.compile(r"(?<![0-9])[0-9]{5,20}:[A-Za-z0-9_-]{30,100}")
-_DIGIT_RUN_RE = re.compile(
-    r"(?<![0-9])(?:\+?62|0)8[0-9]{7,12}(?![0-9])|(?<![0-9])[0-9]{6,}(?![0-9])")
+#: ASCII digits, optionally grouped by single spaces, dots or dashes, with a leading "+".
+_DIGIT_RUN_RE = re.compile(r"(?<![0-9])\+?[0-9](?:[ .\-]?[0-9]){5,}(?![0-9])")
+#: Loggers that would otherwise print message texts or URLs with the token.
+LIBRARY_FLOORS = {"telegram": logging.INFO, "httpx": logging.WARNING,
+                  "httpcore": logging.WARNING, "apscheduler": logging.WARNING,
+                  "aiosqlite": logging.WARNING, "tornado.access": logging.WARNING,
+                  "aiohttp.access": logging.WARNING}
 
 
 def _mask_digits(match: re.Match[str]) -> str:
     text = match.group(0)
-    digits = text.lstrip("+")
-    if text.startswith(("+62", "62", "08")) and 9 <= len(digits) <= 15:
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits.startswith(("62", "08")) and 9 <= len(digits) <= 15:
         return "[phone]"
     if len(digits) == 16:
         return "[nik]"
@@ -30,6 +40,8 @@ def _mask_digits(match: re.Match[str]) -> str:
         return "[card]"
     if len(digits) == 6:
         return "[otp]"
+    if len(digits) >= 10:
+        return "[number]"
     return text
 
 
@@ -88,5 +100,6 @@ def configure_logging(level: int | str = logging.INFO, secrets: Iterable[str] = 
     handler.addFilter(RedactingFilter(REDACTOR))
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "tornado.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    numeric = logging.getLevelName(level) if isinstance(level, str) else level
+    for name, floor in LIBRARY_FLOORS.items():
+        logging.getLogger(name).setLevel(max(floor, int(numeric)))

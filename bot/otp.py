@@ -1,8 +1,14 @@
 """OTP challenge rules: issue, resend, verify (no Telegram here).
 
 The phone always comes from the backend's participant record; the user never chooses
-where the code goes. Codes are 6 random digits from :mod:`secrets`, stored only as a
-keyed hash, valid ``ttl`` seconds, single use, at most ``max_attempts`` wrong tries.
+where the code goes. Codes are 6 random digits from :mod:`secrets`, stored only as a keyed
+hash bound to the chat and the participant, valid ``ttl`` seconds, single use, at most
+``max_attempts`` wrong tries per challenge and ``Caps.participant_wrong_daily`` per
+participant across all chats (see storage/otp_repo.py and docs/security.md).
+
+Before the code is accepted the challenge holds only what sending and checking it needs:
+the identifier the user typed, the phone, and the flow's next step. Everything else about
+the participant is fetched again once the code is accepted.
 """
 
 from __future__ import annotations
@@ -18,28 +24,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.identity import mask_phone
+from bot.identity import phone_tail
 from bot.sms.base import SmsError, SmsSender, otp_message
 from storage.crypto import Vault, VaultError
-from storage.otp_repo import Challenge, OtpRepo, SendBlock, VerifyResult
+from storage.otp_repo import Challenge, Keys, OtpRepo, SendBlock, VerifyResult
 
 _LOGGER = logging.getLogger(__name__)
 SMS_TIMEOUT = 15.0
+#: A sealed pending payload (the step before the code is sent) is void after this long.
+PENDING_TTL = 1800.0
+#: How long after its code was accepted a challenge still carries the flow to the label.
+VERIFIED_TTL = 1800.0
+#: How long after it expired an unused challenge is kept, so "Kirim ulang" still works.
+EXPIRED_GRACE = 900.0
 
 
 class SendOutcome(enum.StrEnum):
     SENT = "sent"
     SMS_FAILED = "sms_failed"
-    CAP_PHONE = "cap_phone"
     CAP_CHAT = "cap_chat"
+    CAP_PARTICIPANT = "cap_participant"
+    CAP_PHONE = "cap_phone"
+    CAP_GLOBAL = "cap_global"
     TOO_EARLY = "too_early"
     NO_CHALLENGE = "no_challenge"
+
+
+_BLOCKS = {
+    SendBlock.CHAT_DAILY: SendOutcome.CAP_CHAT,
+    SendBlock.PARTICIPANT_LOCKED: SendOutcome.CAP_PARTICIPANT,
+    SendBlock.PHONE_HOURLY: SendOutcome.CAP_PHONE,
+    SendBlock.PHONE_DAILY: SendOutcome.CAP_PHONE,
+    SendBlock.GLOBAL_BUDGET: SendOutcome.CAP_GLOBAL,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
     outcome: SendOutcome
-    masked_phone: str = ""
+    phone_tail: str = ""
     wait_seconds: int = 0
 
 
@@ -63,15 +86,23 @@ class OtpService:
         self.resend_seconds = resend_seconds
         self.clock = clock
         self.code_factory = code_factory
+        self._budget_warned_at = float("-inf")
 
-    async def _deliver(self, chat_id: int, phone: str) -> tuple[SendResult, str | None]:
+    def keys(self, chat_id: int, nik: str, phone: str) -> Keys:
+        return Keys(self.vault.chat_key(chat_id), self.vault.participant_key(nik),
+                    self.vault.phone_key(phone))
+
+    async def _deliver(self, keys: Keys, phone: str, owner: bool
+                       ) -> tuple[SendResult, str | None]:
         """Reserve a send under the caps, send a fresh code; the code on success."""
-        phone_index = self.vault.global_index(phone, "phone")
-        reserved = await self.repo.reserve_send(chat_id, phone_index, self.clock())
+        now = self.clock()
+        reserved = await self.repo.reserve_send(keys, now, owner=owner)
         if isinstance(reserved, SendBlock):
-            outcome = (SendOutcome.CAP_PHONE if reserved is SendBlock.PHONE_HOURLY
-                       else SendOutcome.CAP_CHAT)
-            return SendResult(outcome), None
+            if reserved is SendBlock.GLOBAL_BUDGET and now - self._budget_warned_at >= 3600:
+                self._budget_warned_at = now
+                _LOGGER.warning("the hourly SMS budget (SMS_MAX_PER_HOUR) is used up; new "
+                                "codes are refused until it frees up")
+            return SendResult(_BLOCKS[reserved]), None
         code = self.code_factory()
         try:
             async with asyncio.timeout(SMS_TIMEOUT):
@@ -80,17 +111,19 @@ class OtpService:
             _LOGGER.warning("OTP SMS failed: %s", type(exc).__name__)
             await self.repo.release_send(reserved)
             return SendResult(SendOutcome.SMS_FAILED), None
-        return SendResult(SendOutcome.SENT, mask_phone(phone)), code
+        return SendResult(SendOutcome.SENT, phone_tail(phone)), code
 
     async def issue(self, chat_id: int, *, purpose: str, nik: str, phone: str,
-                    payload: dict[str, Any]) -> SendResult:
-        """Send a new code for ``nik`` to ``phone`` and make it the chat's live challenge."""
-        result, code = await self._deliver(chat_id, phone)
+                    payload: dict[str, Any], owner: bool = False) -> SendResult:
+        """Send a new code for participant ``nik`` to ``phone`` and make it the chat's live
+        challenge. ``payload`` is what the flow needs after the code (kept encrypted);
+        ``owner``: the chat already holds this participant's account (re-verification)."""
+        keys = self.keys(chat_id, nik, phone)
+        result, code = await self._deliver(keys, phone, owner)
         if code is not None:
-            await self.repo.put(
-                chat_id, purpose=purpose, subject=self.vault.blind_index(chat_id, nik),
-                phone_index=self.vault.global_index(phone, "phone"), code=code,
-                payload=payload, now=self.clock(), ttl=self.ttl)
+            await self.repo.put(chat_id, purpose=purpose, keys=keys, code=code,
+                                payload={**payload, "phone": phone}, now=self.clock(),
+                                ttl=self.ttl, owner=owner)
         return result
 
     async def resend(self, chat_id: int) -> SendResult:
@@ -100,7 +133,11 @@ class OtpService:
         wait = challenge.last_sent_at + self.resend_seconds - self.clock()
         if wait > 0:
             return SendResult(SendOutcome.TOO_EARLY, wait_seconds=max(1, int(wait + 0.999)))
-        result, code = await self._deliver(chat_id, str(challenge.payload["phone"]))
+        found = await self.repo.keys_of(chat_id)
+        if found is None:
+            return SendResult(SendOutcome.NO_CHALLENGE)
+        keys, owner = found
+        result, code = await self._deliver(keys, str(challenge.payload["phone"]), owner)
         if code is not None and not await self.repo.replace_code(
                 chat_id, code, now=self.clock(), ttl=self.ttl):
             return SendResult(SendOutcome.NO_CHALLENGE)
@@ -108,37 +145,61 @@ class OtpService:
 
     async def allow_lookup(self, chat_id: int) -> bool:
         """Whether the chat may look up one more participant today."""
-        return await self.repo.reserve_lookup(chat_id, self.clock())
+        return await self.repo.reserve_lookup(self.vault.chat_key(chat_id), self.clock())
+
+    async def allow_backend_call(self, chat_id: int) -> bool:
+        """Whether the chat may make one more status or history call this hour."""
+        return await self.repo.reserve_backend_call(self.vault.chat_key(chat_id), self.clock())
 
     async def verify(self, chat_id: int, code: str) -> VerifyResult:
         return await self.repo.verify(chat_id, code, now=self.clock(),
                                       max_attempts=self.max_attempts)
 
+    async def verify_contact(self, chat_id: int, own_phone: str | None) -> VerifyResult:
+        """A shared contact as proof: ``own_phone`` is the user's own number (E.164), or
+        None when the contact is someone else's or not a mobile number."""
+        key = self.vault.phone_key(own_phone) if own_phone else None
+        return await self.repo.verify_contact(chat_id, key, now=self.clock(),
+                                              max_attempts=self.max_attempts)
+
     async def challenge(self, chat_id: int) -> Challenge | None:
         return await self.repo.get(chat_id)
 
-    async def verified_payload(self, chat_id: int, max_age: float = 1800.0
-                               ) -> dict[str, Any] | None:
+    async def verified_payload(self, chat_id: int) -> dict[str, Any] | None:
         """The payload of a challenge whose code was accepted recently (label step)."""
         challenge = await self.repo.get(chat_id)
         if (challenge is None or challenge.consumed_at is None
-                or self.clock() - challenge.consumed_at > max_age):
+                or self.clock() - challenge.consumed_at > VERIFIED_TTL):
             return None
         return challenge.payload
 
     def seal(self, chat_id: int, payload: dict[str, Any]) -> str:
         """Encrypt an in-flight payload for keeping in (persisted) chat data."""
-        blob = self.vault.encrypt(json.dumps(payload), _pending_aad(chat_id))
+        stamped = {"data": payload, "at": self.clock()}
+        blob = self.vault.encrypt(json.dumps(stamped), _pending_aad(chat_id))
         return base64.b64encode(blob).decode("ascii")
 
     def unseal(self, chat_id: int, sealed: str) -> dict[str, Any] | None:
-        """The payload sealed for this chat, or None if it is damaged or not this chat's."""
+        """The payload sealed for this chat, or None if it is damaged, not this chat's, or
+        older than :data:`PENDING_TTL`."""
         try:
             plain = self.vault.decrypt(base64.b64decode(sealed), _pending_aad(chat_id))
         except (VaultError, binascii.Error, ValueError):
             return None
-        data: dict[str, Any] = json.loads(plain)
+        stamped = json.loads(plain)
+        if not isinstance(stamped, dict) or self.clock() - float(stamped.get("at", 0)) \
+                > PENDING_TTL:
+            return None
+        data: dict[str, Any] = stamped["data"]
         return data
 
     async def cancel(self, chat_id: int) -> None:
         await self.repo.delete(chat_id)
+
+    async def purge(self) -> int:
+        """Delete challenges nobody can use any more, and rate records past their day."""
+        now = self.clock()
+        gone = await self.repo.purge_expired(now, grace=EXPIRED_GRACE,
+                                             verified_for=VERIFIED_TTL)
+        await self.repo.prune(now)
+        return gone

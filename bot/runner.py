@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 
-from bot.app import build_application, start_application, stop_application
+from bot.app import ALLOWED_UPDATES, build_application, start_application, stop_application
 from bot.config import Settings
 from bot.services import Services, open_services
 
@@ -33,11 +33,11 @@ async def run_bot(settings: Settings, services: Services | None = None) -> None:
                 listen=settings.webhook_listen, port=settings.webhook_port,
                 url_path="telegram", webhook_url=f"{settings.webhook_url.rstrip('/')}/telegram",
                 secret_token=settings.webhook_secret.get_secret_value(),
-                allowed_updates=["message", "callback_query"])
+                allowed_updates=ALLOWED_UPDATES)
             _LOGGER.info("Asisten KK is running (webhook on port %s)", settings.webhook_port)
         else:
             await application.updater.start_polling(
-                allowed_updates=["message", "callback_query"], timeout=10)
+                allowed_updates=ALLOWED_UPDATES, timeout=10)
             _LOGGER.info("Asisten KK is running (long polling)")
         await stop.wait()
         _LOGGER.info("stopping: finishing the updates in hand")

@@ -21,7 +21,7 @@ from storage.accounts_repo import AccountsRepo
 from storage.crypto import Vault
 from storage.db import Database
 from storage.keys import check_key, resolve_master_key
-from storage.otp_repo import OtpRepo
+from storage.otp_repo import Caps, OtpRepo
 
 
 @dataclass
@@ -72,7 +72,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     database cannot be used; nothing is written in that case.
     """
     settings.ensure_data_dir()
-    env_key = settings.kk_master_key.get_secret_value() if settings.kk_master_key else None
+    env_key = settings.env_master_key
     # Resolve the key before touching the database so a missing key never creates one.
     raw = resolve_master_key(settings.kk_data_dir, settings.database_path, env_key)
     db = await Database.open(settings.database_path, clock=clock, migrate=False)
@@ -89,9 +89,12 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     accounts = AccountService(AccountsRepo(db, vault), max_accounts=settings.kk_max_accounts,
                               session_days=settings.kk_session_days, clock=clock)
     otp_kwargs = {"code_factory": code_factory} if code_factory else {}
-    otp = OtpService(OtpRepo(db, vault), vault, sms, ttl=settings.otp_ttl_seconds,
+    caps = Caps(global_hourly=settings.sms_max_per_hour)
+    otp = OtpService(OtpRepo(db, vault, caps), vault, sms, ttl=settings.otp_ttl_seconds,
                      max_attempts=settings.otp_max_attempts,
                      resend_seconds=settings.otp_resend_seconds, clock=clock, **otp_kwargs)
+    status = StatusService(backend, accounts, allow_call=otp.allow_backend_call,
+                           refresh_seconds=settings.status_refresh_seconds)
+    await otp.purge()  # challenges that expired while the bot was down
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
-                    backend=backend, sms=sms, status=StatusService(backend, accounts),
-                    clock=clock)
+                    backend=backend, sms=sms, status=status, clock=clock)

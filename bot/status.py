@@ -1,9 +1,18 @@
-"""Fetching a cached account's current status, falling back to the last known one."""
+"""A cached account's status: from the cache while it is young, else from the backend.
+
+A status younger than ``refresh_seconds`` (``STATUS_REFRESH_SECONDS``) is served from the
+cache, so a hundred taps on 🔄 Perbarui cost no backend call; a chat makes at most
+``Caps.backend_hourly`` backend calls an hour (the operator's VClaim quota is shared by
+everyone). When the backend fails or the chat is over its budget, the last known status is
+shown with its time; nothing cached is ever lost.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.accounts import Account, AccountService
@@ -14,12 +23,35 @@ _LOGGER = logging.getLogger(__name__)
 LOOKUP_TIMEOUT = 20.0
 
 
+class Source(enum.StrEnum):
+    LIVE = "live"  # just fetched from the backend
+    CACHED = "cached"  # younger than STATUS_REFRESH_SECONDS, no call made
+    STALE = "stale"  # the backend failed: the last known status
+    CAPPED = "capped"  # the chat is over its hourly budget of backend calls
+
+
 @dataclass(frozen=True, slots=True)
 class StatusView:
     account: Account
     participant: Participant | None
-    at: float | None
-    fresh: bool
+    at: float | None  # when the shown data came from the backend
+    source: Source
+    now: float  # when this view was made
+
+    @property
+    def age(self) -> float | None:
+        return None if self.at is None else max(0.0, self.now - self.at)
+
+    @property
+    def fresh(self) -> bool:
+        return self.source in (Source.LIVE, Source.CACHED)
+
+
+def identifier_of(account: Account) -> Identifier:
+    """The identifier an account was added with (and is refreshed by)."""
+    if account.lookup_kind == "card":
+        return Identifier(IdKind.CARD, account.card)
+    return Identifier(IdKind.NIK, account.nik)
 
 
 async def lookup(backend: JknBackend, identifier: Identifier) -> Participant:
@@ -32,21 +64,32 @@ async def lookup(backend: JknBackend, identifier: Identifier) -> Participant:
 
 
 class StatusService:
-    def __init__(self, backend: JknBackend, accounts: AccountService) -> None:
+    def __init__(self, backend: JknBackend, accounts: AccountService, *,
+                 allow_call: Callable[[int], Awaitable[bool]], refresh_seconds: int) -> None:
         self.backend = backend
         self.accounts = accounts
+        self.allow_call = allow_call
+        self.refresh_seconds = refresh_seconds
+
+    def _cached(self, account: Account, source: Source) -> StatusView:
+        cached = Participant.from_dict(account.status) if account.status else None
+        return StatusView(account, cached, account.status_at, source, self.accounts.clock())
 
     async def fetch(self, account: Account) -> StatusView:
-        kind = IdKind.CARD if account.lookup_kind == "card" else IdKind.NIK
-        value = account.card if kind is IdKind.CARD else account.nik
+        now = self.accounts.clock()
+        if (account.status is not None and account.status_at is not None
+                and now - account.status_at < self.refresh_seconds):
+            return self._cached(account, Source.CACHED)
+        if not await self.allow_call(account.chat_id):
+            return self._cached(account, Source.CAPPED)
         try:
-            participant = await lookup(self.backend, Identifier(kind, value))
+            participant = await lookup(self.backend, identifier_of(account))
         except JknError as exc:
             _LOGGER.warning("status refresh failed: %s", type(exc).__name__)
-            cached = Participant.from_dict(account.status) if account.status else None
-            return StatusView(account, cached, account.status_at, fresh=False)
+            return self._cached(account, Source.STALE)
         await self.accounts.save_status(account.chat_id, account.slot, participant.to_dict())
-        return StatusView(account, participant, self.accounts.clock(), fresh=True)
+        now = self.accounts.clock()
+        return StatusView(account, participant, now, Source.LIVE, now)
 
     async def fetch_many(self, accounts: list[Account]) -> list[StatusView]:
         return list(await asyncio.gather(*(self.fetch(a) for a in accounts)))

@@ -48,7 +48,8 @@ CONSENT_REQUIRED = (
 HELP = (
     "<b>Perintah Asisten KK</b>\n\n"
     "/start — sapaan, ringkasan privasi dan persetujuan\n"
-    "/tambah_kk — tambah akun JKN (NIK atau nomor kartu + OTP SMS)\n"
+    "/tambah_kk — tambah akun JKN (NIK atau nomor kartu + OTP SMS); bisa langsung "
+    "<code>/tambah_kk NIK</code>\n"
     "/akun — daftar akun, pindah akun dengan satu ketukan\n"
     "/status — status akun aktif; <code>/status semua</code> untuk semua akun\n"
     "/hapus_kk — hapus satu akun dari daftar\n"
@@ -63,22 +64,28 @@ PRIVACY = (
     "<b>Yang disimpan</b> (hanya setelah Anda setuju): waktu persetujuan; untuk tiap akun "
     "yang Anda tambahkan (maks. {max_accounts}): NIK, nomor kartu JKN, nama, nomor HP "
     "terdaftar, label buatan Anda dan status terakhir; serta langkah percakapan yang sedang "
-    "berjalan.\n\n"
+    "berjalan. Selama menunggu kode OTP, hanya angka yang Anda ketik dan nomor HP tujuan "
+    "kode yang disimpan; data peserta baru diambil setelah kode benar.\n\n"
     "<b>Bagaimana</b>: data pribadi dienkripsi (AES-256-GCM) dan terikat ke chat Anda. Kode "
     "OTP hanya disimpan sebagai sidik (hash), berlaku {ttl_minutes} menit dan sekali pakai. "
-    "Pesan Anda yang berisi NIK, nomor kartu atau OTP dihapus setelah diproses.\n\n"
+    "Pesan Anda yang berisi NIK, nomor kartu atau OTP dihapus setelah diproses. Pesan yang "
+    "menampilkan nama atau status tidak bisa diteruskan atau disimpan.\n\n"
     "<b>Untuk apa</b>: hanya untuk menampilkan status JKN akun yang Anda buktikan sendiri "
-    "lewat OTP. Bot ini tidak pernah mencari data NIK orang lain: kode dikirim ke nomor HP yang "
-    "terdaftar di BPJS Kesehatan, bukan ke nomor pilihan Anda.\n\n"
+    "lewat OTP. Bot ini bukan layanan cek NIK: kode dikirim ke nomor HP yang terdaftar di "
+    "BPJS Kesehatan, bukan ke nomor pilihan Anda, dan sebelum kode benar bot hanya "
+    "menyebut 4 angka terakhir nomor itu. Satu peserta paling banyak 10 kali salah kode "
+    "per 24 jam, dari chat mana pun.\n\n"
     "<b>Mengapa SMS</b>: OTP lewat SMS adalah cara yang juga dipakai BPJS Kesehatan. "
     "Jangan berikan kode OTP kepada siapa pun.\n\n"
     "<b>Berapa lama</b>: akun tetap tersimpan sampai Anda menghapusnya; tanpa OTP baru akun "
     "hanya bisa dipakai {session_days} hari sejak verifikasi terakhir. Kode OTP kedaluwarsa "
-    "dalam {ttl_minutes} menit. Catatan jumlah pencarian dan pengiriman SMS (tanpa NIK atau "
-    "nomor, hanya waktu dan sidik acak) disimpan 24 jam untuk mencegah penyalahgunaan.\n\n"
+    "dalam {ttl_minutes} menit dan dihapus tak lama kemudian. Status diambil ulang dari "
+    "BPJS paling cepat tiap {refresh_minutes} menit. Catatan jumlah pencarian, kode dan "
+    "pembaruan (tanpa NIK, nomor, atau ID chat Anda, hanya waktu dan sidik acak) disimpan "
+    "24 jam untuk mencegah penyalahgunaan, juga setelah /hapus_data.\n\n"
     "<b>Hak Anda</b> (UU 27/2022 tentang Pelindungan Data Pribadi): hapus satu akun dengan "
     "/hapus_kk, atau hapus semua data dan cabut persetujuan dengan /hapus_data — langsung "
-    "terhapus saat itu juga."
+    "terhapus saat itu juga, tanpa sisa di berkas database."
 )
 
 UNKNOWN_COMMAND = "Perintah itu tidak saya kenal. Lihat daftar perintah di /bantuan."
@@ -134,16 +141,15 @@ LOOKUP_CAP = (
     "Batas pencarian peserta hari ini untuk chat ini sudah tercapai. Demi keamanan data, "
     "coba lagi besok."
 )
-LOOKING_UP = "⏳ Mencari data peserta {masked}…"
-NOT_FOUND = (
-    "Peserta dengan {masked} tidak ditemukan. Periksa lagi angkanya lalu kirim ulang, "
-    "atau /batal."
-)
-NO_PHONE = (
-    "Peserta {masked} belum punya nomor HP terdaftar di BPJS Kesehatan, jadi kode OTP tidak "
-    "bisa dikirim.\n\n"
-    "Perbarui nomor HP lewat Care Center <b>165</b> atau PANDAWA (WhatsApp "
-    "<b>08118165165</b>), lalu coba lagi dengan /tambah_kk."
+LOOKING_UP = "⏳ Memproses {masked}…"
+#: One reply for "not found" and for "no phone on file": before the OTP, a stranger must not
+#: learn which of the two it was (SPEC §2).
+LOOKUP_FAILED = (
+    "Kode OTP tidak bisa dikirim untuk {masked}. Kemungkinan penyebabnya:\n"
+    "• angkanya keliru — periksa lagi lalu kirim ulang;\n"
+    "• peserta belum punya nomor HP terdaftar di BPJS Kesehatan — perbarui lewat Care "
+    "Center <b>165</b> atau PANDAWA (WhatsApp <b>08118165165</b>).\n\n"
+    "Kirim NIK atau nomor kartu lagi, atau /batal."
 )
 BACKEND_DOWN = (
     "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah. Coba kirim lagi "
@@ -169,11 +175,14 @@ CONTINUE_BUTTON = "Lanjutkan"
 CANCEL_BUTTON = "Batal"
 PRESS_A_BUTTON = "Silakan pilih salah satu tombol di pesan sebelumnya, atau ketik /batal."
 OTP_SENT = (
-    "Kode OTP 6 angka sudah dikirim lewat SMS ke <b>{phone}</b> (nomor terdaftar di BPJS "
-    "Kesehatan untuk {masked}).\n\n"
+    "Kode OTP 6 angka sudah dikirim lewat SMS ke nomor HP berakhiran <b>{tail}</b> yang "
+    "terdaftar di BPJS Kesehatan untuk {masked}.\n\n"
     "Ketik kodenya di sini. Berlaku {minutes} menit. Jangan berikan kode ini kepada siapa pun."
 )
-OTP_RESENT = "Kode baru dikirim ke <b>{phone}</b>. Kode sebelumnya tidak berlaku lagi."
+OTP_RESENT = (
+    "Kode baru dikirim ke nomor HP berakhiran <b>{tail}</b>. Kode sebelumnya tidak berlaku "
+    "lagi."
+)
 RESEND_BUTTON = "Kirim ulang"
 SEND_CODE_BUTTON = "Kirim kode"
 RESEND_WAIT = "Tunggu {seconds} detik lagi sebelum meminta kode baru."
@@ -186,9 +195,18 @@ SMS_FAILED_RESEND = (
     "Coba <b>Kirim ulang</b> sebentar lagi."
 )
 SMS_CAP_PHONE = (
-    "Sudah terlalu banyak kode dikirim ke nomor ini dalam satu jam terakhir. Coba lagi nanti."
+    "Sudah terlalu banyak kode dikirim ke nomor HP peserta ini. Demi keamanan, coba lagi "
+    "nanti (paling lama 24 jam)."
 )
 SMS_CAP_CHAT = "Batas kode OTP hari ini untuk chat ini sudah tercapai. Coba lagi besok."
+SMS_CAP_PARTICIPANT = (
+    "Terlalu banyak kode salah untuk peserta ini dalam 24 jam terakhir. Demi keamanan, kode "
+    "baru untuk peserta ini baru bisa dikirim lagi setelah 24 jam."
+)
+SMS_CAP_GLOBAL = (
+    "Layanan SMS bot ini sedang mencapai batas pengiriman per jam. Tidak ada yang berubah; "
+    "coba lagi dalam satu jam."
+)
 OTP_FORMAT = (
     "Kode OTP terdiri dari 6 angka (0–9). Ketik ulang kodenya dari SMS, atau /batal untuk "
     "berhenti."
@@ -199,6 +217,10 @@ OTP_EXHAUSTED = (
     "Terlalu banyak kode salah, jadi kode ini tidak berlaku lagi. Mulai lagi dengan /tambah_kk."
 )
 OTP_NONE = "Tidak ada kode OTP yang menunggu. Mulai lagi dengan /tambah_kk."
+OTP_LOCKED = (
+    "Terlalu banyak kode salah untuk peserta ini dalam 24 jam terakhir, jadi kode ini tidak "
+    "berlaku lagi. Demi keamanan, kode baru baru bisa dikirim setelah 24 jam."
+)
 OTP_OK_ASK_LABEL = (
     "Kode benar ✅\n\n"
     "Beri nama untuk akun ini: pilih salah satu tombol, atau ketik nama sendiri "
@@ -215,6 +237,14 @@ VERIFY_SESSION_GONE = (
     "Verifikasi ini sudah berakhir atau dibatalkan. Mulai lagi dengan /tambah_kk."
 )
 SAVED = "Tersimpan ✅ «<b>{label}</b>» sekarang menjadi akun aktif."
+SAVE_BACKEND_DOWN = (
+    "Kode Anda sudah benar ✅, tetapi data peserta belum bisa diambil dari BPJS sekarang. "
+    "Tidak ada yang hilang: kirim nama akun lagi sebentar lagi (dalam 30 menit), atau /batal."
+)
+PHONE_CHANGED = (
+    "Nomor HP peserta di BPJS berubah selama verifikasi, jadi akun tidak disimpan. Mulai lagi "
+    "dengan /tambah_kk agar kode dikirim ke nomor yang baru."
+)
 SAVED_EVICTED = "\n➖ «{label}» ({masked}) dikeluarkan dari daftar."
 CACHE_CHANGED = (
     "Daftar akun berubah selama proses ini, jadi akun tidak disimpan. Mulai lagi dengan "
@@ -223,6 +253,11 @@ CACHE_CHANGED = (
 REVERIFY_INTRO = (
     "Sesi akun «{label}» sudah lewat {days} hari sejak verifikasi terakhir. Demi keamanan, "
     "verifikasi ulang dengan kode OTP."
+)
+REVERIFY_NO_PHONE = (
+    "Peserta ini tidak lagi punya nomor HP terdaftar di BPJS Kesehatan, jadi kode OTP tidak "
+    "bisa dikirim. Perbarui nomor HP lewat Care Center <b>165</b> atau PANDAWA (WhatsApp "
+    "<b>08118165165</b>), lalu ketuk akunnya lagi di /akun."
 )
 REVERIFIED = "Verifikasi berhasil ✅ «<b>{label}</b>» aktif kembali."
 
@@ -257,7 +292,16 @@ STATUS_ARREARS = (
     "Bayar ke virtual account <code>{va}</code> (iuran jatuh tempo tiap tanggal 10)."
 )
 STATUS_FAMILY_HEADER = "👨‍👩‍👧 Anggota keluarga ({count}):"
-STATUS_STALE = "⚠️ Data BPJS belum bisa diperbarui; ini status terakhir per {when}."
+STATUS_STALE = "⚠️ Data BPJS belum bisa diperbarui; ini status terakhir per {when} ({age})."
+STATUS_CAPPED = (
+    "⚠️ Batas pembaruan chat ini ({limit} per jam) tercapai; ini status terakhir per {when} "
+    "({age})."
+)
+STATUS_CACHED = "Data per {when} ({age})."
+AGE_NOW = "baru saja"
+AGE_MINUTES = "{n} menit lalu"
+AGE_HOURS = "{n} jam lalu"
+AGE_DAYS = "{n} hari lalu"
 STATUS_UNAVAILABLE = (
     "Status «{label}» belum bisa diambil: layanan data BPJS sedang tidak bisa dihubungi dan "
     "belum ada status tersimpan. Coba lagi sebentar lagi."

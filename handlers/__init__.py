@@ -64,7 +64,8 @@ def build_tambah_kk() -> ConversationHandler[Any]:
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    application.add_handler(TypeHandler(Update, start.private_only), group=-1)
+    application.add_handler(TypeHandler(Update, start.private_only), group=-2)
+    application.add_handler(TypeHandler(Update, start.scrub), group=-1)
     for handler in (
         build_tambah_kk(),
         CommandHandler("start", start.start),

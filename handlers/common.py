@@ -6,16 +6,24 @@ import contextlib
 import logging
 from typing import Any
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot import texts
+from bot import texts, tghtml
 from bot.services import Services
 
 _LOGGER = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 
 def services(context: Context) -> Services:
@@ -32,18 +40,35 @@ def with_footer(context: Context, text: str) -> str:
     return text + texts.SANDBOX_FOOTER if services(context).sandbox else text
 
 
-async def send(update: Update, context: Context, text: str,
-               keyboard: InlineKeyboardMarkup | None = None) -> Message:
-    """Send a new HTML message to the update's chat (sandbox-labelled when it is)."""
+async def send(update: Update, context: Context, text: str, keyboard: Markup = None, *,
+               protect: bool = False) -> Message:
+    """Send a new HTML message to the update's chat (sandbox-labelled when it is).
+    ``protect``: it shows a name, status, family or history, so it cannot be forwarded or
+    saved (``protect_content``)."""
     return await context.bot.send_message(chat_id_of(update), with_footer(context, text),
-                                          reply_markup=keyboard)
+                                          reply_markup=keyboard, protect_content=protect)
+
+
+def _unchanged(message: Message | Any, body: str, keyboard: InlineKeyboardMarkup | None
+               ) -> bool:
+    """Would editing ``message`` to ``body`` and ``keyboard`` change nothing it shows?"""
+    if not isinstance(message, Message) or message.text is None:
+        return False
+    return message.text == tghtml.plain(body) and message.reply_markup == keyboard
 
 
 async def edit(context: Context, message: Message | Any, text: str,
-               keyboard: InlineKeyboardMarkup | None = None) -> None:
-    """Edit a bot message in place; identical content is not an error, a vanished message
-    gets a fresh one instead."""
+               keyboard: InlineKeyboardMarkup | None = None, *, protect: bool = False) -> None:
+    """Edit a bot message in place. Content identical to what it shows is not sent at all;
+    a vanished message, or an unprotected one that would now show protected content, gets
+    a fresh message instead."""
     body = with_footer(context, text)
+    if _unchanged(message, body, keyboard):
+        return
+    if protect and not getattr(message, "has_protected_content", False):
+        await context.bot.send_message(message.chat_id, body, reply_markup=keyboard,
+                                       protect_content=True)
+        return
     try:
         await context.bot.edit_message_text(body, chat_id=message.chat_id,
                                             message_id=message.message_id,
@@ -53,18 +78,20 @@ async def edit(context: Context, message: Message | Any, text: str,
         if "not modified" in reason:
             return
         if "message to edit not found" in reason or "can't be edited" in reason:
-            await context.bot.send_message(message.chat_id, body, reply_markup=keyboard)
+            await context.bot.send_message(message.chat_id, body, reply_markup=keyboard,
+                                           protect_content=protect)
             return
         raise
 
 
 async def edit_query(context: Context, query: CallbackQuery, text: str,
-                     keyboard: InlineKeyboardMarkup | None = None) -> None:
+                     keyboard: InlineKeyboardMarkup | None = None, *,
+                     protect: bool = False) -> None:
     if query.message is None:
         await context.bot.send_message(query.from_user.id, with_footer(context, text),
-                                       reply_markup=keyboard)
+                                       reply_markup=keyboard, protect_content=protect)
         return
-    await edit(context, query.message, text, keyboard)
+    await edit(context, query.message, text, keyboard, protect=protect)
 
 
 async def drop_keyboard(context: Context, query: CallbackQuery) -> None:
@@ -77,11 +104,20 @@ async def drop_keyboard(context: Context, query: CallbackQuery) -> None:
                                                     reply_markup=None)
 
 
-async def delete_user_message(update: Update) -> None:
-    """Delete the user's message (it may carry a NIK, card number or OTP); never fatal."""
-    message = update.effective_message
+_DELETED = "deleted_message"
+
+
+async def delete_user_message(update: Update, context: Context) -> None:
+    """Delete the user's message (it may carry a NIK, card number or OTP); never fatal, and
+    never twice (the scrubber and a handler may both ask for the same message)."""
+    message = update.message or update.edited_message  # the user's, never a bot message
     if message is None:
         return
+    marker = (message.chat_id, message.message_id)
+    if context.user_data is not None:
+        if context.user_data.get(_DELETED) == marker:
+            return
+        context.user_data[_DELETED] = marker
     try:
         await message.delete()
     except TelegramError as exc:

@@ -9,7 +9,8 @@ from bot import texts
 from bot.accounts import Account
 from bot.identity import mask_card, mask_name, mask_nik
 from bot.jkn.base import Participant
-from bot.status import StatusView
+from bot.status import Source, StatusView
+from storage.otp_repo import Caps
 
 _WIB = timedelta(hours=7)
 e = html.escape
@@ -58,11 +59,33 @@ def card(view: StatusView, *, detailed: bool = True) -> str:
                      for m in p.family)
     elif p.family:
         lines.append(texts.STATUS_FAMILY_HEADER.format(count=len(p.family)).rstrip(":"))
-    if not view.fresh and view.at is not None:
-        lines.append(texts.STATUS_STALE.format(when=wib(view.at)))
-    elif view.at is not None:
-        lines.append(f"<i>{texts.STATUS_UPDATED.format(when=wib(view.at))}</i>")
-    return "\n".join(lines)
+    lines.append(freshness(view))
+    return "\n".join(line for line in lines if line)
+
+
+def age(seconds: float) -> str:
+    """How old, in words: 'baru saja', '4 menit lalu', '2 jam lalu', '3 hari lalu'."""
+    if seconds < 60:
+        return texts.AGE_NOW
+    if seconds < 3600:
+        return texts.AGE_MINUTES.format(n=int(seconds // 60))
+    if seconds < 86400:
+        return texts.AGE_HOURS.format(n=int(seconds // 3600))
+    return texts.AGE_DAYS.format(n=int(seconds // 86400))
+
+
+def freshness(view: StatusView) -> str:
+    """The card's last line: where the data came from and how old it is."""
+    if view.at is None or view.age is None:
+        return ""
+    when, how_old = wib(view.at), age(view.age)
+    if view.source is Source.STALE:
+        return texts.STATUS_STALE.format(when=when, age=how_old)
+    if view.source is Source.CAPPED:
+        return texts.STATUS_CAPPED.format(limit=Caps().backend_hourly, when=when, age=how_old)
+    if view.source is Source.CACHED:
+        return f"<i>{texts.STATUS_CACHED.format(when=when, age=how_old)}</i>"
+    return f"<i>{texts.STATUS_UPDATED.format(when=when)}</i>"
 
 
 def expired_block(account: Account) -> str:

@@ -7,7 +7,7 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop
 
 from bot import texts
-from bot.identity import DIGIT_RUN
+from bot.identity import carries_identifier
 from handlers import keyboards
 from handlers.common import (
     Context,
@@ -24,16 +24,29 @@ from handlers.render import wib
 async def private_only(update: Update, context: Context) -> None:
     """Runs before everything: outside private chats answer once and stop; store nothing."""
     chat = update.effective_chat
-    if chat is None or update.edited_message is not None or update.channel_post is not None \
+    if chat is None or update.channel_post is not None \
             or update.edited_channel_post is not None:
         raise ApplicationHandlerStop
     if chat.type == ChatType.PRIVATE:
         return
+    if update.edited_message is not None:
+        raise ApplicationHandlerStop
     if update.callback_query is not None:
         await answer(context, update.callback_query, texts.PRIVATE_ONLY[:190], alert=True)
     elif update.message is not None:
         await context.bot.send_message(chat.id, texts.PRIVATE_ONLY)
     raise ApplicationHandlerStop
+
+
+async def scrub(update: Update, context: Context) -> None:
+    """Runs next, in every state and for any command: a message (or an edit of one) that
+    may carry a NIK, a card number or a code is deleted before anything else looks at it.
+    Edits are not handled any further."""
+    message = update.message or update.edited_message  # the user's, never a bot message
+    if message is not None and carries_identifier(message.text or message.caption or ""):
+        await delete_user_message(update, context)
+    if update.edited_message is not None:
+        raise ApplicationHandlerStop
 
 
 async def start(update: Update, context: Context) -> None:
@@ -73,7 +86,8 @@ async def privacy(update: Update, context: Context) -> None:
     settings = services(context).settings
     await send(update, context, texts.PRIVACY.format(
         max_accounts=settings.kk_max_accounts, session_days=settings.kk_session_days,
-        ttl_minutes=max(1, settings.otp_ttl_seconds // 60)))
+        ttl_minutes=max(1, settings.otp_ttl_seconds // 60),
+        refresh_minutes=max(1, settings.status_refresh_seconds // 60)))
 
 
 async def nothing_to_cancel(update: Update, context: Context) -> None:
@@ -87,8 +101,8 @@ async def unknown_command(update: Update, context: Context) -> None:
 async def unknown_message(update: Update, context: Context) -> None:
     """Anything else outside a conversation. Identifier-shaped text is deleted, not echoed."""
     message = update.effective_message
-    if message is not None and message.text and DIGIT_RUN.search(message.text):
-        await delete_user_message(update)
+    if message is not None and message.text and carries_identifier(message.text):
+        await delete_user_message(update, context)
         await send(update, context, texts.STRAY_IDENTIFIER)
         return
     await send(update, context, texts.UNKNOWN_TEXT)

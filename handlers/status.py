@@ -39,7 +39,7 @@ async def show_status(update: Update, context: Context) -> None:
     args = context.args or []
     wants_all = bool(args) and args[0].lower() in ("semua", "all")
     text, keyboard = await (_all_view if wants_all else _active_view)(context, items)
-    await send(update, context, text, keyboard)
+    await send(update, context, text, keyboard, protect=True)
 
 
 async def status_button(update: Update, context: Context) -> None:
@@ -53,4 +53,4 @@ async def status_button(update: Update, context: Context) -> None:
         return
     view = _all_view if query.data == keyboards.STATUS_ALL else _active_view
     text, keyboard = await view(context, items)
-    await edit_query(context, query, text, keyboard)
+    await edit_query(context, query, text, keyboard, protect=True)

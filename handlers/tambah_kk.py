@@ -1,33 +1,44 @@
-"""The /tambah_kk conversation: identifier → lookup → (eviction notice) → OTP → label.
+"""The /tambah_kk conversation: identifier → (eviction notice) → lookup → OTP → label.
 
 The same conversation also re-verifies a cached account whose session ran out (entered
-from a tap in /akun or /status). Its state survives restarts through the persistence; the
-in-flight participant data is never kept in plain text: before the OTP it is sealed with
-the vault in chat data, after the OTP is sent it lives in the encrypted challenge row.
+from a tap in /akun or /status). Its state survives restarts through the persistence.
+
+What a stranger learns before the code is accepted is kept to "a code was sent to a phone
+ending in 1234": "not found" and "no phone on file" read the same, the eviction question
+comes before the lookup, and a card-number look-up never shows the NIK. Before the code,
+the flow keeps only the identifier as typed (sealed with the vault in chat data) and, once
+the code is sent, the encrypted challenge row; the participant's data is fetched again
+after the code is accepted.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
 from telegram import Message, Update
 from telegram.ext import ConversationHandler
 
 from bot import texts
-from bot.accounts import CacheFullError, DuplicateAccountError, NewAccount, SwitchOutcome
+from bot.accounts import (
+    Account,
+    CacheFullError,
+    DuplicateAccountError,
+    NewAccount,
+)
 from bot.identity import (
-    DIGIT_RUN,
     Identifier,
     IdError,
     IdKind,
+    carries_identifier,
     mask_nik,
     parse_identifier,
     parse_otp,
 )
 from bot.jkn.base import JknCredentialsRejected, JknError, JknNotFound, Participant
-from bot.otp import SendOutcome
-from bot.status import StatusView, lookup
+from bot.otp import OtpService, SendOutcome
+from bot.status import Source, StatusView, identifier_of, lookup
 from handlers import keyboards, render
 from handlers.common import (
     Context,
@@ -41,7 +52,7 @@ from handlers.common import (
     send,
     services,
 )
-from storage.otp_repo import VerifyOutcome
+from storage.otp_repo import VerifyOutcome, VerifyResult
 
 ASK_ID, CONFIRM, ASK_OTP, ASK_LABEL = range(4)
 END = ConversationHandler.END
@@ -50,8 +61,15 @@ MAX_LABEL = 32
 _PENDING = "pending"
 _BAD = "bad_inputs"
 
+_CAP_TEXTS = {
+    SendOutcome.CAP_CHAT: texts.SMS_CAP_CHAT,
+    SendOutcome.CAP_PHONE: texts.SMS_CAP_PHONE,
+    SendOutcome.CAP_PARTICIPANT: texts.SMS_CAP_PARTICIPANT,
+    SendOutcome.CAP_GLOBAL: texts.SMS_CAP_GLOBAL,
+}
 
-# -- the pending payload, sealed, in chat data (stored in the database as JSON) ----------
+
+# -- the pending step, sealed, in chat data (stored in the database as JSON) -------------
 
 def _seal(context: Context, chat_id: int, payload: dict[str, Any]) -> None:
     assert context.chat_data is not None
@@ -69,10 +87,24 @@ def _clear(context: Context) -> None:
         context.chat_data.pop(_BAD, None)
 
 
+def drop_stale_pending(chat_data: Mapping[int, dict[Any, Any]], otp: OtpService) -> int:
+    """Forget sealed steps that no longer open (abandoned longer than PENDING_TTL)."""
+    stale = [data for chat_id, data in chat_data.items()
+             if isinstance(data.get(_PENDING), str)
+             and otp.unseal(chat_id, data[_PENDING]) is None]
+    for data in stale:
+        data.pop(_PENDING, None)
+    return len(stale)
+
+
+def _typed(payload: dict[str, Any]) -> Identifier:
+    return Identifier(IdKind(str(payload["kind"])), str(payload["value"]))
+
+
 # -- entry ------------------------------------------------------------------------------
 
 async def start_add(update: Update, context: Context) -> int:
-    """/tambah_kk or ➕ Tambah KK: ask for the NIK or card number."""
+    """/tambah_kk (optionally with the identifier: ``/tambah_kk 3174…``) or ➕ Tambah KK."""
     if update.callback_query is not None:
         await answer(context, update.callback_query)
     if not await has_consent(update, context):
@@ -80,6 +112,9 @@ async def start_add(update: Update, context: Context) -> int:
         return END
     await services(context).otp.cancel(chat_id_of(update))
     _clear(context)
+    given = " ".join(context.args or []) if update.callback_query is None else ""
+    if given.strip():
+        return await _identifier(update, context, given)
     await send(update, context, texts.ASK_ID)
     return ASK_ID
 
@@ -101,7 +136,7 @@ async def _bad_input(update: Update, context: Context, text: str,
 
 
 async def receive_id(update: Update, context: Context) -> int:
-    """A NIK or card number arrived: delete it, look the participant up, decide the path."""
+    """A NIK or card number arrived (the message is deleted in any case)."""
     message = update.effective_message
     assert message is not None
     text = message.text or ""
@@ -109,66 +144,87 @@ async def receive_id(update: Update, context: Context) -> int:
         # The state was not yet on disk when the bot died after sending the code: the
         # challenge is, so this is the code (ASK_ID never has a live challenge otherwise).
         return await receive_code(update, context)
-    await delete_user_message(update)
+    await delete_user_message(update, context)
+    return await _identifier(update, context, text)
+
+
+async def _identifier(update: Update, context: Context, text: str) -> int:
     parsed = parse_identifier(text)
     if isinstance(parsed, IdError):
         problem = texts.ID_PROBLEMS[parsed.problem.value].format(length=parsed.length)
         return await _bad_input(update, context, problem)
     svc = services(context)
     chat_id = chat_id_of(update)
-    if parsed.kind is IdKind.NIK:  # already cached: switch without asking BPJS at all
+    if parsed.kind is IdKind.NIK:  # already cached: no question to BPJS at all
         cached = await svc.accounts.find_by_nik(chat_id, parsed.value)
-        if cached is not None and svc.accounts.is_fresh(cached):
-            await svc.accounts.switch(chat_id, cached.slot)
-            _clear(context)
-            await send(update, context,
-                       texts.ALREADY_CACHED.format(label=html.escape(cached.label)))
-            return END
-    if not await svc.otp.allow_lookup(chat_id):
-        _clear(context)
-        await send(update, context, texts.LOOKUP_CAP)
-        return END
-    progress = await send(update, context, texts.LOOKING_UP.format(masked=parsed.masked))
-    try:
-        participant = await lookup(svc.backend, parsed)
-    except JknNotFound:
-        return await _bad_input(update, context, texts.NOT_FOUND.format(masked=parsed.masked),
-                                progress)
-    except JknCredentialsRejected:
-        await edit(context, progress, texts.BACKEND_REJECTED)
-        _clear(context)
-        return END
-    except JknError:
-        await edit(context, progress, texts.BACKEND_DOWN)
-        return ASK_ID
-    if participant.phone is None:
-        await edit(context, progress, texts.NO_PHONE.format(masked=parsed.masked))
-        _clear(context)
-        return END
-    existing = await svc.accounts.find_by_nik(chat_id, participant.nik)
-    if existing is not None:
-        outcome, _ = await svc.accounts.switch(chat_id, existing.slot)
-        if outcome is SwitchOutcome.NEEDS_OTP:
-            return await _start_reverify(update, context, existing.slot, existing.label,
-                                         participant, progress)
-        _clear(context)
-        await edit(context, progress,
-                   texts.ALREADY_CACHED.format(label=html.escape(existing.label)))
-        return END
-    payload: dict[str, Any] = {
-        "purpose": "add", "nik": participant.nik, "card": participant.card,
-        "name": participant.name, "phone": participant.phone,
-        "via": parsed.kind.value, "participant": participant.to_dict(), "evict": None,
-    }
+        if cached is not None:
+            return await _cached(update, context, cached, None)
     victim = await svc.accounts.eviction_candidate(chat_id)
-    if victim is not None:
-        payload["evict"] = victim.slot
-        _seal(context, chat_id, payload)
-        await edit(context, progress, texts.CACHE_FULL.format(
+    if victim is not None:  # asked before the lookup, so it reveals nothing about the NIK
+        _seal(context, chat_id, {"purpose": "add", "kind": parsed.kind.value,
+                                 "value": parsed.value, "evict": victim.slot})
+        await send(update, context, texts.CACHE_FULL.format(
             max_accounts=svc.accounts.max_accounts, label=html.escape(victim.label),
             masked=mask_nik(victim.nik)), keyboards.confirm_send())
         return CONFIRM
-    return await _send_code(update, context, payload, progress)
+    return await _lookup_and_send(update, context, {
+        "purpose": "add", "kind": parsed.kind.value, "value": parsed.value, "evict": None})
+
+
+async def _cached(update: Update, context: Context, account: Account,
+                  progress: Message | None) -> int:
+    """The chat already holds this participant: switch to it, or re-verify it if its
+    session ran out."""
+    svc = services(context)
+    if not svc.accounts.is_fresh(account):
+        return await _reverify(update, context, account, progress)
+    await svc.accounts.switch(account.chat_id, account.slot)
+    _clear(context)
+    await _show(update, context, progress,
+                texts.ALREADY_CACHED.format(label=html.escape(account.label)), None)
+    return END
+
+
+async def _lookup_and_send(update: Update, context: Context, payload: dict[str, Any],
+                           progress: Message | None = None) -> int:
+    """Look the participant up by the identifier as typed, then send the code."""
+    svc = services(context)
+    chat_id = chat_id_of(update)
+    typed = _typed(payload)
+    if not await svc.otp.allow_lookup(chat_id):
+        _clear(context)
+        await _show(update, context, progress, texts.LOOKUP_CAP, None)
+        return END
+    progress = await _show(update, context, progress,
+                           texts.LOOKING_UP.format(masked=typed.masked), None)
+    adding = payload["purpose"] == "add"
+    try:
+        participant = await lookup(svc.backend, typed)
+    except JknNotFound:
+        participant = None
+    except JknCredentialsRejected:
+        _clear(context)
+        await edit(context, progress, texts.BACKEND_REJECTED)
+        return END
+    except JknError:
+        if adding:  # the identifier is gone from the chat: asking again is the way on
+            await edit(context, progress, texts.BACKEND_DOWN)
+            return ASK_ID
+        _clear(context)
+        await edit(context, progress, texts.BACKEND_DOWN_SHORT)
+        return END
+    if participant is None or participant.phone is None:
+        if adding:  # one and the same reply, and the same next step, for both
+            return await _bad_input(update, context,
+                                    texts.LOOKUP_FAILED.format(masked=typed.masked), progress)
+        _clear(context)  # the chat's own account: no secret to keep from its owner
+        await edit(context, progress, texts.REVERIFY_NO_PHONE)
+        return END
+    if adding:
+        existing = await svc.accounts.find_by_nik(chat_id, participant.nik)
+        if existing is not None:
+            return await _cached(update, context, existing, progress)
+    return await _send_code(update, context, payload, participant, progress)
 
 
 async def _code_pending(context: Context, chat_id: int) -> bool:
@@ -177,18 +233,18 @@ async def _code_pending(context: Context, chat_id: int) -> bool:
 
 
 async def _send_code(update: Update, context: Context, payload: dict[str, Any],
-                     message: Message | None) -> int:
-    """Issue the OTP for ``payload`` and show where it went."""
+                     participant: Participant, message: Message | None) -> int:
+    """Issue the OTP and show where it went (a phone's last four digits, nothing more)."""
     svc = services(context)
     chat_id = chat_id_of(update)
+    assert participant.phone is not None
     result = await svc.otp.issue(chat_id, purpose=str(payload["purpose"]),
-                                 nik=str(payload["nik"]), phone=str(payload["phone"]),
-                                 payload=payload)
+                                 nik=participant.nik, phone=participant.phone,
+                                 payload=payload, owner=payload["purpose"] == "reverify")
     if result.outcome is SendOutcome.SENT:
         if context.chat_data is not None:
             context.chat_data.pop(_PENDING, None)
-        text = texts.OTP_SENT.format(phone=result.masked_phone,
-                                     masked=mask_nik(str(payload["nik"])),
+        text = texts.OTP_SENT.format(tail=result.phone_tail, masked=_typed(payload).masked,
                                      minutes=max(1, svc.otp.ttl // 60))
         await _show(update, context, message, text, keyboards.otp())
         return ASK_OTP
@@ -198,17 +254,17 @@ async def _send_code(update: Update, context: Context, payload: dict[str, Any],
                     keyboards.confirm_send(texts.SEND_CODE_BUTTON))
         return CONFIRM
     _clear(context)
-    text = texts.SMS_CAP_PHONE if result.outcome is SendOutcome.CAP_PHONE else texts.SMS_CAP_CHAT
-    await _show(update, context, message, text, None)
+    await _show(update, context, message, _CAP_TEXTS[result.outcome], None)
     return END
 
 
 async def _show(update: Update, context: Context, message: Message | None, text: str,
-                keyboard: Any) -> None:
+                keyboard: Any) -> Message:
+    """Edit ``message`` (a progress message) or send a new one; returns what shows it."""
     if message is not None:
         await edit(context, message, text, keyboard)
-    else:
-        await send(update, context, text, keyboard)
+        return message
+    return await send(update, context, text, keyboard)
 
 
 async def confirm_send(update: Update, context: Context) -> int:
@@ -222,7 +278,7 @@ async def confirm_send(update: Update, context: Context) -> int:
         await edit_query(context, query, texts.VERIFY_SESSION_GONE)
         return END
     target = query.message if isinstance(query.message, Message) else None
-    return await _send_code(update, context, payload, target)
+    return await _lookup_and_send(update, context, payload, target)
 
 
 async def press_a_button(update: Update, context: Context) -> int:
@@ -236,9 +292,8 @@ async def receive_code(update: Update, context: Context) -> int:
     """The user typed a code: delete it, verify it atomically, go on or explain."""
     message = update.effective_message
     assert message is not None
-    await delete_user_message(update)
+    await delete_user_message(update, context)
     code = parse_otp(message.text or "")
-    svc = services(context)
     chat_id = chat_id_of(update)
     if code is None:
         if not await _code_pending(context, chat_id):  # nothing left to type a code for
@@ -247,17 +302,24 @@ async def receive_code(update: Update, context: Context) -> int:
             return END
         await send(update, context, texts.OTP_FORMAT)
         return ASK_OTP
-    result = await svc.otp.verify(chat_id, code)
+    return await _verified(update, context, await services(context).otp.verify(chat_id, code))
+
+
+async def _verified(update: Update, context: Context, result: VerifyResult) -> int:
+    """What an attempt at the challenge leads to (a typed code or, later, a contact)."""
+    svc = services(context)
+    chat_id = chat_id_of(update)
     if result.outcome is VerifyOutcome.WRONG:
         await send(update, context, texts.OTP_WRONG.format(left=result.attempts_left))
         return ASK_OTP
     if result.outcome is VerifyOutcome.EXPIRED:
         await send(update, context, texts.OTP_EXPIRED, keyboards.otp())
         return ASK_OTP
-    if result.outcome is VerifyOutcome.EXHAUSTED:
+    if result.outcome in (VerifyOutcome.EXHAUSTED, VerifyOutcome.LOCKED):
         await svc.otp.cancel(chat_id)
         _clear(context)
-        await send(update, context, texts.OTP_EXHAUSTED)
+        await send(update, context, texts.OTP_EXHAUSTED if result.outcome is
+                   VerifyOutcome.EXHAUSTED else texts.OTP_LOCKED)
         return END
     if result.outcome is not VerifyOutcome.OK or result.payload is None:
         _clear(context)
@@ -282,13 +344,14 @@ async def resend(update: Update, context: Context) -> int:
     """Kirim ulang: respects the cooldown (a toast with the seconds left)."""
     query = update.callback_query
     assert query is not None
-    result = await services(context).otp.resend(chat_id_of(update))
+    svc = services(context)
+    result = await svc.otp.resend(chat_id_of(update))
     if result.outcome is SendOutcome.TOO_EARLY:
         await answer(context, query, texts.RESEND_WAIT.format(seconds=result.wait_seconds))
         return ASK_OTP
     await answer(context, query)
     if result.outcome is SendOutcome.SENT:
-        await send(update, context, texts.OTP_RESENT.format(phone=result.masked_phone),
+        await send(update, context, texts.OTP_RESENT.format(tail=result.phone_tail),
                    keyboards.otp())
         return ASK_OTP
     if result.outcome is SendOutcome.SMS_FAILED:
@@ -298,9 +361,8 @@ async def resend(update: Update, context: Context) -> int:
     if result.outcome is SendOutcome.NO_CHALLENGE:
         await send(update, context, texts.OTP_NONE)
     else:
-        await services(context).otp.cancel(chat_id_of(update))
-        await send(update, context, texts.SMS_CAP_PHONE
-                   if result.outcome is SendOutcome.CAP_PHONE else texts.SMS_CAP_CHAT)
+        await svc.otp.cancel(chat_id_of(update))
+        await send(update, context, _CAP_TEXTS[result.outcome])
     return END
 
 
@@ -320,7 +382,6 @@ async def receive_label(update: Update, context: Context) -> int:
             await send(update, context, texts.STALE_BUTTON)
             return ASK_LABEL
         label = texts.LABEL_PRESETS[index]
-        await drop_keyboard(context, query)
     else:
         message = update.effective_message
         assert message is not None
@@ -332,25 +393,43 @@ async def receive_label(update: Update, context: Context) -> int:
             await send(update, context,
                        texts.LABEL_TOO_LONG.format(length=len(label), max_len=MAX_LABEL))
             return ASK_LABEL
-        if DIGIT_RUN.search(label) or isinstance(parse_identifier(label), Identifier):
-            await delete_user_message(update)
+        if carries_identifier(label) or isinstance(parse_identifier(label), Identifier):
+            await delete_user_message(update, context)
             await send(update, context, texts.LABEL_LOOKS_LIKE_ID)
             return ASK_LABEL
-    return await _save(update, context, label)
+    state = await _save(update, context, label)
+    if query is not None and state == END:
+        await drop_keyboard(context, query)
+    return state
 
 
 async def _save(update: Update, context: Context, label: str) -> int:
+    """Fetch the verified participant again (nothing of them was kept before the code),
+    check the code went to the phone BPJS still has, then insert (and evict) atomically."""
     svc = services(context)
     chat_id = chat_id_of(update)
-    _clear(context)
     payload = await svc.otp.verified_payload(chat_id)
     if payload is None or payload.get("purpose") != "add":
+        _clear(context)
         await send(update, context, texts.VERIFY_SESSION_GONE)
         return END
-    participant = Participant.from_dict(payload["participant"])
+    typed = _typed(payload)
+    try:
+        participant = await lookup(svc.backend, typed)
+    except JknNotFound:
+        participant = None
+    except JknError:
+        await send(update, context, texts.SAVE_BACKEND_DOWN)
+        return ASK_LABEL
+    if participant is None or participant.phone != payload["phone"]:
+        await svc.otp.cancel(chat_id)
+        _clear(context)
+        await send(update, context, texts.PHONE_CHANGED)
+        return END
+    _clear(context)
     new = NewAccount(nik=participant.nik, card=participant.card, name=participant.name,
                      phone=str(payload["phone"]), label=label, status=participant.to_dict(),
-                     lookup_kind=str(payload.get("via", IdKind.NIK.value)))
+                     lookup_kind=typed.kind.value)
     try:
         outcome = await svc.accounts.add(chat_id, new, evict_slot=payload.get("evict"))
     except DuplicateAccountError:
@@ -369,27 +448,27 @@ async def _save(update: Update, context: Context, label: str) -> int:
     if outcome.evicted is not None:
         text += texts.SAVED_EVICTED.format(label=html.escape(outcome.evicted.label),
                                            masked=mask_nik(outcome.evicted.nik))
-    view = StatusView(outcome.account, participant, svc.clock(), fresh=True)
-    await send(update, context, text + "\n\n" + render.card(view, detailed=False))
+    now = svc.clock()
+    view = StatusView(outcome.account, participant, now, Source.LIVE, now)
+    await send(update, context, text + "\n\n" + render.card(view, detailed=False),
+               protect=True)
     return END
 
 
 # -- re-verification of an expired session ----------------------------------------------
 
-async def _start_reverify(update: Update, context: Context, slot: str, label: str,
-                          participant: Participant, message: Message | None) -> int:
-    intro = texts.REVERIFY_INTRO.format(label=html.escape(label),
+async def _reverify(update: Update, context: Context, account: Account,
+                    progress: Message | None) -> int:
+    """The chat holds this account but its session ran out: a fresh lookup (for the phone
+    BPJS has now), then a code. The chat is the account's owner, so caps that strangers
+    used up for this participant do not stop it."""
+    intro = texts.REVERIFY_INTRO.format(label=html.escape(account.label),
                                         days=services(context).accounts.session_days)
-    if message is not None:
-        await edit(context, message, intro)
-    else:
-        await send(update, context, intro)
-    if participant.phone is None:
-        await send(update, context, texts.NO_PHONE.format(masked=mask_nik(participant.nik)))
-        return END
-    payload = {"purpose": "reverify", "slot": slot, "nik": participant.nik,
-               "phone": participant.phone}
-    return await _send_code(update, context, payload, None)
+    await _show(update, context, progress, intro, None)
+    typed = identifier_of(account)
+    return await _lookup_and_send(update, context, {
+        "purpose": "reverify", "kind": typed.kind.value, "value": typed.value,
+        "slot": account.slot})
 
 
 async def reverify_account(update: Update, context: Context, slot: str) -> int | None:
@@ -399,19 +478,9 @@ async def reverify_account(update: Update, context: Context, slot: str) -> int |
     account = await svc.accounts.get(chat_id, slot)
     if account is None:
         return None
-    if not await svc.otp.allow_lookup(chat_id):
-        await send(update, context, texts.LOOKUP_CAP)
-        return None
-    kind = IdKind.CARD if account.lookup_kind == "card" else IdKind.NIK
-    try:
-        participant = await lookup(svc.backend, Identifier(
-            kind, account.card if kind is IdKind.CARD else account.nik))
-    except JknError:
-        await send(update, context, texts.BACKEND_DOWN_SHORT)
-        return None
     await svc.otp.cancel(chat_id)
     _clear(context)
-    return await _start_reverify(update, context, slot, account.label, participant, None)
+    return await _reverify(update, context, account, None)
 
 
 # -- leaving ----------------------------------------------------------------------------

@@ -78,6 +78,22 @@ class Vault:
         """Deterministic HMAC of a value across chats (e.g. a phone for its rate cap)."""
         return hmac.new(self._index_key, f"{purpose}|*|{value}".encode(), hashlib.sha256).digest()
 
+    def chat_key(self, chat_id: int) -> bytes:
+        """Keyed hash of a chat id: rate records carry this, never the id itself."""
+        return self.global_index(str(chat_id), "chat")
+
+    def participant_key(self, nik: str) -> bytes:
+        """Keyed hash of a NIK across chats, for the caps that protect a participant."""
+        return self.global_index(nik, "nik")
+
+    def phone_key(self, phone_e164: str) -> bytes:
+        """Keyed hash of a phone (E.164) across chats."""
+        return self.global_index(phone_e164, "phone")
+
+    @staticmethod
+    def hash_matches(stored: bytes, candidate: bytes) -> bool:
+        return hmac.compare_digest(stored, candidate)
+
     def otp_hash(self, chat_id: int, subject: bytes, code: str) -> bytes:
         """Keyed hash of a code bound to its chat and participant."""
         message = b"%d|" % chat_id + subject + b"|" + code.encode()

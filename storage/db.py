@@ -1,9 +1,11 @@
-"""The one SQLite database: connection, WAL, migrations and transactions.
+"""The one SQLite database: connection, WAL, migrations and units of work.
 
-aiosqlite runs one connection on its own thread. Because statements of two tasks would
-otherwise interleave inside one transaction, every unit of work takes :attr:`Database.lock`:
-:meth:`transaction` for writes (``BEGIN IMMEDIATE``), :meth:`read` for consistent reads.
-Each unit is a handful of indexed statements, so the lock is held for microseconds.
+aiosqlite runs one connection on its own thread. A unit of work is a plain function of a
+``sqlite3.Connection`` that :meth:`Database.run` executes on that thread in one hop: its
+statements (and its transaction, see :func:`immediate`) run back to back, nothing else can
+interleave with them, and a cancelled caller cannot leave a transaction half done. The
+older multi-hop helpers :meth:`Database.transaction` and :meth:`Database.read` take the same
+lock, so they never interleave with a unit either.
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
 _LOGGER = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Tables that hold a chat's own rows, keyed by ``chat_id`` (erased by ``erase_chat``).
+CHAT_TABLES = ("accounts", "challenges", "conversations", "chat_data", "consent")
 
 #: Forward migrations; the database's ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: list[str] = [
@@ -95,9 +104,36 @@ MIGRATIONS: list[str] = [
     CREATE INDEX lookup_log_chat ON lookup_log (chat_id, at);
     CREATE INDEX lookup_log_time ON lookup_log (at);
     """,
+    # 4: every rate record (SMS sent, look-up, wrong code, backend call) in one table keyed by
+    #    keyed hashes only: of the chat (so an erased chat leaves no chat id behind), of the
+    #    participant's NIK and of the phone (caps across chats). The old logs held chat ids;
+    #    they are dropped (at most a day of caps is forgotten, once). Live challenges are
+    #    dropped too: their subject becomes the participant's cross-chat key.
+    """
+    DROP TABLE sms_log;
+    DROP TABLE lookup_log;
+    CREATE TABLE rate_events (
+        kind TEXT NOT NULL CHECK (kind IN ('sms', 'lookup', 'wrong', 'backend')),
+        chat_key BLOB NOT NULL,
+        subject_key BLOB,
+        phone_key BLOB,
+        at REAL NOT NULL
+    );
+    CREATE INDEX rate_events_chat ON rate_events (kind, chat_key, at);
+    CREATE INDEX rate_events_subject ON rate_events (kind, subject_key, at)
+        WHERE subject_key IS NOT NULL;
+    CREATE INDEX rate_events_phone ON rate_events (kind, phone_key, at)
+        WHERE phone_key IS NOT NULL;
+    CREATE INDEX rate_events_time ON rate_events (kind, at);
+    DELETE FROM challenges;
+    ALTER TABLE challenges ADD COLUMN owner INTEGER NOT NULL DEFAULT 0 CHECK (owner IN (0, 1));
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+BUSY_TIMEOUT_MS = 5000
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+_CHECKPOINT_TRIES = 50
 
 
 def _create_private(path: Path) -> None:
@@ -109,11 +145,42 @@ def _create_private(path: Path) -> None:
 
 
 class DatabaseError(Exception):
-    """The database cannot be used (newer schema, unreadable file)."""
+    """The database cannot be used (newer schema, not a database, corrupt)."""
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` inside a unit of work; rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # a failed COMMIT (disk full) may leave it open
+            conn.execute("ROLLBACK")
+        raise
+
+
+def count(conn: sqlite3.Connection, sql: str, *params: object) -> int:
+    row = conn.execute(sql, params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database and truncate it to zero bytes, so that pages holding
+    deleted rows (already zeroed by ``secure_delete``) leave no older copy in the WAL.
+    Readers of other processes can hold it up briefly; returns False if they never let go."""
+    for _ in range(_CHECKPOINT_TRIES):
+        row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if row is None or int(row[0]) == 0:
+            return True
+        time.sleep(0.01)
+    _LOGGER.warning("WAL checkpoint after an erase was blocked by another reader")
+    return False
 
 
 class Database:
-    """An open database with a lock that serialises units of work on its one connection."""
+    """An open database; units of work run one at a time on its connection's thread."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path | str,
                  clock: Callable[[], float] = time.time) -> None:
@@ -125,17 +192,28 @@ class Database:
     @classmethod
     async def open(cls, path: Path | str, *, clock: Callable[[], float] = time.time,
                    migrate: bool = True) -> Database:
+        """Open (creating the file owner-only if new). A file that is not an SQLite
+        database, or is damaged, raises :class:`DatabaseError` and is left as it was."""
         _create_private(Path(path))
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA busy_timeout=5000")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await conn.execute("PRAGMA secure_delete=ON")
+            for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "journal_mode=WAL",
+                           f"journal_size_limit={JOURNAL_SIZE_LIMIT}", "foreign_keys=ON",
+                           "synchronous=NORMAL", "secure_delete=ON"):
+                await conn.execute(f"PRAGMA {pragma}")
+            async with conn.execute("SELECT count(*) FROM sqlite_schema") as cur:
+                await cur.fetchone()  # reads page 1: a damaged header fails here
             db = cls(conn, path, clock)
             if migrate:
                 await db.migrate()
+        except sqlite3.OperationalError as exc:
+            await conn.close()
+            raise DatabaseError(f"{path} cannot be opened ({exc}); is another process "
+                                "holding it? Nothing was changed") from None
+        except sqlite3.DatabaseError as exc:
+            await conn.close()
+            raise DatabaseError(f"{path} is not a usable SQLite database ({exc}); it was "
+                                "left untouched: restore a backup or move it away") from None
         except BaseException:
             await conn.close()
             raise
@@ -146,6 +224,19 @@ class Database:
             with contextlib.suppress(sqlite3.Error):  # best effort
                 await self.conn.execute("PRAGMA optimize")
             await self.conn.close()
+
+    async def run(self, fn: Callable[Concatenate[sqlite3.Connection, P], T],
+                  *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(connection, *args)`` on the connection's thread, in one hop.
+
+        aiosqlite has no public call for "run this function on your thread"; its
+        ``_execute`` is what its own cursors use (pinned by the version bound in
+        pyproject.toml and by tests/test_storage.py)."""
+        async with self.lock:
+            raw = self.conn._conn
+            result: T = await self.conn._execute(  # type: ignore[no-untyped-call]
+                fn, raw, *args, **kwargs)
+            return result
 
     async def user_version(self) -> int:
         async with self.conn.execute("PRAGMA user_version") as cur:
@@ -173,7 +264,8 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception or cancellation."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` over several hops (tests, maintenance); rolled
+        back on any exception or cancellation. Prefer a unit of work with :meth:`run`."""
         async with self.lock:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -185,60 +277,80 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Exclusive use of the connection for reads that must see one consistent state."""
+        """Exclusive use of the connection for reads over several hops (tests)."""
         async with self.lock:
             yield self.conn
 
     async def get_meta(self, key: str) -> bytes | None:
-        async with self.read() as conn, conn.execute(
-                "SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        return bytes(row[0]) if row else None
+        def unit(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return bytes(row[0]) if row else None
+        return await self.run(unit)
 
     async def set_meta(self, key: str, value: bytes) -> None:
-        async with self.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (key, value))
+        await self.run(unit)
 
     # -- consent --------------------------------------------------------------------------
 
     async def record_consent(self, chat_id: int) -> float:
         """Record (or keep) the chat's consent; returns its timestamp."""
         now = self.clock()
-        async with self.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO consent (chat_id, consented_at) VALUES (?, ?) "
-                "ON CONFLICT (chat_id) DO NOTHING", (chat_id, now))
-            async with conn.execute(
-                    "SELECT consented_at FROM consent WHERE chat_id = ?", (chat_id,)) as cur:
-                row = await cur.fetchone()
-        assert row is not None
-        return float(row[0])
+
+        def unit(conn: sqlite3.Connection) -> float:
+            with immediate(conn):
+                conn.execute("INSERT INTO consent (chat_id, consented_at) VALUES (?, ?) "
+                             "ON CONFLICT (chat_id) DO NOTHING", (chat_id, now))
+                row = conn.execute("SELECT consented_at FROM consent WHERE chat_id = ?",
+                                   (chat_id,)).fetchone()
+            return float(row[0])
+        return await self.run(unit)
 
     async def consented_at(self, chat_id: int) -> float | None:
-        async with self.read() as conn, conn.execute(
-                "SELECT consented_at FROM consent WHERE chat_id = ?", (chat_id,)) as cur:
-            row = await cur.fetchone()
-        return float(row[0]) if row else None
+        def unit(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute("SELECT consented_at FROM consent WHERE chat_id = ?",
+                               (chat_id,)).fetchone()
+            return float(row[0]) if row else None
+        return await self.run(unit)
 
     async def erase_chat(self, chat_id: int) -> None:
-        """Delete every row of the chat in one transaction (secure_delete is on)."""
-        async with self.transaction() as conn:
-            # sms_log is kept: it holds no identifier, only a keyed phone hash and a time,
-            # expires after a day and keeps the SMS caps from being reset by an erase.
-            # lookup_log likewise (no identifier, a day long): an erase cannot reset the cap.
-            for table in ("accounts", "challenges", "conversations", "chat_data", "consent"):
-                await conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",  # noqa: S608
-                                   (chat_id,))
-            await conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))
+        """Delete every row of the chat in one transaction, then truncate the WAL.
+
+        ``secure_delete`` zeroes the deleted cells in the pages; the checkpoint copies those
+        pages into the database file and empties the WAL, so no earlier copy of the rows is
+        left in either file when this returns. Rate records are kept (keyed by an HMAC of
+        the chat, never its id) so that an erase cannot reset the caps."""
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                for table in CHAT_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",  # noqa: S608
+                                 (chat_id,))
+                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))
+            checkpoint_truncate(conn)
+        await self.run(unit)
+
+    async def integrity_ok(self) -> bool:
+        def unit(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            return row is not None and row[0] == "ok"
+        return await self.run(unit)
 
     async def backup_to(self, target: Path) -> None:
         """A consistent online copy through SQLite's backup API (mode 0600)."""
         _create_private(target)
-        async with self.read():
-            dest = await aiosqlite.connect(str(target))
+
+        def unit(conn: sqlite3.Connection) -> None:
+            dest = sqlite3.connect(str(target))
             try:
-                await self.conn.backup(dest)
+                conn.backup(dest)
             finally:
-                await dest.close()
+                dest.close()
+        await self.run(unit)
+
+
+def rows(conn: sqlite3.Connection, sql: str, *params: object) -> list[Any]:
+    return conn.execute(sql, params).fetchall()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import sqlite3
 from pathlib import Path
 
 from storage.accounts_repo import AccountsRepo
 from storage.crypto import Vault, generate_master_key
-from storage.db import Database
+from storage.db import SCHEMA_VERSION, Database, immediate
 from storage.otp_repo import OtpRepo
 
 KEY_CHECK = "key_check"
@@ -87,6 +88,27 @@ async def check_key(db: Database, vault: Vault, key_path: Path | None = None) ->
                     "master.key?); refusing to start, nothing was changed")
 
 
+async def open_existing(data_dir: Path, db_path: Path, env_key: str | None) -> Database:
+    """Open an existing, current database to copy it: the key must match, and nothing is
+    created, migrated or recorded (safe beside a running bot)."""
+    if not db_path.exists():  # noqa: ASYNC240 - one stat before any I/O starts
+        raise KeyError_(f"there is no database at {db_path} to copy")
+    vault = Vault(resolve_master_key(data_dir, db_path, env_key))
+    db = await Database.open(db_path, migrate=False)
+    try:
+        if await db.user_version() != SCHEMA_VERSION:
+            raise KeyError_("the database schema is not this program's; start the bot once "
+                            "to bring it up to date, then copy it")
+        stored = await db.get_meta(KEY_CHECK)
+        if stored is None or not vault.matches(stored):
+            raise KeyError_("the master key does not match this database (wrong "
+                            "KK_MASTER_KEY or master.key?); nothing was copied")
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
 def _finish_rotation(key_path: Path) -> None:
     pending = key_path.with_name(key_path.name + ".new")
     old = key_path.with_name(key_path.name + ".old")
@@ -109,12 +131,18 @@ async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[b
         with contextlib.suppress(FileNotFoundError):
             pending.unlink()
         write_key_file(pending, raw)
+    accounts = AccountsRepo(db, old)
+
+    def unit(conn: sqlite3.Connection) -> int:
+        with immediate(conn):
+            done = accounts.reencrypt_all(conn, new)
+            OtpRepo.reencrypt_all(conn)
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?",
+                         (new.check_value(), KEY_CHECK))
+        return done
+
     try:
-        async with db.transaction() as conn:
-            count = await AccountsRepo(db, old).reencrypt_all(conn, new)
-            await OtpRepo(db, old).reencrypt_all(conn, new)
-            await conn.execute("UPDATE meta SET value = ? WHERE key = ?",
-                               (new.check_value(), KEY_CHECK))
+        count = await db.run(unit)
     except BaseException:
         if pending is not None:
             with contextlib.suppress(FileNotFoundError):

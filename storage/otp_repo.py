@@ -1,27 +1,44 @@
-"""OTP challenges and the SMS send log.
+"""OTP challenges and the rate records that cap codes, look-ups and backend calls.
 
 One live challenge per chat (the primary key). The code is stored only as a keyed hash
-bound to the chat and the participant; verification and consumption are one conditional
-``UPDATE`` inside a ``BEGIN IMMEDIATE`` transaction, so a code can never succeed twice.
+bound to the chat and the participant; checking and consuming it is one unit of work in
+one ``BEGIN IMMEDIATE`` transaction, so a code can never succeed twice.
+
+Rate records (``rate_events``) carry keyed hashes only: of the chat, of the participant's
+NIK (``subject_key``) and of the phone. Caps that protect a participant count across every
+chat, so a dozen Telegram accounts get no more guesses at one person's code than one does;
+a verified owner re-verifying is counted against its own records only.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from storage.crypto import Vault
-from storage.db import Database
+from storage.db import Database, count, immediate
 
-PHONE_HOURLY_CAP = 5
-CHAT_DAILY_CAP = 10
-LOOKUP_DAILY_CAP = 20
-_HOUR = 3600.0
-_DAY = 86400.0
+HOUR = 3600.0
+DAY = 86400.0
+#: Rate records older than this are deleted; every cap looks at most this far back.
+RATE_RETENTION = DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """Every cap in one place (SPEC §3); the global budget is a setting."""
+
+    phone_hourly: int = 5
+    phone_daily: int = 10
+    chat_daily: int = 10
+    participant_wrong_daily: int = 10
+    global_hourly: int = 200
+    lookups_daily: int = 20
+    backend_hourly: int = 30
 
 
 class VerifyOutcome(enum.StrEnum):
@@ -29,6 +46,7 @@ class VerifyOutcome(enum.StrEnum):
     WRONG = "wrong"
     EXPIRED = "expired"
     EXHAUSTED = "exhausted"
+    LOCKED = "locked"  # too many wrong codes for this participant across chats
     USED = "used"
     NONE = "none"
 
@@ -41,8 +59,20 @@ class VerifyResult:
 
 
 class SendBlock(enum.StrEnum):
-    PHONE_HOURLY = "phone_hourly"
     CHAT_DAILY = "chat_daily"
+    PARTICIPANT_LOCKED = "participant_locked"
+    PHONE_HOURLY = "phone_hourly"
+    PHONE_DAILY = "phone_daily"
+    GLOBAL_BUDGET = "global_budget"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The keyed hashes one send or check is counted under."""
+
+    chat: bytes
+    subject: bytes
+    phone: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,140 +86,277 @@ class Challenge:
     attempts: int
     resends: int
     consumed_at: float | None
+    owner: bool = False
 
 
-async def _count(conn: aiosqlite.Connection, sql: str, *params: object) -> int:
-    async with conn.execute(sql, params) as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
+_CHALLENGE_COLUMNS = ("purpose, payload_ct, created_at, expires_at, last_sent_at, attempts, "
+                      "resends, consumed_at, owner")
+
+
+def _record(conn: sqlite3.Connection, kind: str, keys: Keys | bytes, now: float) -> int:
+    if isinstance(keys, bytes):
+        cur = conn.execute("INSERT INTO rate_events (kind, chat_key, at) VALUES (?, ?, ?)",
+                           (kind, keys, now))
+    else:
+        cur = conn.execute(
+            "INSERT INTO rate_events (kind, chat_key, subject_key, phone_key, at) "
+            "VALUES (?, ?, ?, ?, ?)", (kind, keys.chat, keys.subject, keys.phone, now))
+    return int(cur.lastrowid or 0)
+
+
+def _prune(conn: sqlite3.Connection, kind: str, now: float) -> None:
+    conn.execute("DELETE FROM rate_events WHERE kind = ? AND at < ?", (kind, now - RATE_RETENTION))
+
+
+def _per_chat(conn: sqlite3.Connection, kind: str, chat_key: bytes, since: float) -> int:
+    return count(conn, "SELECT count(*) FROM rate_events WHERE kind = ? AND chat_key = ? "
+                 "AND at > ?", kind, chat_key, since)
+
+
+def _per_key(conn: sqlite3.Connection, kind: str, column: str, key: bytes, since: float,
+             own_chat: bytes | None) -> int:
+    """Records of ``kind`` under one participant or phone key: across all chats, or only
+    the owner's own when ``own_chat`` is given."""
+    sql = f"SELECT count(*) FROM rate_events WHERE kind = ? AND {column} = ? AND at > ?"  # noqa: S608
+    if own_chat is None:
+        return count(conn, sql, kind, key, since)
+    return count(conn, sql + " AND chat_key = ?", kind, key, since, own_chat)
+
+
+def _wrong_codes(conn: sqlite3.Connection, keys: Keys, now: float, owner: bool) -> int:
+    own = keys.chat if owner else None
+    since = now - DAY
+    return max(_per_key(conn, "wrong", "subject_key", keys.subject, since, own),
+               _per_key(conn, "wrong", "phone_key", keys.phone, since, own))
 
 
 class OtpRepo:
-    def __init__(self, db: Database, vault: Vault) -> None:
+    def __init__(self, db: Database, vault: Vault, caps: Caps | None = None) -> None:
         self.db = db
         self.vault = vault
+        self.caps = caps or Caps()
 
     def _aad(self, chat_id: int) -> bytes:
         return Vault.aad("challenges", chat_id, "live", "payload")
 
-    # -- SMS caps -------------------------------------------------------------------------
+    # -- caps -----------------------------------------------------------------------------
 
-    async def reserve_send(self, chat_id: int, phone_index: bytes, now: float
+    async def reserve_send(self, keys: Keys, now: float, *, owner: bool = False
                            ) -> int | SendBlock:
-        """Check the per-phone and per-chat caps and, if allowed, record the send.
+        """Check every cap that guards a code and, if none blocks it, record the send.
 
-        Returns the log row id (to :meth:`release_send` if the SMS then fails) or the cap
-        that blocks it.
-        """
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM sms_log WHERE sent_at < ?", (now - _DAY,))
-            if await _count(conn, "SELECT count(*) FROM sms_log WHERE phone_index = ? "
-                            "AND sent_at > ?", phone_index, now - _HOUR) >= PHONE_HOURLY_CAP:
-                return SendBlock.PHONE_HOURLY
-            if await _count(conn, "SELECT count(*) FROM sms_log WHERE chat_id = ? "
-                            "AND sent_at > ?", chat_id, now - _DAY) >= CHAT_DAILY_CAP:
-                return SendBlock.CHAT_DAILY
-            cur2 = await conn.execute(
-                "INSERT INTO sms_log (chat_id, phone_index, sent_at) VALUES (?, ?, ?)",
-                (chat_id, phone_index, now))
-            return int(cur2.lastrowid or 0)
+        Returns the record id (to :meth:`release_send` if the SMS then fails) or the cap
+        that blocks it. ``owner``: the chat re-verifies an account it already holds, so
+        caps that protect the participant count only this chat's own records, and the
+        global budget (which strangers could use up) does not apply."""
+        caps = self.caps
 
-    async def reserve_lookup(self, chat_id: int, now: float) -> bool:
-        """Count one participant look-up for the chat; False once today's cap is reached.
+        def unit(conn: sqlite3.Connection) -> int | SendBlock:
+            with immediate(conn):
+                _prune(conn, "sms", now)
+                _prune(conn, "wrong", now)
+                own = keys.chat if owner else None
+                if _per_chat(conn, "sms", keys.chat, now - DAY) >= caps.chat_daily:
+                    return SendBlock.CHAT_DAILY
+                if _wrong_codes(conn, keys, now, owner) >= caps.participant_wrong_daily:
+                    return SendBlock.PARTICIPANT_LOCKED
+                if _per_key(conn, "sms", "phone_key", keys.phone, now - HOUR,
+                            own) >= caps.phone_hourly:
+                    return SendBlock.PHONE_HOURLY
+                if _per_key(conn, "sms", "phone_key", keys.phone, now - DAY,
+                            own) >= caps.phone_daily:
+                    return SendBlock.PHONE_DAILY
+                if not owner and count(
+                        conn, "SELECT count(*) FROM rate_events WHERE kind = 'sms' AND at > ?",
+                        now - HOUR) >= caps.global_hourly:
+                    return SendBlock.GLOBAL_BUDGET
+                return _record(conn, "sms", keys, now)
+        return await self.db.run(unit)
+
+    async def release_send(self, record_id: int) -> None:
+        """The SMS could not be handed over: it does not count against any cap."""
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("DELETE FROM rate_events WHERE rowid = ? AND kind = 'sms'",
+                             (record_id,))
+        await self.db.run(unit)
+
+    async def _reserve(self, kind: str, chat_key: bytes, now: float, cap: int,
+                       window: float) -> bool:
+        def unit(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                _prune(conn, kind, now)
+                if _per_chat(conn, kind, chat_key, now - window) >= cap:
+                    return False
+                _record(conn, kind, chat_key, now)
+            return True
+        return await self.db.run(unit)
+
+    async def reserve_lookup(self, chat_key: bytes, now: float) -> bool:
+        """Count one participant look-up; False once today's cap is reached.
 
         Look-ups that find nothing send no SMS, so the SMS caps alone would not stop
         someone from probing which NIKs exist."""
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM lookup_log WHERE at < ?", (now - _DAY,))
-            if await _count(conn, "SELECT count(*) FROM lookup_log WHERE chat_id = ? "
-                            "AND at > ?", chat_id, now - _DAY) >= LOOKUP_DAILY_CAP:
-                return False
-            await conn.execute("INSERT INTO lookup_log (chat_id, at) VALUES (?, ?)",
-                               (chat_id, now))
-        return True
+        return await self._reserve("lookup", chat_key, now, self.caps.lookups_daily, DAY)
 
-    async def release_send(self, log_id: int) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM sms_log WHERE rowid = ?", (log_id,))
+    async def reserve_backend_call(self, chat_key: bytes, now: float) -> bool:
+        """Count one status or history call to the backend; False past the hourly cap."""
+        return await self._reserve("backend", chat_key, now, self.caps.backend_hourly, HOUR)
+
+    async def prune(self, now: float) -> int:
+        """Delete rate records that no cap looks at any more."""
+        def unit(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                return conn.execute("DELETE FROM rate_events WHERE at < ?",
+                                    (now - RATE_RETENTION,)).rowcount
+        return await self.db.run(unit)
 
     # -- challenges -----------------------------------------------------------------------
 
-    async def put(self, chat_id: int, *, purpose: str, subject: bytes, phone_index: bytes,
-                  code: str, payload: dict[str, Any], now: float, ttl: float) -> None:
+    async def put(self, chat_id: int, *, purpose: str, keys: Keys, code: str,
+                  payload: dict[str, Any], now: float, ttl: float, owner: bool = False
+                  ) -> None:
         """Store a new live challenge for the chat, replacing any earlier one."""
-        code_hash = self.vault.otp_hash(chat_id, subject, code)
+        code_hash = self.vault.otp_hash(chat_id, keys.subject, code)
         blob = self.vault.encrypt(json.dumps(payload), self._aad(chat_id))
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT OR REPLACE INTO challenges (chat_id, purpose, subject, phone_index, "
-                "code_hash, payload_ct, created_at, expires_at, last_sent_at, attempts, "
-                "resends, consumed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL)",
-                (chat_id, purpose, subject, phone_index, code_hash, blob, now, now + ttl, now))
+
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute(
+                    "INSERT OR REPLACE INTO challenges (chat_id, purpose, subject, phone_index, "
+                    "code_hash, payload_ct, created_at, expires_at, last_sent_at, attempts, "
+                    "resends, consumed_at, owner) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, ?)",
+                    (chat_id, purpose, keys.subject, keys.phone, code_hash, blob, now,
+                     now + ttl, now, int(owner)))
+        await self.db.run(unit)
 
     async def replace_code(self, chat_id: int, code: str, *, now: float, ttl: float) -> bool:
         """A resend: the new code replaces the old one; the attempt counter is kept."""
-        async with self.db.transaction() as conn:
-            async with conn.execute(
-                    "SELECT subject FROM challenges WHERE chat_id = ? AND consumed_at IS NULL",
-                    (chat_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                return False
-            code_hash = self.vault.otp_hash(chat_id, bytes(row[0]), code)
-            await conn.execute(
-                "UPDATE challenges SET code_hash = ?, expires_at = ?, last_sent_at = ?, "
-                "resends = resends + 1 WHERE chat_id = ?", (code_hash, now + ttl, now, chat_id))
-        return True
+        def unit(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                row = conn.execute("SELECT subject FROM challenges WHERE chat_id = ? "
+                                   "AND consumed_at IS NULL", (chat_id,)).fetchone()
+                if row is None:
+                    return False
+                code_hash = self.vault.otp_hash(chat_id, bytes(row[0]), code)
+                conn.execute(
+                    "UPDATE challenges SET code_hash = ?, expires_at = ?, last_sent_at = ?, "
+                    "resends = resends + 1 WHERE chat_id = ?",
+                    (code_hash, now + ttl, now, chat_id))
+            return True
+        return await self.db.run(unit)
+
+    async def keys_of(self, chat_id: int) -> tuple[Keys, bool] | None:
+        """The participant and phone keys of the chat's live challenge, and its owner flag."""
+        def unit(conn: sqlite3.Connection) -> tuple[bytes, bytes, int] | None:
+            row = conn.execute("SELECT subject, phone_index, owner FROM challenges "
+                               "WHERE chat_id = ?", (chat_id,)).fetchone()
+            return None if row is None else (bytes(row[0]), bytes(row[1]), int(row[2]))
+        found = await self.db.run(unit)
+        if found is None:
+            return None
+        return Keys(self.vault.chat_key(chat_id), found[0], found[1]), bool(found[2])
 
     async def get(self, chat_id: int) -> Challenge | None:
-        async with self.db.read() as conn, conn.execute(
-                "SELECT purpose, payload_ct, created_at, expires_at, last_sent_at, attempts, "
-                "resends, consumed_at FROM challenges WHERE chat_id = ?", (chat_id,)) as cur:
-            row = await cur.fetchone()
+        def unit(conn: sqlite3.Connection) -> Any:
+            return conn.execute(f"SELECT {_CHALLENGE_COLUMNS} FROM challenges "  # noqa: S608
+                                "WHERE chat_id = ?", (chat_id,)).fetchone()
+        row = await self.db.run(unit)
         if row is None:
             return None
         payload = json.loads(self.vault.decrypt(bytes(row[1]), self._aad(chat_id)))
         return Challenge(chat_id, str(row[0]), payload, row[2], row[3], row[4], int(row[5]),
-                         int(row[6]), row[7])
+                         int(row[6]), row[7], bool(row[8]))
 
     async def verify(self, chat_id: int, code: str, *, now: float, max_attempts: int
                      ) -> VerifyResult:
-        """Check ``code`` and consume the challenge atomically on success."""
-        async with self.db.transaction() as conn:
-            async with conn.execute(
-                    "SELECT subject, payload_ct, expires_at, attempts, consumed_at "
-                    "FROM challenges WHERE chat_id = ?", (chat_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                return VerifyResult(VerifyOutcome.NONE)
-            subject, blob, expires_at, attempts, consumed_at = row
-            if consumed_at is not None:
-                return VerifyResult(VerifyOutcome.USED)
-            if expires_at <= now:
-                return VerifyResult(VerifyOutcome.EXPIRED)
-            if attempts >= max_attempts:
-                return VerifyResult(VerifyOutcome.EXHAUSTED)
-            code_hash = self.vault.otp_hash(chat_id, bytes(subject), code)
-            cur2 = await conn.execute(
-                "UPDATE challenges SET consumed_at = ? WHERE chat_id = ? AND code_hash = ? "
-                "AND consumed_at IS NULL AND expires_at > ? AND attempts < ?",
-                (now, chat_id, code_hash, now, max_attempts))
-            if cur2.rowcount == 1:
-                payload = json.loads(self.vault.decrypt(bytes(blob), self._aad(chat_id)))
-                return VerifyResult(VerifyOutcome.OK, payload=payload)
-            await conn.execute(
-                "UPDATE challenges SET attempts = attempts + 1 WHERE chat_id = ?", (chat_id,))
-            left = max_attempts - attempts - 1
-            if left <= 0:
-                return VerifyResult(VerifyOutcome.EXHAUSTED)
-            return VerifyResult(VerifyOutcome.WRONG, attempts_left=left)
+        """Check a typed code and consume the challenge atomically on success."""
+        def matches(keys: Keys, code_hash: bytes) -> bool:
+            return self.vault.hash_matches(code_hash,
+                                           self.vault.otp_hash(chat_id, keys.subject, code))
+        return await self._check(chat_id, matches, now=now, max_attempts=max_attempts)
+
+    async def verify_contact(self, chat_id: int, phone_key: bytes | None, *, now: float,
+                             max_attempts: int) -> VerifyResult:
+        """Check a shared contact: ``phone_key`` is the key of the user's own number (None
+        if the contact is not the user's own), which must be the phone the code went to."""
+        def matches(keys: Keys, code_hash: bytes) -> bool:
+            return phone_key is not None and self.vault.hash_matches(keys.phone, phone_key)
+        return await self._check(chat_id, matches, now=now, max_attempts=max_attempts)
+
+    async def _check(self, chat_id: int, matches: Callable[[Keys, bytes], bool], *,
+                     now: float, max_attempts: int) -> VerifyResult:
+        """One attempt at the chat's challenge, decided by ``matches``.
+
+        A wrong attempt counts against the challenge and against the participant across
+        chats; once the participant has had ``participant_wrong_daily`` wrong attempts in 24
+        hours, the challenge dies (LOCKED) and no code is sent for them until the day has
+        passed. A verified owner counts only its own wrong attempts."""
+        cap = self.caps.participant_wrong_daily
+        chat_key = self.vault.chat_key(chat_id)
+
+        def unit(conn: sqlite3.Connection) -> tuple[VerifyOutcome, int, bytes | None]:
+            with immediate(conn):
+                row = conn.execute(
+                    "SELECT subject, phone_index, code_hash, payload_ct, expires_at, attempts, "
+                    "consumed_at, owner FROM challenges WHERE chat_id = ?",
+                    (chat_id,)).fetchone()
+                if row is None:
+                    return VerifyOutcome.NONE, 0, None
+                subject, phone, code_hash, blob, expires_at, attempts, consumed_at, owner = row
+                keys = Keys(chat_key, bytes(subject), bytes(phone))
+                if consumed_at is not None:
+                    return VerifyOutcome.USED, 0, None
+                if expires_at <= now:
+                    return VerifyOutcome.EXPIRED, 0, None
+                if attempts >= max_attempts:
+                    return VerifyOutcome.EXHAUSTED, 0, None
+                if _wrong_codes(conn, keys, now, bool(owner)) >= cap:
+                    conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
+                    return VerifyOutcome.LOCKED, 0, None
+                if matches(keys, bytes(code_hash)):
+                    conn.execute("UPDATE challenges SET consumed_at = ? WHERE chat_id = ? "
+                                 "AND consumed_at IS NULL", (now, chat_id))
+                    return VerifyOutcome.OK, 0, bytes(blob)
+                conn.execute("UPDATE challenges SET attempts = attempts + 1 WHERE chat_id = ?",
+                             (chat_id,))
+                _record(conn, "wrong", keys, now)
+                if _wrong_codes(conn, keys, now, bool(owner)) >= cap:
+                    conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
+                    return VerifyOutcome.LOCKED, 0, None
+                left = max_attempts - attempts - 1
+                if left <= 0:
+                    return VerifyOutcome.EXHAUSTED, 0, None
+                return VerifyOutcome.WRONG, left, None
+
+        outcome, left, blob = await self.db.run(unit)
+        if outcome is VerifyOutcome.OK and blob is not None:
+            payload = json.loads(self.vault.decrypt(blob, self._aad(chat_id)))
+            return VerifyResult(outcome, payload=payload)
+        return VerifyResult(outcome, attempts_left=left)
 
     async def delete(self, chat_id: int) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
+        await self.db.run(unit)
 
-    async def reencrypt_all(self, conn: aiosqlite.Connection, new_vault: Vault) -> None:
-        """Inside the caller's transaction (key rotation): codes are hashed under the old key
-        and cannot be carried over, so live challenges and the SMS log are dropped."""
-        await conn.execute("DELETE FROM challenges")
-        await conn.execute("DELETE FROM sms_log")
+    async def purge_expired(self, now: float, *, grace: float, verified_for: float) -> int:
+        """Delete challenges nobody can use any more: unconsumed ones ``grace`` seconds
+        after they expired (Kirim ulang still works that long), verified ones
+        ``verified_for`` seconds after the code was accepted."""
+        def unit(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                return conn.execute(
+                    "DELETE FROM challenges WHERE (consumed_at IS NULL AND expires_at < ?) "
+                    "OR (consumed_at IS NOT NULL AND consumed_at < ?)",
+                    (now - grace, now - verified_for)).rowcount
+        return await self.db.run(unit)
+
+    @staticmethod
+    def reencrypt_all(conn: sqlite3.Connection) -> None:
+        """Inside the caller's transaction (key rotation): codes and rate records are keyed
+        under the old key and cannot be carried over, so both are dropped."""
+        conn.execute("DELETE FROM challenges")
+        conn.execute("DELETE FROM rate_events")

@@ -9,12 +9,14 @@ never stored, so a chat that never consented leaves no row.
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
-from storage.db import Database
+from storage.db import Database, immediate
+from storage.db import rows as db_rows
 
 ChatData = dict[Any, Any]
 
@@ -37,9 +39,8 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
     # -- conversations --------------------------------------------------------------------
 
     async def get_conversations(self, name: str) -> ConversationDict:
-        async with self.db.read() as conn, conn.execute(
-                "SELECT key, state FROM conversations WHERE name = ?", (name,)) as cur:
-            rows = await cur.fetchall()
+        rows = await self.db.run(db_rows, "SELECT key, state FROM conversations WHERE name = ?",
+                                 name)
         self._states.update({(name, str(key)): str(state) for key, state in rows})
         return {tuple(json.loads(key)): json.loads(state) for key, state in rows}
 
@@ -49,16 +50,20 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         encoded = None if new_state is None else json.dumps(new_state)
         if self._states.get((name, encoded_key)) == encoded:
             return
-        async with self.db.transaction() as conn:
-            if encoded is None:
-                await conn.execute("DELETE FROM conversations WHERE name = ? AND key = ?",
-                                   (name, encoded_key))
-            else:
-                chat_id = key[0] if key and isinstance(key[0], int) else None
-                await conn.execute(
-                    "INSERT INTO conversations (name, key, chat_id, state) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
-                    (name, encoded_key, chat_id, encoded))
+        chat_id = key[0] if key and isinstance(key[0], int) else None
+
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                if encoded is None:
+                    conn.execute("DELETE FROM conversations WHERE name = ? AND key = ?",
+                                 (name, encoded_key))
+                else:
+                    conn.execute(
+                        "INSERT INTO conversations (name, key, chat_id, state) "
+                        "VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
+                        (name, encoded_key, chat_id, encoded))
+        await self.db.run(unit)
         if encoded is None:
             self._states.pop((name, encoded_key), None)
         else:
@@ -67,9 +72,7 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
     # -- chat data ------------------------------------------------------------------------
 
     async def get_chat_data(self) -> dict[int, ChatData]:
-        async with self.db.read() as conn, conn.execute(
-                "SELECT chat_id, data FROM chat_data") as cur:
-            rows = await cur.fetchall()
+        rows = await self.db.run(db_rows, "SELECT chat_id, data FROM chat_data")
         self._written = {int(chat_id): str(data) for chat_id, data in rows}
         return {chat_id: json.loads(data) for chat_id, data in self._written.items()}
 
@@ -77,22 +80,25 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         encoded = json.dumps(data, sort_keys=True) if data else None
         if encoded == self._written.get(chat_id):
             return
-        async with self.db.transaction() as conn:
-            if encoded is None:
-                await conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
-            else:
-                await conn.execute(
-                    "INSERT INTO chat_data (chat_id, data) VALUES (?, ?) "
-                    "ON CONFLICT (chat_id) DO UPDATE SET data = excluded.data",
-                    (chat_id, encoded))
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                if encoded is None:
+                    conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
+                else:
+                    conn.execute("INSERT INTO chat_data (chat_id, data) VALUES (?, ?) "
+                                 "ON CONFLICT (chat_id) DO UPDATE SET data = excluded.data",
+                                 (chat_id, encoded))
+        await self.db.run(unit)
         if encoded is None:
             self._written.pop(chat_id, None)
         else:
             self._written[chat_id] = encoded
 
     async def drop_chat_data(self, chat_id: int) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
+        await self.db.run(unit)
         self._written.pop(chat_id, None)
 
     async def refresh_chat_data(self, chat_id: int, chat_data: ChatData) -> None:

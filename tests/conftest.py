@@ -17,6 +17,9 @@ from bot.harness import BotHarness, EmulatedChat
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services, open_services
 from bot.sms.base import SmsError
+from storage.accounts_repo import NewAccount
+from storage.db import CHAT_TABLES
+from storage.persistence import SqlitePersistence
 
 NIK_A = "3174014506900011"  # woman born 05-06-1990, Jakarta
 NIK_B = "3273012304850022"
@@ -25,6 +28,7 @@ NIK_D = "5171020101990044"
 NIK_E = "1271035508770055"
 NIKS = (NIK_A, NIK_B, NIK_C, NIK_D, NIK_E)
 CARD_A = "0001234567890"
+PHONE = "+6281234567890"
 
 
 class FakeClock:
@@ -63,12 +67,26 @@ class Phone:
         return match.group(1)
 
 
+class CodeBook:
+    """The services' code factory: random codes, unless a test queues the next ones (to
+    give two chats or two participants the very same code)."""
+
+    def __init__(self) -> None:
+        self.queue: list[str] = []
+
+    def __call__(self) -> str:
+        from bot.otp import new_code
+
+        return self.queue.pop(0) if self.queue else new_code()
+
+
 class FastSandbox(SandboxBackend):
     """The sandbox, with its 3-second case and outages under the test's control."""
 
     def __init__(self) -> None:
         self.sleeps: list[float] = []
         self.down = False
+        self.lookups = 0
 
         async def fake_sleep(seconds: float) -> None:
             self.sleeps.append(seconds)
@@ -76,6 +94,7 @@ class FastSandbox(SandboxBackend):
         super().__init__(sleep=fake_sleep)
 
     async def lookup(self, identifier: Any) -> Any:
+        self.lookups += 1
         if self.down:
             from bot.jkn.base import JknUnavailable
 
@@ -106,6 +125,11 @@ def backend() -> FastSandbox:
 
 
 @pytest.fixture
+def codes() -> CodeBook:
+    return CodeBook()
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
@@ -117,12 +141,13 @@ ServicesFactory = Callable[..., Any]
 
 @pytest.fixture
 async def services_factory(data_dir: Path, clock: FakeClock, phone: Phone,
-                           backend: FastSandbox) -> AsyncIterator[ServicesFactory]:
+                           backend: FastSandbox, codes: CodeBook
+                           ) -> AsyncIterator[ServicesFactory]:
     opened: list[Services] = []
 
     async def factory(**overrides: Any) -> Services:
         svc = await open_services(make_settings(data_dir, **overrides), clock=clock,
-                                  backend=backend, sms=phone)
+                                  backend=backend, sms=phone, code_factory=codes)
         opened.append(svc)
         return svc
 
@@ -191,3 +216,43 @@ async def add_account(chat: EmulatedChat, phone: Phone, identifier: str,
     else:
         await chat.send(label)
     assert "Tersimpan" in chat.reply, chat.reply
+
+
+def new(nik: str, label: str = "KK") -> NewAccount:
+    """An account as the repository stores it, for tests below the conversations."""
+    return NewAccount(nik=nik, card="0001" + nik[-9:], name="SITI RAHMAWATI", phone=PHONE,
+                      label=label, status={"status_text": "AKTIF"})
+
+
+async def fill_every_table(services: Services, chat: int) -> None:
+    """A row of ``chat`` in every table that has chat rows (and the rate records)."""
+    await services.db.record_consent(chat)
+    await services.accounts.repo.add(chat, new(NIK_A, f"Ibu {chat}"), max_accounts=3, now=1.0)
+    await services.accounts.repo.add(chat, new(NIK_B, f"Ayah {chat}"), max_accounts=3, now=2.0)
+    await services.otp.issue(chat, purpose="add", nik=NIK_C, phone=PHONE,
+                             payload={"kind": "nik", "value": NIK_C})
+    persistence = SqlitePersistence(services.db)
+    await persistence.update_conversation("tambah_kk", (chat,), 2)
+    await persistence.update_chat_data(chat, {"bad_inputs": 1})
+    async with services.db.transaction() as conn:
+        await conn.execute("INSERT INTO user_data (user_id, data) VALUES (?, '{}')", (chat,))
+
+
+async def chat_rows(services: Services, chat: int) -> dict[str, int]:
+    """Rows of ``chat`` in every table that has a chat (or user) id column, found from the
+    schema itself, so a table the erase forgets cannot hide from the tests."""
+    counts: dict[str, int] = {}
+    async with services.db.read() as conn:
+        async with conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'") as cur:
+            tables = [str(r[0]) for r in await cur.fetchall()]
+        for table in tables:
+            async with conn.execute(f"PRAGMA table_info({table})") as cur:
+                columns = {str(r[1]) for r in await cur.fetchall()}
+            for column in ("chat_id", "user_id"):
+                if column in columns:
+                    async with conn.execute(
+                            f"SELECT count(*) FROM {table} WHERE {column} = ?", (chat,)) as cur:
+                        row = await cur.fetchone()
+                    counts[table] = int(row[0]) if row else 0
+    assert set(counts) >= {*CHAT_TABLES, "user_data"}
+    return counts

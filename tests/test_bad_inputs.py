@@ -13,7 +13,18 @@ import pytest
 
 from bot.harness import BotHarness, EmulatedChat
 from bot.services import Services
-from tests.conftest import NIK_A, NIK_B, NIK_C, NIK_D, FakeClock, Phone, add_account, consent
+from storage.otp_repo import VerifyOutcome
+from tests.conftest import (
+    NIK_A,
+    NIK_B,
+    NIK_C,
+    NIK_D,
+    CodeBook,
+    FakeClock,
+    Phone,
+    add_account,
+    consent,
+)
 
 
 @dataclass
@@ -23,6 +34,7 @@ class World:
     clock: FakeClock
     services: Services
     bot: BotHarness
+    other_slot: str = ""
 
 
 Setup = Callable[[World], Awaitable[None]]
@@ -54,6 +66,21 @@ async def at_eviction_question(w: World) -> None:
 
 async def idle(w: World) -> None:
     await w.chat.send("/akun")
+
+
+async def another_chat_has_an_account(w: World) -> None:
+    """A second chat with an account of its own: its slot token is real, just not ours."""
+    other = w.bot.chat(2002, title="Orang lain")
+    await consent(other)
+    await add_account(other, w.phone, NIK_C, "Milik orang lain")
+    w.other_slot = (await w.services.accounts.list(2002))[0].slot
+    await idle(w)
+
+
+def tap_other(template: str) -> Callable[[World], Awaitable[object]]:
+    async def act(w: World) -> object:
+        return await w.chat.tap_data(template.format(slot=w.other_slot))
+    return act
 
 
 @dataclass
@@ -99,13 +126,6 @@ async def resend_too_early(w: World) -> object:
     return await w.chat.tap("Kirim ulang")
 
 
-async def replayed_code(w: World) -> object:
-    code = w.phone.last_code()
-    await w.chat.tap("KK Saya")
-    assert "Tersimpan" in w.chat.last_text
-    return await w.chat.send(code)
-
-
 async def sms_gateway_down(w: World) -> object:
     w.phone.fail_next = 1
     await w.chat.send("/tambah_kk")
@@ -133,9 +153,10 @@ CASES = [
          "hanya berisi angka"),
     Case("separators only", at_identifier, send("- - -"), "hanya berisi angka"),
     Case("participant not found", at_identifier, send("3174014506900000"),
-         "tidak ditemukan"),
+         "tidak bisa dikirim", message_deleted=True),
     Case("backend HTTP 503", at_identifier, send("3174014506900004"), "tidak bisa dihubungi"),
-    Case("no phone on file", at_identifier, send("3174014506900002"), "Care Center 165"),
+    Case("no phone on file", at_identifier, send("3174014506900002"), "tidak bisa dikirim",
+         message_deleted=True),
     Case("unknown command mid-flow", at_identifier, send("/foo"), "tidak saya kenal"),
     Case("forged button mid-flow", at_identifier, tap("add:go"), "tidak berlaku"),
     Case("wrong code", at_code, wrong_code, "Sisa percobaan: 4", challenge="alive",
@@ -156,12 +177,17 @@ CASES = [
          challenge="same"),
     Case("label that is a NIK", at_label, send(NIK_D), "tidak boleh berisi NIK",
          challenge="same", message_deleted=True),
-    Case("replayed OTP", at_label, replayed_code, "angka identitas",
-         challenge="gone", message_deleted=True),
     Case("forged switch data", idle, tap("acct:switch:../../etc"), "tidak berlaku"),
-    Case("another chat's slot token", idle, tap("acct:switch:AAAAAAAA"),
-         "tidak ada di daftar"),
-    Case("forged remove confirmation", idle, tap("rm:yes:AAAAAAAA"), "tidak ada di daftar"),
+    Case("another chat's slot token", another_chat_has_an_account,
+         tap_other("acct:switch:{slot}"), "tidak ada di daftar"),
+    Case("another chat's remove confirmation", another_chat_has_an_account,
+         tap_other("rm:yes:{slot}"), "tidak ada di daftar"),
+    Case("another chat's remove pick", another_chat_has_an_account,
+         tap_other("rm:pick:{slot}"), "tidak ada di daftar"),
+    Case("a NIK typed at the eviction question", at_eviction_question, send(NIK_D),
+         "pilih salah satu tombol", message_deleted=True),
+    Case("a NIK typed at the label step", at_label, send(NIK_D), "tidak boleh berisi NIK",
+         challenge="same", message_deleted=True),
     Case("stale eviction button", idle, tap("add:go"), "tidak berlaku"),
     Case("SMS gateway down", idle, sms_gateway_down, "SMS belum bisa dikirim",
          challenge="gone"),
@@ -184,8 +210,9 @@ async def test_bad_input(case: Case, bot: BotHarness, chat: EmulatedChat, phone:
     assert case.expect in seen, f"{case.name}: user saw {seen!r}"
     for identifier in (NIK_A, NIK_B, NIK_C, NIK_D):
         assert identifier not in seen, "an identifier was echoed"
-    if case.name != "replayed OTP":
-        assert await services.accounts.list(chat.chat_id) == accounts_before, case.name
+    assert await services.accounts.list(chat.chat_id) == accounts_before, case.name
+    if world.other_slot:
+        assert [a.slot for a in await services.accounts.list(2002)] == [world.other_slot]
     challenge = await services.otp.challenge(chat.chat_id)
     if case.challenge == "same":
         assert challenge == challenge_before, case.name
@@ -198,5 +225,27 @@ async def test_bad_input(case: Case, bot: BotHarness, chat: EmulatedChat, phone:
     assert [e for e in bot.emulator.errors if "not modified" not in e[1]] == []
 
 
-def test_the_table_has_at_least_25_rows() -> None:
-    assert len(CASES) >= 25
+async def test_a_replayed_code_never_verifies_twice(
+        chat: EmulatedChat, phone: Phone, services: Services, codes: CodeBook) -> None:
+    await consent(chat)
+    codes.queue[:] = ["111111", "222222"]
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    await chat.send("111111")
+    assert "Kode benar" in chat.last_text
+    replay = await chat.send("111111")  # again, while the flow waits for the label
+    assert replay.deleted and "tidak boleh berisi NIK" in chat.last_text
+    challenge = await services.otp.challenge(chat.chat_id)
+    assert challenge is not None and challenge.consumed_at is not None
+    assert (await services.otp.verify(chat.chat_id, "111111")).outcome is VerifyOutcome.USED
+    await chat.send("Ibu")
+    assert "Tersimpan" in chat.reply
+    replay = await chat.send("111111")  # after the flow
+    assert replay.deleted and "angka identitas" in chat.last_text
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_B)
+    replay = await chat.send("111111")  # into the next participant's challenge
+    assert replay.deleted and "Kode salah" in chat.last_text
+    assert [a.nik for a in await services.accounts.list(chat.chat_id)] == [NIK_A]
+    challenge = await services.otp.challenge(chat.chat_id)
+    assert challenge is not None and challenge.attempts == 1 and challenge.consumed_at is None

@@ -77,7 +77,9 @@ async def test_privacy_explains_storage_purpose_retention_and_erasure(chat: Emul
     await chat.send("/privasi")
     text = chat.last_text
     for phrase in ("Yang disimpan", "AES-256-GCM", "Untuk apa", "Berapa lama", "/hapus_data",
-                   "SMS", "30 hari", "5 menit", "UU 27/2022"):
+                   "SMS", "30 hari", "5 menit", "UU 27/2022", "4 angka terakhir",
+                   "10 kali salah kode", "tidak bisa diteruskan", "ID chat Anda",
+                   "tiap 5 menit", "bukan layanan cek NIK"):
         assert phrase in text, phrase
 
 

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from bot.harness import BotHarness, EmulatedChat
 from bot.services import Services
+from handlers.tambah_kk import ASK_LABEL, ASK_OTP, CONFIRM
 from tests.conftest import (
     CARD_A,
     NIK_A,
     NIK_B,
     NIK_C,
     NIK_D,
+    CodeBook,
     FakeClock,
     Phone,
     ServicesFactory,
     add_account,
+    chat_rows,
     consent,
     restart,
     start_bot,
 )
+
+
+async def state_on_disk(services: Services, chat_id: int) -> int | None:
+    """The /tambah_kk state the database holds for the chat right now."""
+    async with services.db.read() as conn, conn.execute(
+            "SELECT state FROM conversations WHERE chat_id = ?", (chat_id,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 async def labels_and_active(services: Services, chat_id: int) -> list[tuple[str, bool]]:
@@ -192,6 +203,7 @@ async def test_restart_between_otp_sent_and_code_typed(
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
     assert "Kode OTP 6 angka sudah dikirim" in chat.last_text
+    assert await state_on_disk(svc, 1001) == ASK_OTP, "written before any stop"
     harness, svc = await restart(harness, svc, services_factory)
     chat = harness.chat(1001)
     try:
@@ -215,7 +227,8 @@ async def test_restart_at_the_eviction_question_and_at_the_label_step(
     await chat.send("/tambah_kk")
     await chat.send(NIK_D)
     assert "sudah penuh" in chat.last_text
-    for _ in range(2):
+    for expected in (CONFIRM, ASK_LABEL):
+        assert await state_on_disk(svc, 1001) == expected, "written before any stop"
         harness, svc = await restart(harness, svc, services_factory)
         chat = harness.chat(1001)
         if "Lanjutkan" in chat.buttons:
@@ -229,7 +242,7 @@ async def test_restart_at_the_eviction_question_and_at_the_label_step(
 
 
 async def test_two_chats_cannot_touch_each_others_accounts_or_codes(
-        bot: BotHarness, phone: Phone, services: Services) -> None:
+        bot: BotHarness, phone: Phone, services: Services, codes: CodeBook) -> None:
     alice, budi = bot.chat(2001, title="Alice"), bot.chat(2002, title="Budi")
     await consent(alice)
     await consent(budi)
@@ -242,28 +255,37 @@ async def test_two_chats_cannot_touch_each_others_accounts_or_codes(
     assert answer is not None and "tidak ada di daftar" in answer["text"]
     assert await services.accounts.list(2002) == []
 
+    codes.queue[:] = ["222222", "333333"]
     await budi.send("/tambah_kk")
     await budi.send(NIK_B)
     await alice.send("/tambah_kk")
     await alice.send(NIK_C)
-    alice_code = phone.last_code()
-    await budi.send(alice_code)
-    assert "Kode salah" in budi.last_text or "Kode benar" not in budi.last_text
-    await alice.send(alice_code)
+    await budi.send("333333")  # Alice's code, typed in Budi's chat
+    assert "Kode salah" in budi.last_text
+    await alice.send("333333")
     assert "Kode benar" in alice.last_text
+    await budi.send("222222")
+    assert "Kode benar" in budi.last_text
 
 
 async def test_switch_and_remove_are_checked_against_the_tapping_chat(
-        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+        bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services) -> None:
     await consent(chat)
     await add_account(chat, phone, NIK_A, "A")
-    before = await services.accounts.list(chat.chat_id)
+    other = bot.chat(2002, title="Lain")
+    await consent(other)
+    await add_account(other, phone, NIK_B, "Milik orang lain")
+    theirs = (await services.accounts.list(2002))[0].slot
+    before, before_theirs = (await services.accounts.list(chat.chat_id),
+                             await services.accounts.list(2002))
     for forged in ("acct:switch:nope", "rm:yes:nope", "rm:pick:ZZZ", "acct:switch:",
-                   "garbage", "add:label:9", "st:zzz", "x" * 64):
+                   "garbage", "add:label:9", "st:zzz", "x" * 64, f"acct:switch:{theirs}",
+                   f"rm:pick:{theirs}", f"rm:yes:{theirs}"):
         await chat.send("/akun")
         answer = await chat.tap_data(forged)
         assert answer is not None and answer["text"], forged
     assert await services.accounts.list(chat.chat_id) == before
+    assert await services.accounts.list(2002) == before_theirs
 
 
 async def test_remove_one_account_then_erase_everything(
@@ -283,16 +305,16 @@ async def test_remove_one_account_then_erase_everything(
     await chat.tap("Batal")
     assert "Tidak ada yang dihapus" in chat.last_text
     await chat.send("/hapus_data")
-    await chat.tap("Ya, hapus semua")
-    assert "sudah dihapus" in chat.last_text
+    erase_prompt = chat.last_message
+    await chat.send("/tambah_kk")  # a flow in progress: conversation, chat data, challenge
+    await chat.send("12345")
+    await chat.send(NIK_C)
+    assert all(await chat_rows(services, chat.chat_id)), "every table holds a row now"
+    await chat.tap("Ya, hapus semua", message=erase_prompt)
+    assert "sudah dihapus" in chat.reply
     assert await services.accounts.list(chat.chat_id) == []
     assert await services.db.consented_at(chat.chat_id) is None
-    async with services.db.read() as conn:
-        for table in ("accounts", "challenges", "conversations", "chat_data", "consent"):
-            async with conn.execute(f"SELECT count(*) FROM {table} WHERE chat_id = ?",
-                                    (chat.chat_id,)) as cur:
-                row = await cur.fetchone()
-            assert row is not None and row[0] == 0, table
+    assert not any((await chat_rows(services, chat.chat_id)).values())
     assert bot.emulator.errors == []
 
 

@@ -13,7 +13,18 @@ from bot.harness import BotHarness, EmulatedChat
 from bot.identity import Identifier, IdKind
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services
-from tests.conftest import NIK_A, NIK_B, NIK_C, FakeClock, Phone, add_account, consent
+from storage.otp_repo import Caps
+from tests.conftest import (
+    NIK_A,
+    NIK_B,
+    NIK_C,
+    CodeBook,
+    FakeClock,
+    FastSandbox,
+    Phone,
+    add_account,
+    consent,
+)
 
 
 async def test_a_crash_in_a_handler_gets_a_kind_answer_without_internals(
@@ -35,18 +46,22 @@ async def test_a_crash_in_a_handler_gets_a_kind_answer_without_internals(
     assert any("error while handling update" in r.getMessage() for r in caplog.records)
 
 
-async def test_status_refresh_with_unchanged_content_is_quiet(
-        bot: BotHarness, chat: EmulatedChat, phone: Phone) -> None:
+async def test_refreshing_a_young_status_sends_no_edit_and_no_backend_call(
+        bot: BotHarness, chat: EmulatedChat, phone: Phone, backend: FastSandbox) -> None:
     await consent(chat)
     await add_account(chat, phone, NIK_A, "Saya")
     await chat.send("/status")
     card = chat.last_message
-    before = card.text
-    answer = await chat.tap("Perbarui")
-    assert answer is not None
+    before, edits, lookups = card.text, bot.emulator.calls.get("editMessageText", 0), \
+        backend.lookups
+    for _ in range(3):
+        answer = await chat.tap("Perbarui")
+        assert answer is not None
     assert chat.last_message.message_id == card.message_id and chat.last_text == before
-    assert [e[1] for e in bot.emulator.errors if "not modified" in e[1]], \
-        "the identical edit reached Telegram and was tolerated"
+    assert "Data per" in before and "baru saja" in before
+    assert bot.emulator.calls.get("editMessageText", 0) == edits, "no identical edit sent"
+    assert backend.lookups == lookups, "a young status is served from the cache"
+    assert not [e for e in bot.emulator.errors if "not modified" in e[1]]
 
 
 async def test_sms_gateway_down_then_retry_with_the_button(
@@ -87,32 +102,34 @@ async def test_resend_replaces_the_code_and_the_hourly_cap_stops_a_sixth(
 
 
 async def test_the_old_code_dies_when_a_new_one_is_sent(
-        chat: EmulatedChat, phone: Phone, clock: FakeClock) -> None:
+        chat: EmulatedChat, phone: Phone, clock: FakeClock, codes: CodeBook) -> None:
     await consent(chat)
+    codes.queue[:] = ["111111", "222222"]
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
-    old = phone.last_code()
     clock.advance(61)
     await chat.tap("Kirim ulang")
-    new = phone.last_code()
-    if old != new:
-        await chat.send(old)
-        assert "Kode salah" in chat.last_text
-    await chat.send(new)
+    assert phone.last_code() == "222222"
+    await chat.send("111111")
+    assert "Kode salah" in chat.last_text
+    await chat.send("222222")
     assert "Kode benar" in chat.last_text
 
 
-async def test_a_code_for_one_participant_does_not_confirm_another(
-        chat: EmulatedChat, phone: Phone) -> None:
+async def test_starting_over_for_another_participant_voids_the_first_code(
+        chat: EmulatedChat, phone: Phone, codes: CodeBook, services: Services) -> None:
     await consent(chat)
+    codes.queue[:] = ["111111", "222222"]
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
-    code_a = phone.last_code()
-    await chat.send("/tambah_kk")  # starts over for someone else: A's code is void
+    await chat.send("/tambah_kk")
     await chat.send(NIK_B)
-    if code_a != phone.last_code():
-        await chat.send(code_a)
-        assert "Kode salah" in chat.last_text
+    await chat.send("111111")  # A's code, typed into B's flow
+    assert "Kode salah" in chat.last_text
+    await chat.send("222222")
+    assert "Kode benar" in chat.last_text
+    await chat.send("Budi")
+    assert [a.nik for a in await services.accounts.list(chat.chat_id)] == [NIK_B]
 
 
 async def test_the_database_of_a_real_session_holds_no_plaintext(
@@ -138,14 +155,12 @@ async def test_the_database_of_a_real_session_holds_no_plaintext(
 
 async def test_lookups_per_chat_are_capped_even_when_nothing_is_found(
         chat: EmulatedChat, services: Services) -> None:
-    from storage.otp_repo import LOOKUP_DAILY_CAP
-
     await consent(chat)
-    for i in range(LOOKUP_DAILY_CAP):
+    for i in range(Caps().lookups_daily):
         if i % 5 == 0:
             await chat.send("/tambah_kk")
         await chat.send(f"317401450690{i:04d}"[:12] + "0000")  # not found, yet counted
-        assert "tidak ditemukan" in chat.reply
+        assert "tidak bisa dikirim" in chat.reply
     await chat.send("/hapus_data")
     await chat.tap("Ya, hapus semua")
     await consent(chat)
@@ -199,7 +214,8 @@ async def test_a_hanging_sms_gateway_times_out_and_costs_nothing(
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
     assert "SMS belum bisa dikirim" in chat.last_text
-    async with services.db.read() as conn, conn.execute("SELECT count(*) FROM sms_log") as cur:
+    async with services.db.read() as conn, conn.execute(
+            "SELECT count(*) FROM rate_events WHERE kind = 'sms'") as cur:
         row = await cur.fetchone()
     assert row is not None and row[0] == 0, "a failed send does not count against the caps"
     assert await services.otp.challenge(chat.chat_id) is None

@@ -10,6 +10,7 @@ from bot.identity import (
     IdError,
     IdKind,
     IdProblem,
+    carries_identifier,
     mask_card,
     mask_name,
     mask_nik,
@@ -17,6 +18,7 @@ from bot.identity import (
     normalise_phone,
     parse_identifier,
     parse_otp,
+    phone_tail,
     virtual_account,
 )
 
@@ -65,6 +67,7 @@ def test_masks() -> None:
     assert mask_card("0001234567890") == "000********90"
     assert mask_phone("+6281234567890") == "0812****7890"
     assert mask_phone("081234567890") == "0812****7890"
+    assert phone_tail("+6281234567890") == phone_tail("081234567890") == "7890"
     assert mask_name("Siti Aminah") == "S*** A*****"
     assert virtual_account("0001234567890") == "8888801234567890"
 
@@ -75,3 +78,12 @@ def test_phone_normalisation_accepts_indonesian_mobiles_only() -> None:
     assert normalise_phone("021 5551234") is None, "a Jakarta landline"
     assert normalise_phone("+14155552671") is None
     assert normalise_phone("bukan nomor") is None
+
+
+def test_what_counts_as_carrying_an_identifier_or_a_code() -> None:
+    for text in ("3174014506900011", "/tambah_kk 3174 0145 0690 0011", "kode 12 34 56",
+                 "0001-2345-67890", "nik: 3174.0145.0690.0011 ya", "١٢٣٤٥٦", "９９９９９９",
+                 "123456", "9" * 4096):
+        assert carries_identifier(text), text
+    for text in ("12345", "RT 005 RW 012", "KK Saya", "/status semua", "1 2 3 4 5", ""):
+        assert not carries_identifier(text), text

@@ -481,15 +481,20 @@ async def test_vclaim_never_logs_secrets_or_identifiers(bpjs: tuple[FakeBpjs, st
     fake, base = bpjs
     backend = client(base)
     caplog.set_level("DEBUG")
+    refused = VClaimBackend("http://127.0.0.1:9/vclaim", CONS_ID, SECRET, USER_KEY)
     try:
         await backend.lookup(Identifier(IdKind.NIK, NIK_A))
         fake.mode = "garbage"
         with pytest.raises(JknBadResponse):
             await backend.lookup(Identifier(IdKind.NIK, NIK_A))
+        with pytest.raises(JknUnavailable):  # logs the retry: our log lines exist
+            await refused.lookup(Identifier(IdKind.NIK, NIK_A))
     finally:
         await backend.aclose()
+        await refused.aclose()
     # httpx's own request log is silenced by configure_logging (see test_logs.py).
     ours = [r for r in caplog.records if r.name.startswith("bot")]
+    assert ours, "the check below would be empty"
     logged = json.dumps([r.getMessage() for r in ours] + [str(r.exc_info) for r in ours])
     for secret in (SECRET, USER_KEY, NIK_A, "BUDI SANTOSO", "081234567890"):
         assert secret not in logged

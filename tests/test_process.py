@@ -4,7 +4,6 @@ bad settings, the CLI commands and the demo through a pipe."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -18,46 +17,7 @@ import pytest
 from bot.emulator import BotApiEmulator
 from tests.botapi_http import HttpBotApi
 from tests.conftest import NIK_A
-
-TOKEN = "7012345678:AAHk3vZ_secretSECRETsecret-0123456789ab"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TELEGRAM_", "KK_", "JKN_", "OTP_", "SMS_", "WEBHOOK_",
-                                "VCLAIM_", "LOG_"))}
-    env.update({"KK_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)})
-    env.update(extra)
-    return env
-
-
-def cli(tmp_path: Path, *args: str, stdin: str = "", timeout: float = 60,
-        **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=tmp_path, input=stdin,
-                          capture_output=True, text=True, timeout=timeout,
-                          env=bot_env(tmp_path, **extra))
-
-
-def http_env(tmp_path: Path, api: HttpBotApi, **extra: str) -> dict[str, str]:
-    """Environment for a bot that talks to ``api`` for both Telegram and SMS."""
-    return bot_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api.url,
-                   OTP_SENDER="http", SMS_GATEWAY_URL=f"{api.url}/sms",
-                   SMS_GATEWAY_TOKEN=api.sms_token, **extra)
-
-
-async def spawn_bot(tmp_path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-
-
-async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+from tests.process import TOKEN, RunningBot, bot_env, cli, http_env, spawn_bot, wait_for
 
 
 async def test_run_answers_a_whole_session_over_http_and_stops_on_sigterm(
@@ -122,40 +82,22 @@ async def test_run_answers_a_whole_session_over_http_and_stops_on_sigterm(
         assert secret not in stderr, "a secret reached the log"
 
 
-async def test_run_keeps_the_account_across_a_restart(tmp_path: Path) -> None:
-    emulator = BotApiEmulator(token=TOKEN)
-    api = HttpBotApi(emulator)
-    await api.start()
-    env = http_env(tmp_path, api)
-    chat_id = 77
-    emulator.open_chat(chat_id)
-    try:
-        for step in ("otp", "finish"):
-            proc = await spawn_bot(tmp_path, env)
-            calls = emulator.calls.get("getUpdates", 0)
-            await wait_for(lambda c=calls: emulator.calls.get("getUpdates", 0) > c, "polling")
-            if step == "otp":
-                for text in ("/start",):
-                    emulator.user_sends(chat_id, text)
-                await wait_for(lambda: bool(emulator.bot_messages(chat_id)), "greeting")
-                greeting = emulator.bot_messages(chat_id)[-1]
-                emulator.user_taps(chat_id, greeting.message_id, "consent:yes")
-                emulator.user_sends(chat_id, "/tambah_kk")
-                emulator.user_sends(chat_id, NIK_A)
-                await wait_for(lambda: bool(api.sms), "the SMS")
-                await wait_for(lambda: "dikirim" in emulator.bot_messages(chat_id)[-1].text,
-                               "the OTP notice")
-            else:
-                code = re.search(r"\b([0-9]{6})\b", api.sms[-1]["message"])
-                assert code is not None
-                emulator.user_sends(chat_id, code.group(1))
-                await wait_for(lambda: "Kode benar" in emulator.bot_messages(chat_id)[-1].text,
-                               "the code accepted after a restart")
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.communicate(), 30)
-            assert proc.returncode == 0
-    finally:
-        await api.stop()
+async def test_run_keeps_the_flow_and_the_account_across_kills(tmp_path: Path) -> None:
+    """SIGKILL (no graceful stop writes anything) after the code notice and after saving:
+    the flow resumes and the account is there."""
+    async with RunningBot(tmp_path) as bot:
+        chat = bot.chat(77)
+        await chat.consent()
+        await chat.send("/tambah_kk", expect="Kirim")
+        await chat.send(NIK_A, expect="Kode OTP 6 angka sudah dikirim")
+        await bot.stop(signal.SIGKILL)
+        await bot.start()
+        await chat.send(bot.last_code(), expect="Kode benar")
+        await chat.send("KK Saya", expect="Tersimpan")
+        await bot.stop(signal.SIGKILL)
+        await bot.start()
+        await chat.send("/akun", expect="Akun JKN Anda (1/3)")
+        assert chat.last.buttons[0][0] == "✅ KK Saya · 3174********0011"
 
 
 @pytest.mark.parametrize(("name", "value"), [
@@ -194,8 +136,12 @@ def test_env_file_is_read(tmp_path: Path) -> None:
 def test_keygen_backup_rotate_and_wrong_key(tmp_path: Path) -> None:
     key = cli(tmp_path, "keygen").stdout.strip()
     assert len(key) == 44
-    created = cli(tmp_path, "backup", str(tmp_path / "first.sqlite3"))
-    assert created.returncode == 0, created.stderr
+    nothing = cli(tmp_path, "backup", str(tmp_path / "first.sqlite3"))
+    assert nothing.returncode == 2 and "no database" in nothing.stderr
+    assert not (tmp_path / "first.sqlite3").exists()
+    assert not (tmp_path / "data" / "master.key").exists(), "a backup creates no key"
+    created = cli(tmp_path, "rotate-key")  # the first start of a new installation
+    assert created.returncode == 0 and "re-encrypted 0 account" in created.stderr
     assert (tmp_path / "data" / "master.key").exists()
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     rotated = cli(tmp_path, "rotate-key")
@@ -305,7 +251,7 @@ async def test_sigterm_finishes_the_update_in_hand(tmp_path: Path) -> None:
         emulator.user_sends(9, "/tambah_kk")
         await wait_for(lambda: "Kirim NIK" in emulator.bot_messages(9)[-1].text, "question")
         emulator.user_sends(9, "3174014506900003")  # the sandbox answers after 3 seconds
-        await wait_for(lambda: "Mencari data" in emulator.bot_messages(9)[-1].text, "lookup")
+        await wait_for(lambda: "Memproses" in emulator.bot_messages(9)[-1].text, "lookup")
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     finally:

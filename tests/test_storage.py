@@ -10,21 +10,25 @@ from pathlib import Path
 import pytest
 
 from bot.services import Services
-from storage.accounts_repo import AccountsRepo, CacheFullError, DuplicateAccountError, NewAccount
+from storage.accounts_repo import AccountsRepo, CacheFullError, DuplicateAccountError
 from storage.crypto import Vault, VaultError, generate_master_key
-from storage.db import SCHEMA_VERSION, Database, DatabaseError
+from storage.db import CHAT_TABLES, SCHEMA_VERSION, Database, DatabaseError
 from storage.keys import KeyError_, check_key, resolve_master_key, rotate_key
-from storage.otp_repo import OtpRepo, SendBlock, VerifyOutcome
+from storage.otp_repo import Caps, Keys, OtpRepo, SendBlock, VerifyOutcome
 from storage.persistence import SqlitePersistence
-from tests.conftest import NIK_A, NIK_B, NIK_C, NIK_D, FakeClock, ServicesFactory
+from tests.conftest import (
+    NIK_A,
+    NIK_B,
+    NIK_C,
+    NIK_D,
+    PHONE,
+    ServicesFactory,
+    chat_rows,
+    fill_every_table,
+    new,
+)
 
 NAME = "SITI RAHMAWATI"
-PHONE = "+6281234567890"
-
-
-def new(nik: str, label: str = "KK") -> NewAccount:
-    return NewAccount(nik=nik, card="0001" + nik[-9:], name=NAME, phone=PHONE, label=label,
-                      status={"status_text": "AKTIF"})
 
 
 # -- vault ------------------------------------------------------------------------------
@@ -146,68 +150,246 @@ async def test_a_row_copied_into_another_chat_does_not_decrypt(tmp_path: Path) -
         await db.close()
 
 
+async def test_a_field_swapped_between_two_accounts_of_one_chat_does_not_decrypt(
+        tmp_path: Path) -> None:
+    """The repositories bind each ciphertext to its row (slot), not only to its chat."""
+    db, repo, _ = await open_repo(tmp_path)
+    try:
+        a, _ = await repo.add(1, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+        b, _ = await repo.add(1, new(NIK_B, "Ayah"), max_accounts=3, now=2.0)
+        for column in ("nik_ct", "label_ct", "status_ct"):
+            async with db.transaction() as conn:
+                async with conn.execute(f"SELECT {column} FROM accounts WHERE slot = ?",
+                                        (a.slot,)) as cur:
+                    row = await cur.fetchone()
+                assert row is not None
+                await conn.execute(f"UPDATE accounts SET {column} = ? WHERE slot = ?",
+                                   (row[0], b.slot))
+            with pytest.raises(VaultError):
+                await repo.get(1, b.slot)
+            with pytest.raises(VaultError):
+                await repo.list(1)
+            await repo.remove(1, b.slot)
+            b, _ = await repo.add(1, new(NIK_B, "Ayah"), max_accounts=3, now=2.0)
+    finally:
+        await db.close()
+
+
 # -- OTP challenges ---------------------------------------------------------------------
+
+def keys_for(vault: Vault, chat: int, nik: str = NIK_A, phone: str = PHONE) -> Keys:
+    return Keys(vault.chat_key(chat), vault.participant_key(nik), vault.phone_key(phone))
+
+
+async def open_otp(tmp_path: Path, caps: Caps | None = None
+                   ) -> tuple[Database, OtpRepo, Vault]:
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    vault = Vault(generate_master_key())
+    return db, OtpRepo(db, vault, caps), vault
+
 
 async def test_a_code_succeeds_exactly_once_even_under_concurrent_tries(tmp_path: Path
                                                                         ) -> None:
-    db = await Database.open(tmp_path / "kk.sqlite3")
-    vault = Vault(generate_master_key())
-    repo = OtpRepo(db, vault)
+    db, repo, vault = await open_otp(tmp_path)
     try:
-        subject = vault.blind_index(5, NIK_A)
-        await repo.put(5, purpose="add", subject=subject, phone_index=b"p", code="123456",
-                       payload={"nik": NIK_A}, now=100.0, ttl=300)
+        await repo.put(5, purpose="add", keys=keys_for(vault, 5), code="123456",
+                       payload={"kind": "nik"}, now=100.0, ttl=300)
         results = await asyncio.gather(*(repo.verify(5, "123456", now=101.0, max_attempts=5)
                                          for _ in range(10)))
         outcomes = [r.outcome for r in results]
         assert outcomes.count(VerifyOutcome.OK) == 1
         assert set(outcomes) == {VerifyOutcome.OK, VerifyOutcome.USED}
-        assert results[outcomes.index(VerifyOutcome.OK)].payload == {"nik": NIK_A}
+        assert results[outcomes.index(VerifyOutcome.OK)].payload == {"kind": "nik"}
     finally:
         await db.close()
 
 
-async def test_code_is_bound_to_chat_expires_and_dies_after_max_attempts(tmp_path: Path
-                                                                         ) -> None:
-    db = await Database.open(tmp_path / "kk.sqlite3")
-    vault = Vault(generate_master_key())
-    repo = OtpRepo(db, vault)
+async def test_chat_a_code_does_not_work_in_chat_b_even_when_the_codes_are_equal(
+        tmp_path: Path) -> None:
+    """Same participant, same code, two chats: each stored hash is bound to its chat, so a
+    hash that ends up in another chat's challenge never verifies there."""
+    db, repo, vault = await open_otp(tmp_path)
     try:
         for chat in (5, 6):
-            await repo.put(chat, purpose="add", subject=vault.blind_index(chat, NIK_A),
-                           phone_index=b"p", code="123456" if chat == 5 else "654321",
+            await repo.put(chat, purpose="add", keys=keys_for(vault, chat), code="123456",
                            payload={}, now=100.0, ttl=300)
-        assert (await repo.verify(6, "123456", now=101.0, max_attempts=3)).outcome \
-            is VerifyOutcome.WRONG, "chat A's code does not work in chat B"
-        assert (await repo.verify(5, "123456", now=401.0, max_attempts=3)).outcome \
+        async with db.read() as conn, conn.execute(
+                "SELECT chat_id, code_hash FROM challenges ORDER BY chat_id") as cur:
+            hashes = {int(r[0]): bytes(r[1]) for r in await cur.fetchall()}
+        assert hashes[5] != hashes[6]
+        async with db.transaction() as conn:  # chat B's row now carries chat A's hash
+            await conn.execute("UPDATE challenges SET code_hash = ? WHERE chat_id = 6",
+                               (hashes[5],))
+        assert (await repo.verify(6, "123456", now=101.0, max_attempts=5)).outcome \
+            is VerifyOutcome.WRONG
+        assert (await repo.verify(5, "123456", now=101.0, max_attempts=5)).outcome \
+            is VerifyOutcome.OK
+    finally:
+        await db.close()
+
+
+async def test_a_code_for_one_participant_does_not_confirm_another(tmp_path: Path) -> None:
+    """One chat, two participants, one code: the hash is bound to the participant, so a
+    challenge whose participant changed under it (a mix-up of rows) refuses the code."""
+    db, repo, vault = await open_otp(tmp_path)
+    try:
+        await repo.put(5, purpose="add", keys=keys_for(vault, 5, NIK_A), code="123456",
+                       payload={}, now=100.0, ttl=300)
+        async with db.read() as conn, conn.execute("SELECT code_hash FROM challenges") as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        first = bytes(row[0])
+        await repo.put(5, purpose="add", keys=keys_for(vault, 5, NIK_B), code="123456",
+                       payload={}, now=100.0, ttl=300)
+        async with db.transaction() as conn:
+            async with conn.execute("SELECT code_hash FROM challenges") as cur:
+                row = await cur.fetchone()
+            assert row is not None and bytes(row[0]) != first
+            await conn.execute("UPDATE challenges SET code_hash = ?", (first,))
+        assert (await repo.verify(5, "123456", now=101.0, max_attempts=5)).outcome \
+            is VerifyOutcome.WRONG
+    finally:
+        await db.close()
+
+
+async def test_a_code_expires_and_dies_after_max_attempts(tmp_path: Path) -> None:
+    db, repo, vault = await open_otp(tmp_path)
+    try:
+        for chat in (5, 6):
+            await repo.put(chat, purpose="add", keys=keys_for(vault, chat), code="654321",
+                           payload={}, now=100.0, ttl=300)
+        assert (await repo.verify(5, "654321", now=401.0, max_attempts=3)).outcome \
             is VerifyOutcome.EXPIRED
-        results = [await repo.verify(6, "000000", now=102.0, max_attempts=3) for _ in range(2)]
-        assert [r.outcome for r in results] == [VerifyOutcome.WRONG, VerifyOutcome.EXHAUSTED]
+        results = [await repo.verify(6, "000000", now=102.0, max_attempts=3) for _ in range(3)]
+        assert [r.outcome for r in results] == [VerifyOutcome.WRONG, VerifyOutcome.WRONG,
+                                                VerifyOutcome.EXHAUSTED]
+        assert [r.attempts_left for r in results[:2]] == [2, 1]
         assert (await repo.verify(6, "654321", now=103.0, max_attempts=3)).outcome \
             is VerifyOutcome.EXHAUSTED, "the right code no longer works after the last try"
         stored = await repo.get(6)
         assert stored is not None and stored.attempts == 3
         async with db.read() as conn, conn.execute("SELECT code_hash FROM challenges") as cur:
             hashes = [bytes(r[0]) for r in await cur.fetchall()]
-        assert all(b"123456" not in h and b"654321" not in h for h in hashes)
+        assert all(b"654321" not in h for h in hashes)
     finally:
         await db.close()
 
 
-async def test_sms_caps_per_phone_per_hour_and_per_chat_per_day(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "kk.sqlite3")
-    repo = OtpRepo(db, Vault(generate_master_key()))
+async def test_send_caps_per_phone_per_chat_and_overall(tmp_path: Path) -> None:
+    db, repo, vault = await open_otp(tmp_path, Caps(global_hourly=30))
     try:
+        phone = keys_for(vault, 0)
+
+        def chat(i: int) -> Keys:  # a different chat each time: only the phone repeats
+            return Keys(vault.chat_key(i), phone.subject, phone.phone)
+
         for i in range(5):
-            assert isinstance(await repo.reserve_send(i, b"phone", 1000.0 + i), int)
-        assert await repo.reserve_send(99, b"phone", 1010.0) is SendBlock.PHONE_HOURLY
-        assert isinstance(await repo.reserve_send(99, b"phone", 1000.0 + 3601), int)
+            assert isinstance(await repo.reserve_send(chat(i), 1000.0 + i), int)
+        assert await repo.reserve_send(chat(5), 1010.0) is SendBlock.PHONE_HOURLY
+        for i in range(5):  # an hour later: five more, ten in the day
+            assert isinstance(await repo.reserve_send(chat(10 + i), 4601.0 + i), int)
+        assert await repo.reserve_send(chat(20), 8202.0) is SendBlock.PHONE_DAILY
+        assert isinstance(await repo.reserve_send(chat(21), 1004.0 + 86401), int)
+        for i in range(10):  # one chat, ten different phones: ten per chat per day
+            assert isinstance(await repo.reserve_send(
+                keys_for(vault, 42, phone=f"+62812345678{i:02d}"), 50000.0 + i), int)
+        assert await repo.reserve_send(keys_for(vault, 42, phone="+6281299999999"),
+                                       50020.0) is SendBlock.CHAT_DAILY
+    finally:
+        await db.close()
+
+
+async def test_a_released_send_does_not_count(tmp_path: Path) -> None:
+    db, repo, vault = await open_otp(tmp_path)
+    try:
+        keys = keys_for(vault, 43)
         for i in range(10):
-            assert isinstance(await repo.reserve_send(42, b"p%d" % i, 5000.0 + i), int)
-        assert await repo.reserve_send(42, b"fresh", 5020.0) is SendBlock.CHAT_DAILY
-        log_id = await repo.reserve_send(43, b"other", 5030.0)
-        assert isinstance(log_id, int)
-        await repo.release_send(log_id)
+            record = await repo.reserve_send(keys, 5030.0 + i)
+            assert isinstance(record, int)
+            await repo.release_send(record)
+        assert isinstance(await repo.reserve_send(keys, 5041.0), int), \
+            "ten failed SMS left the chat and the phone their whole allowance"
+        async with db.read() as conn, conn.execute("SELECT count(*) FROM rate_events") as cur:
+            row = await cur.fetchone()
+        assert row is not None and row[0] == 1
+    finally:
+        await db.close()
+
+
+async def test_the_global_budget_blocks_strangers_but_not_an_owner(tmp_path: Path) -> None:
+    db, repo, vault = await open_otp(tmp_path, Caps(global_hourly=3))
+    try:
+        for i in range(3):
+            assert isinstance(await repo.reserve_send(
+                keys_for(vault, i, phone=f"+62812000000{i:02d}"), 100.0 + i), int)
+        stranger = keys_for(vault, 7, phone="+6281200000099")
+        assert await repo.reserve_send(stranger, 110.0) is SendBlock.GLOBAL_BUDGET
+        assert isinstance(await repo.reserve_send(stranger, 110.0, owner=True), int)
+        assert isinstance(await repo.reserve_send(stranger, 100.0 + 3601), int), \
+            "the budget frees up after an hour"
+    finally:
+        await db.close()
+
+
+async def test_ten_wrong_codes_across_chats_lock_the_participant_for_a_day(
+        tmp_path: Path) -> None:
+    db, repo, vault = await open_otp(tmp_path)
+    try:
+        for chat in range(1, 4):  # three strangers, five, five and one guesses
+            await repo.put(chat, purpose="add", keys=keys_for(vault, chat), code="123456",
+                           payload={}, now=100.0, ttl=300)
+        outcomes = [(await repo.verify(chat, "000000", now=101.0, max_attempts=5)).outcome
+                    for chat in (1, 1, 1, 1, 1, 2, 2, 2, 2, 2)]
+        assert outcomes[:4] == [VerifyOutcome.WRONG] * 4
+        assert outcomes[4] is VerifyOutcome.EXHAUSTED
+        assert outcomes[-1] is VerifyOutcome.LOCKED, "the tenth wrong code locks"
+        assert (await repo.verify(3, "123456", now=102.0, max_attempts=5)).outcome \
+            is VerifyOutcome.LOCKED, "even the right code, in a third chat"
+        assert await repo.get(3) is None, "the locked challenge is gone"
+        assert await repo.reserve_send(keys_for(vault, 4), 103.0) \
+            is SendBlock.PARTICIPANT_LOCKED, "no code for them, whoever asks"
+        same_phone = keys_for(vault, 4, nik=NIK_C)  # another NIK on the same phone
+        assert await repo.reserve_send(same_phone, 103.0) is SendBlock.PARTICIPANT_LOCKED
+        owner = keys_for(vault, 9)
+        assert isinstance(await repo.reserve_send(owner, 104.0, owner=True), int)
+        await repo.put(9, purpose="reverify", keys=owner, code="777777", payload={},
+                       now=104.0, ttl=300, owner=True)
+        assert (await repo.verify(9, "777777", now=105.0, max_attempts=5)).outcome \
+            is VerifyOutcome.OK, "the owner's chat is held back only by its own tries"
+        assert isinstance(await repo.reserve_send(keys_for(vault, 4), 100.0 + 86401), int)
+    finally:
+        await db.close()
+
+
+async def test_rate_records_hold_no_chat_id_and_expire(tmp_path: Path) -> None:
+    db, repo, vault = await open_otp(tmp_path)
+    chat = 987654321
+    try:
+        await repo.reserve_send(keys_for(vault, chat), 100.0)
+        assert await repo.reserve_lookup(vault.chat_key(chat), 100.0)
+        assert await repo.reserve_backend_call(vault.chat_key(chat), 100.0)
+        async with db.read() as conn, conn.execute("SELECT * FROM rate_events") as cur:
+            dump = repr(await cur.fetchall())
+        assert str(chat) not in dump
+        assert await repo.prune(100.0 + 86401) == 3
+    finally:
+        await db.close()
+
+
+async def test_expired_and_finished_challenges_are_purged(tmp_path: Path) -> None:
+    db, repo, vault = await open_otp(tmp_path)
+    try:
+        for chat, at in ((1, 0.0), (2, 1000.0)):
+            await repo.put(chat, purpose="add", keys=keys_for(vault, chat), code="123456",
+                           payload={}, now=at, ttl=300)
+        await repo.put(3, purpose="add", keys=keys_for(vault, 3), code="123456", payload={},
+                       now=1000.0, ttl=300)
+        await repo.verify(3, "123456", now=1001.0, max_attempts=5)
+        assert await repo.purge_expired(1250.0, grace=900, verified_for=1800) == 1
+        assert [await repo.get(c) is not None for c in (1, 2, 3)] == [False, True, True]
+        assert await repo.purge_expired(1000.0 + 300 + 901, grace=900, verified_for=1800) == 1
+        assert await repo.purge_expired(1001.0 + 1801, grace=900, verified_for=1800) == 1
+        assert await repo.get(3) is None
     finally:
         await db.close()
 
@@ -324,18 +506,72 @@ async def test_backup_is_a_consistent_copy(services: Services, tmp_path: Path) -
         await copy.close()
 
 
-async def test_erase_chat_removes_every_row_of_that_chat_only(services: Services,
-                                                              clock: FakeClock) -> None:
+async def test_erase_chat_removes_every_row_of_that_chat_only(services: Services) -> None:
     for chat in (1, 2):
-        await services.db.record_consent(chat)
-        await services.accounts.repo.add(chat, new(NIK_A), max_accounts=3, now=1.0)
-        await services.otp.issue(chat, purpose="add", nik=NIK_B, phone=PHONE, payload={})
+        await fill_every_table(services, chat)
+    assert all(await chat_rows(services, 1)), "every table held a row of chat 1 before"
     await services.db.erase_chat(1)
-    assert await services.accounts.list(1) == []
-    assert await services.otp.challenge(1) is None
-    assert await services.db.consented_at(1) is None
-    assert len(await services.accounts.list(2)) == 1
+    assert await chat_rows(services, 1) == {t: 0 for t in (*CHAT_TABLES, "user_data")}, \
+        "no table with a chat id keeps a row of the erased chat"
+    assert all(await chat_rows(services, 2)), "chat 2 keeps every row"
+    assert [a.label for a in await services.accounts.list(2)] == ["Ibu 2", "Ayah 2"]
     assert await services.otp.challenge(2) is not None
+
+
+async def test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files(
+        services: Services, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ciphertext ever written for the chat, and its keyed hashes, are gone from the
+    database file and the WAL the moment the erase returns (secure_delete + checkpoint)."""
+    written: list[bytes] = []
+    real_encrypt = Vault.encrypt
+
+    def recording(vault: Vault, plaintext: str, aad: bytes) -> bytes:
+        blob = real_encrypt(vault, plaintext, aad)
+        if b"|1|" in aad:
+            written.append(blob)
+        return blob
+
+    monkeypatch.setattr(Vault, "encrypt", recording)
+    await fill_every_table(services, 1)
+    await fill_every_table(services, 2)
+    accounts = await services.accounts.list(1)
+    await services.accounts.save_status(1, accounts[0].slot, {"status_text": "AKTIF"})
+    keyed = [services.vault.blind_index(1, NIK_A), services.vault.blind_index(1, NIK_B)]
+    files = [data_dir / "kk.sqlite3", data_dir / "kk.sqlite3-wal"]
+    before = b"".join(p.read_bytes() for p in files)
+    assert len(written) >= 8 and all(blob[17:] in before for blob in written[-3:])
+    await services.db.erase_chat(1)
+    after = b"".join(p.read_bytes() for p in files if p.exists())
+    assert (data_dir / "kk.sqlite3-wal").stat().st_size == 0, "the WAL was truncated"
+    left = [blob for blob in written if blob[17:] in after]  # the sealed part of each
+    assert left == [], f"{len(left)} of {len(written)} ciphertexts still readable"
+    assert not [k for k in keyed if k in after]
+    assert services.vault.blind_index(2, NIK_A) in after, "chat 2's rows are still there"
+
+
+async def test_removing_or_evicting_one_account_leaves_no_copy_of_it(
+        services: Services, data_dir: Path) -> None:
+    repo = services.accounts.repo
+    first, _ = await repo.add(1, new(NIK_A, "Satu"), max_accounts=2, now=1.0)
+    second, _ = await repo.add(1, new(NIK_B, "Dua"), max_accounts=2, now=2.0)
+
+    async def ciphertexts(slot: str) -> list[bytes]:
+        async with services.db.read() as conn, conn.execute(
+                "SELECT nik_ct, card_ct, name_ct, phone_ct, label_ct, status_ct FROM accounts "
+                "WHERE slot = ?", (slot,)) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return [bytes(v)[17:] for v in row]
+
+    def files() -> bytes:
+        return b"".join(p.read_bytes() for p in data_dir.glob("kk.sqlite3*"))
+
+    removed, evicted = await ciphertexts(first.slot), await ciphertexts(second.slot)
+    assert await repo.remove(1, first.slot)
+    assert [b for b in removed if b in files()] == []
+    await repo.add(1, new(NIK_C, "Tiga"), max_accounts=2, now=3.0)
+    await repo.add(1, new(NIK_D, "Empat"), max_accounts=2, now=4.0, evict_slot=second.slot)
+    assert [b for b in evicted if b in files()] == []
 
 
 async def test_database_and_wal_hold_no_plaintext_identifier(
@@ -406,11 +642,17 @@ async def test_unchanged_chat_data_costs_no_write(tmp_path: Path) -> None:
 async def test_rate_log_pruning_uses_an_index(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "kk.sqlite3")
     try:
-        for table, column in (("sms_log", "sent_at"), ("lookup_log", "at")):
-            async with db.read() as conn, conn.execute(
-                    f"EXPLAIN QUERY PLAN DELETE FROM {table} WHERE {column} < 1") as cur:
+        for sql in ("DELETE FROM rate_events WHERE kind = 'sms' AND at < 1",
+                    "SELECT count(*) FROM rate_events WHERE kind = 'sms' AND at > 1",
+                    "SELECT count(*) FROM rate_events WHERE kind = 'wrong' "
+                    "AND subject_key = x'00' AND at > 1",
+                    "SELECT count(*) FROM rate_events WHERE kind = 'sms' "
+                    "AND phone_key = x'00' AND at > 1",
+                    "SELECT count(*) FROM rate_events WHERE kind = 'lookup' "
+                    "AND chat_key = x'00' AND at > 1"):
+            async with db.read() as conn, conn.execute(f"EXPLAIN QUERY PLAN {sql}") as cur:
                 plan = " ".join(str(row[-1]) for row in await cur.fetchall())
-            assert "USING" in plan and "INDEX" in plan, plan
+            assert "USING" in plan and "INDEX" in plan, (sql, plan)
     finally:
         await db.close()
 
