@@ -27,6 +27,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# The long runs: hundreds of SIGKILLs, long whole-bot fuzzing.
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
+
 # Prove each security or data-loss control by breaking it (tests/mutants.py).
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py

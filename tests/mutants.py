@@ -1,0 +1,205 @@
+"""Prove each control by breaking it: `make mutants`.
+
+Every mutant below is a realistic bug put into a copy of the code (one exact text
+replacement), then the tests named for it run against that copy. A mutant that no test
+catches is a hole in the safety net: the run fails and names it. The list grows with
+every security or data-loss control (docs/testing.md).
+
+    python tests/mutants.py            # all of them
+    python tests/mutants.py erase      # those whose name contains "erase"
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("bot", "handlers", "storage", "tests", "pyproject.toml")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+T_TRUST = "tests/test_trust.py"
+T_TRUST_HTTP = "tests/test_trust_process.py"
+T_STORAGE = "tests/test_storage.py"
+
+MUTANTS = [
+    # -- the six blind spots of issue #10 ------------------------------------------------
+    Mutant("aad without the row", "storage/accounts_repo.py",
+           'return Vault.aad("accounts", chat_id, slot, field)',
+           'return Vault.aad("accounts", chat_id, "", field)',
+           (f"{T_STORAGE}::test_a_field_swapped_between_two_accounts_of_one_chat_does_not_decrypt",)),
+    Mutant("erase skips conversations", "storage/db.py",
+           "                for table in CHAT_TABLES:\n",
+           "                for table in [t for t in CHAT_TABLES if t != 'conversations']:\n",
+           (f"{T_STORAGE}::test_erase_chat_removes_every_row_of_that_chat_only",)),
+    Mutant("erase skips chat_data", "storage/db.py",
+           "                for table in CHAT_TABLES:\n",
+           "                for table in [t for t in CHAT_TABLES if t != 'chat_data']:\n",
+           (f"{T_STORAGE}::test_erase_chat_removes_every_row_of_that_chat_only",)),
+    Mutant("no per-update persistence write", "bot/processor.py",
+           "            await self._persist()\n", "            pass\n",
+           ("tests/test_e2e_flows.py::test_restart_between_otp_sent_and_code_typed",
+            f"{T_TRUST_HTTP}::test_a_kill_right_after_the_code_notice_keeps_the_flow")),
+    Mutant("otp hash not bound to the chat", "storage/crypto.py",
+           'message = b"%d|" % chat_id + subject', 'message = b"|" + subject',
+           (f"{T_STORAGE}::test_chat_a_code_does_not_work_in_chat_b_even_when_the_codes_are_equal",)),
+    Mutant("otp hash not bound to the participant", "storage/crypto.py",
+           'message = b"%d|" % chat_id + subject + b"|" + code.encode()',
+           'message = b"%d|" % chat_id + b"|" + code.encode()',
+           (f"{T_STORAGE}::test_a_code_for_one_participant_does_not_confirm_another",)),
+    # -- trust (#9) -----------------------------------------------------------------------
+    Mutant("no participant lock on checking", "storage/otp_repo.py",
+           "                if _wrong_codes(conn, keys, now, bool(owner)) >= cap:\n"
+           "                    conn.execute(\"DELETE FROM challenges WHERE chat_id = ?\", "
+           "(chat_id,))\n                    return VerifyOutcome.LOCKED, 0, None\n"
+           "                if matches(",
+           "                if matches(",
+           (f"{T_STORAGE}::test_ten_wrong_codes_across_chats_lock_the_participant_for_a_day",)),
+    Mutant("no participant lock on sending", "storage/otp_repo.py",
+           "                    return SendBlock.PARTICIPANT_LOCKED\n",
+           "                    pass\n",
+           (f"{T_TRUST}::test_a_dozen_chats_get_ten_guesses_a_day_at_one_participant_not_six_hundred",)),
+    Mutant("wrong codes counted per chat only", "storage/otp_repo.py",
+           "    own = keys.chat if owner else None\n    since = now - DAY",
+           "    own = keys.chat\n    since = now - DAY",
+           (f"{T_TRUST}::test_a_dozen_chats_get_ten_guesses_a_day_at_one_participant_not_six_hundred",)),
+    Mutant("no daily phone cap", "storage/otp_repo.py",
+           "                    return SendBlock.PHONE_DAILY\n", "                    pass\n",
+           (f"{T_TRUST}::test_ten_codes_a_day_reach_one_phone_however_many_chats_ask",)),
+    Mutant("no global sms budget", "storage/otp_repo.py",
+           "                    return SendBlock.GLOBAL_BUDGET\n", "                    pass\n",
+           (f"{T_TRUST}::test_the_hourly_sms_budget_refuses_new_codes_and_warns_once",)),
+    Mutant("owner held back by strangers", "handlers/tambah_kk.py",
+           'owner=payload["purpose"] == "reverify")', "owner=False)",
+           (f"{T_TRUST}::test_the_owner_re_verifies_even_when_strangers_used_up_every_cap",)),
+    Mutant("no phone tells itself apart", "handlers/tambah_kk.py",
+           "    if participant is None or participant.phone is None:\n        if adding:",
+           "    if participant is None:\n        if adding:",
+           (f"{T_TRUST}::test_not_found_and_no_phone_on_file_read_exactly_the_same",)),
+    Mutant("the whole phone shown", "bot/otp.py",
+           "return SendResult(SendOutcome.SENT, phone_tail(phone)), code",
+           "return SendResult(SendOutcome.SENT, phone), code",
+           (f"{T_TRUST}::test_before_the_code_a_stranger_sees_four_phone_digits_and_no_nik",)),
+    Mutant("eviction asked after the look-up", "handlers/tambah_kk.py",
+           "    victim = await svc.accounts.eviction_candidate(chat_id)\n",
+           "    victim = None\n",
+           (f"{T_TRUST}::test_the_eviction_question_comes_before_any_lookup",)),
+    Mutant("the challenge keeps the participant", "handlers/tambah_kk.py",
+           "                                 payload=payload, owner=",
+           "                                 payload={**payload, 'name': participant.name},"
+           " owner=",
+           (f"{T_TRUST}::test_a_challenge_keeps_only_what_the_code_needs_until_it_is_accepted",)),
+    Mutant("erase leaves the wal", "storage/db.py",
+           '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n'
+           "            checkpoint_truncate(conn)\n",
+           '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n',
+           (f"{T_STORAGE}::test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files",)),
+    Mutant("erase without secure_delete", "storage/db.py",
+           '"synchronous=NORMAL", "secure_delete=ON"', '"synchronous=NORMAL", "secure_delete=OFF"',
+           (f"{T_STORAGE}::test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files",)),
+    Mutant("remove leaves the wal", "storage/accounts_repo.py",
+           "            checkpoint_truncate(conn)\n            return True\n",
+           "            return True\n",
+           (f"{T_STORAGE}::test_removing_or_evicting_one_account_leaves_no_copy_of_it",)),
+    Mutant("rate records keyed by the chat id", "storage/crypto.py",
+           'return self.global_index(str(chat_id), "chat")', "return str(chat_id).encode()",
+           (f"{T_STORAGE}::test_rate_records_hold_no_chat_id_and_expire",)),
+    Mutant("no purge at start", "bot/services.py",
+           "    await otp.purge()  # challenges", "    pass  # challenges",
+           (f"{T_TRUST_HTTP}::test_expired_challenges_are_deleted_at_start",)),
+    Mutant("pending steps never expire", "bot/otp.py",
+           "PENDING_TTL = 1800.0", "PENDING_TTL = 1e12",
+           (f"{T_TRUST}::test_abandoned_challenges_and_pending_steps_are_cleared_by_housekeeping",)),
+    Mutant("status never cached", "bot/status.py",
+           "and now - account.status_at < self.refresh_seconds):",
+           "and now - account.status_at < 0):",
+           (f"{T_TRUST}::test_a_hundred_refresh_taps_cost_no_backend_call_while_the_status_is_young",)),
+    Mutant("no backend budget", "bot/status.py",
+           "        if not await self.allow_call(account.chat_id):",
+           "        if False:",
+           (f"{T_TRUST}::test_a_chat_makes_at_most_thirty_backend_calls_an_hour",)),
+    Mutant("no scrubber", "handlers/start.py",
+           "    if message is not None and carries_identifier(message.text or message.caption",
+           "    if False and carries_identifier(message.text or message.caption",
+           (f"{T_TRUST}::test_an_identifier_is_deleted_with_any_command_in_any_state",)),
+    Mutant("cards forwardable", "handlers/status.py",
+           "    await send(update, context, text, keyboard, protect=True)",
+           "    await send(update, context, text, keyboard)",
+           (f"{T_TRUST}::test_cards_and_the_all_accounts_view_are_protected_from_forwarding",)),
+    Mutant("ptb logs at debug", "bot/logs.py",
+           'LIBRARY_FLOORS = {"telegram": logging.INFO,', 'LIBRARY_FLOORS = {"telegram": 0,',
+           ("tests/test_logs.py::test_configure_logging_installs_the_filter_and_quiets_httpx",)),
+    Mutant("spaced identifiers logged", "bot/logs.py",
+           r'[0-9](?:[ .\-]?[0-9]){5,}', r'[0-9](?:[0-9]){5,}',
+           ("tests/test_logs.py",)),
+    Mutant("console sender with a real backend", "bot/config.py",
+           'if self.otp_sender == "console" and self.jkn_backend != "sandbox":',
+           "if False:",
+           (f"{T_TRUST_HTTP}::test_unsafe_settings_refuse_to_start",)),
+    Mutant("plain http to anywhere", "bot/config.py",
+           '    if parts.scheme.lower() == "https":', "    if True:",
+           (f"{T_TRUST_HTTP}::test_unsafe_settings_refuse_to_start",)),
+    Mutant("no data directory lock", "bot/datalock.py",
+           "                fcntl.flock(fd, mode | fcntl.LOCK_NB)", "                pass",
+           (f"{T_TRUST_HTTP}::test_only_one_process_serves_a_data_dir_and_backup_runs_beside_it",)),
+]
+
+
+def run(mutant: Mutant) -> tuple[bool, float, str]:
+    """True when some test failed (the mutant was caught)."""
+    with tempfile.TemporaryDirectory(prefix="kk-mutant-") as tmp:
+        copy = Path(tmp)
+        for name in COPIED:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, copy / name,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(source, copy / name)
+        target = copy / mutant.path
+        text = target.read_text()
+        if text.count(mutant.old) != 1:
+            raise SystemExit(f"{mutant.name}: the text to mutate occurs {text.count(mutant.old)}"
+                             f" times in {mutant.path}; update tests/mutants.py")
+        target.write_text(text.replace(mutant.old, mutant.new))
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+             *mutant.tests], cwd=copy, capture_output=True, text=True, timeout=600,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp}, check=False)
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        failed = [line.split(" - ")[0] for line in lines if line.startswith("FAILED ")]
+        return (result.returncode == 1, time.monotonic() - started,
+                failed[0] if failed else (lines[-1] if lines else ""))
+
+
+def main(argv: list[str]) -> int:
+    chosen = [m for m in MUTANTS if not argv or any(a in m.name for a in argv)]
+    survivors = []
+    for mutant in chosen:
+        caught, seconds, last = run(mutant)
+        mark = "caught  " if caught else "SURVIVED"
+        sys.stdout.write(f"{mark} {seconds:5.1f}s  {mutant.name}  ({last})\n")
+        sys.stdout.flush()
+        if not caught:
+            survivors.append(mutant.name)
+    sys.stdout.write(f"{len(chosen) - len(survivors)} of {len(chosen)} mutants caught\n")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
