@@ -16,6 +16,7 @@ from bot import datalock
 from bot.config import Settings, SettingsError, load_settings
 from bot.datalock import DataDirBusy
 from bot.logs import configure_logging
+from bot.runner import StartupRefused
 from storage.crypto import generate_master_key
 from storage.db import DatabaseError
 from storage.keys import KeyError_, encode_key, open_existing, rotate_key
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with datalock.hold(settings.kk_data_dir, **LOCKS[args.command]):
             return asyncio.run(_command(args, settings))
-    except (KeyError_, DatabaseError, DataDirBusy) as exc:
+    except (KeyError_, DatabaseError, DataDirBusy, StartupRefused) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 0

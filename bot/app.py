@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from telegram import BotCommand
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
-from telegram.request import BaseRequest
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder, Defaults
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot import texts
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
+from bot.transport import RetryingRequest
 from handlers import jobs, register
 from storage.persistence import SqlitePersistence
 
+_LOGGER = logging.getLogger(__name__)
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 #: Edited messages are fetched only so that an identifier typed into an edit is deleted.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
 
 async def _post_init(application: AnyApp) -> None:
-    await application.bot.set_my_commands(
-        [BotCommand(name, description) for name, description in texts.COMMANDS])
+    try:
+        await application.bot.set_my_commands(
+            [BotCommand(name, description) for name, description in texts.COMMANDS])
+    except TelegramError as exc:  # the menu is a convenience: never a reason not to serve
+        _LOGGER.warning("could not set the command menu (%s)", type(exc).__name__)
     assert application.job_queue is not None  # the job-queue extra is a dependency
     application.job_queue.run_repeating(jobs.housekeeping, interval=jobs.HOUSEKEEPING_SECONDS,
                                         first=jobs.HOUSEKEEPING_SECONDS, name="housekeeping")
@@ -30,13 +37,15 @@ async def _post_init(application: AnyApp) -> None:
 
 def build_application(services: Services, *, token: str | None = None,
                       request: BaseRequest | None = None,
-                      processor: ChatOrderedProcessor | None = None,
-                      rate_limiter: bool = True) -> AnyApp:
+                      processor: ChatOrderedProcessor | None = None) -> AnyApp:
     """The bot: requests go to ``{TELEGRAM_API_URL}/bot{token}/{method}`` unless an
-    in-process ``request`` transport is given (demo, tests, benchmarks)."""
+    in-process ``request`` transport is given (demo, tests, benchmarks). Every call but
+    getUpdates goes through :class:`RetryingRequest` (bot/transport.py)."""
     settings = services.settings
     api = settings.telegram_api_url
     processor = processor or ChatOrderedProcessor()
+    calls = request or HTTPXRequest(connection_pool_size=256)
+    updates = request or HTTPXRequest(connection_pool_size=1)
     builder = (
         ApplicationBuilder()
         .token(token or settings.token)
@@ -46,11 +55,9 @@ def build_application(services: Services, *, token: str | None = None,
         .persistence(SqlitePersistence(services.db))
         .concurrent_updates(processor)
         .post_init(_post_init)
+        .request(RetryingRequest(calls))
+        .get_updates_request(updates)
     )
-    if rate_limiter:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))  # type: ignore[arg-type]
-    if request is not None:
-        builder = builder.request(request).get_updates_request(request)
     application = builder.build()
     processor.application = application
     application.bot_data["services"] = services
@@ -74,3 +81,4 @@ async def stop_application(application: AnyApp) -> None:
     if application.running:
         await application.stop()
     await application.shutdown()
+    await application.bot.shutdown()  # when it never got past reaching Telegram

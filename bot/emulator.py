@@ -12,6 +12,7 @@ benchmarks all use it; an HTTP front end for it lives in the tests.
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import json
 import time
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+from telegram.error import NetworkError
 from telegram.request import BaseRequest, RequestData
 
 from bot import tghtml
@@ -40,6 +43,30 @@ _BOOL_KEYS = {"show_alert", "drop_pending_updates", "disable_notification",
               "disable_web_page_preview", "protect_content"}
 _JSON_KEYS = {"reply_markup", "commands", "allowed_updates", "scope", "link_preview_options",
               "reply_parameters", "entities"}
+
+
+class Fault(enum.StrEnum):
+    """Telegram on a bad day, for one call."""
+
+    GATEWAY = "502"  # Bad Gateway from the front end: the call was not processed
+    UNAVAILABLE = "503"  # likewise
+    RATE_LIMITED = "429"  # Too Many Requests, retry_after 1: not processed
+    SERVER = "500"  # processed, then answered 500: the caller cannot know
+    LOST = "lost"  # processed, but the answer never arrives (a reset connection)
+    REFUSED = "refused"  # the connection is refused: nothing reached Telegram
+
+
+_UNPROCESSED = {Fault.GATEWAY: 502, Fault.UNAVAILABLE: 503, Fault.RATE_LIMITED: 429}
+_DESCRIPTIONS = {500: "Internal Server Error", 502: "Bad Gateway",
+                 503: "Service Unavailable", 429: "Too Many Requests: retry after 1"}
+
+
+class TransportFault(Exception):
+    """No HTTP answer at all (the front ends turn it into a network error)."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.value)
+        self.fault = fault
 
 
 class ApiError(Exception):
@@ -150,6 +177,9 @@ class BotApiEmulator:
         self.commands: list[JSON] = []
         self.webhook_url = ""
         self._new_update: _Poll | None = None
+        #: ``faults(method)`` may return a :class:`Fault` for a call (tests, benchmarks).
+        self.faults: Callable[[str], Fault | None] | None = None
+        self.injected: list[tuple[str, Fault]] = []
 
     # -- the user's side ------------------------------------------------------------------
 
@@ -251,8 +281,21 @@ class BotApiEmulator:
         return data
 
     async def handle(self, method: str, params: JSON) -> tuple[int, JSON]:
-        """Answer one Bot API call: (HTTP status, JSON body)."""
+        """Answer one Bot API call: (HTTP status, JSON body). A fault injected by
+        :attr:`faults` answers for Telegram on a bad day instead (see :class:`Fault`)."""
         self.calls[method] = self.calls.get(method, 0) + 1
+        fault = self.faults(method) if self.faults is not None else None
+        if fault is not None:
+            self.injected.append((method, fault))
+            if fault is Fault.REFUSED:
+                raise TransportFault(fault)
+            if fault in _UNPROCESSED:
+                status = _UNPROCESSED[fault]
+                body: JSON = {"ok": False, "error_code": status,
+                              "description": _DESCRIPTIONS[status]}
+                if status == 429:
+                    body["parameters"] = {"retry_after": 1}
+                return status, body
         handler = getattr(self, f"_m_{method.lower()}", None)
         if handler is None:
             self.errors.append((method, "Not Found"))
@@ -261,10 +304,14 @@ class BotApiEmulator:
             result = await handler(_normalise(params))
         except ApiError as exc:
             self.errors.append((method, exc.description))
-            body: JSON = {"ok": False, "error_code": exc.status, "description": exc.description}
+            body = {"ok": False, "error_code": exc.status, "description": exc.description}
             if exc.parameters:
                 body["parameters"] = exc.parameters
             return exc.status, body
+        if fault is Fault.LOST:
+            raise TransportFault(fault)
+        if fault is Fault.SERVER:
+            return 500, {"ok": False, "error_code": 500, "description": _DESCRIPTIONS[500]}
         return 200, {"ok": True, "result": result}
 
     def _chat(self, params: JSON) -> _Chat:
@@ -509,5 +556,13 @@ class EmulatorRequest(BaseRequest):
         if not prefix.endswith(f"/bot{self.emulator.token}"):
             return 401, b'{"ok":false,"error_code":401,"description":"Unauthorized"}'
         params = request_data.parameters if request_data is not None else {}
-        status, body = await self.emulator.handle(api_method, dict(params))
+        try:
+            status, body = await self.emulator.handle(api_method, dict(params))
+        except TransportFault as exc:  # as PTB's HTTPX transport reports these
+            request = httpx.Request("POST", url)
+            cause: httpx.TransportError = (
+                httpx.ConnectError("connection refused", request=request)
+                if exc.fault is Fault.REFUSED
+                else httpx.ReadError("connection reset by peer", request=request))
+            raise NetworkError(f"httpx.{type(cause).__name__}: {cause}") from cause
         return status, json.dumps(body).encode()

@@ -25,11 +25,10 @@ class SettleTimeout(AssertionError):
 
 class BotHarness:
     def __init__(self, services: Services, *, emulator: BotApiEmulator | None = None,
-                 rate_limiter: bool = True, poll_timeout: float = 1.0) -> None:
+                 poll_timeout: float = 1.0) -> None:
         self.services = services
         self.emulator = emulator or BotApiEmulator(clock=services.clock)
         self.processor = ChatOrderedProcessor()
-        self.rate_limiter = rate_limiter
         self.poll_timeout = poll_timeout
         self.app: AnyApp | None = None
         self._base = 0
@@ -39,7 +38,7 @@ class BotHarness:
         self._base = self.emulator.updates_created - len(self.emulator.updates)
         self.app = build_application(self.services, token=self.emulator.token,
                                      request=EmulatorRequest(self.emulator),
-                                     processor=self.processor, rate_limiter=self.rate_limiter)
+                                     processor=self.processor)
         await start_application(self.app)
         assert self.app.updater is not None
         await self.app.updater.start_polling(poll_interval=0.0, timeout=int(self.poll_timeout),

@@ -15,8 +15,10 @@ import phonenumbers
 _ASCII_DIGITS = frozenset("0123456789")
 _SEPARATORS = re.compile(r"[ \-.]")
 OTP_RE = re.compile(r"^[0-9]{6}$")
-#: Digits of any script, possibly grouped by single spaces, dots or dashes ("3174 0145 …").
-DIGIT_GROUPS = re.compile(r"\d(?:[ .\-]?\d)*")
+#: Digits of any script, possibly grouped by up to three characters that are neither
+#: letters nor digits: spaces of any kind, tabs, line breaks, dots, dashes, slashes,
+#: zero-width characters ("3174 0145 …", "3174\u200b0145", "3174 / 0145").
+DIGIT_GROUPS = re.compile(r"\d(?:[\W_]{0,3}\d)*")
 #: Six digits make a code; anything with that many digits may be a code or an identifier.
 MIN_SENSITIVE_DIGITS = 6
 
@@ -80,7 +82,7 @@ def parse_identifier(text: str) -> Identifier | IdError:
 
 def carries_identifier(text: str) -> bool:
     """Whether free text holds something that may be a NIK, a card number or a code: a run
-    of six or more digits (of any script), separators between them allowed."""
+    of six or more digits (of any script), with anything but letters between them."""
     return any(sum(ch.isdigit() for ch in match.group(0)) >= MIN_SENSITIVE_DIGITS
                for match in DIGIT_GROUPS.finditer(text))
 

@@ -98,10 +98,8 @@ class OtpService:
         now = self.clock()
         reserved = await self.repo.reserve_send(keys, now, owner=owner)
         if isinstance(reserved, SendBlock):
-            if reserved is SendBlock.GLOBAL_BUDGET and now - self._budget_warned_at >= 3600:
-                self._budget_warned_at = now
-                _LOGGER.warning("the hourly SMS budget (SMS_MAX_PER_HOUR) is used up; new "
-                                "codes are refused until it frees up")
+            if reserved is SendBlock.GLOBAL_BUDGET:
+                self._warn_budget(now)
             return SendResult(_BLOCKS[reserved]), None
         code = self.code_factory()
         try:
@@ -109,7 +107,8 @@ class OtpService:
                 await self.sender.send(phone, otp_message(code, self.ttl))
         except (SmsError, TimeoutError) as exc:
             _LOGGER.warning("OTP SMS failed: %s", type(exc).__name__)
-            await self.repo.release_send(reserved)
+            if isinstance(exc, SmsError) and not exc.maybe_delivered:
+                await self.repo.release_send(reserved)  # it never left: it costs nothing
             return SendResult(SendOutcome.SMS_FAILED), None
         return SendResult(SendOutcome.SENT, phone_tail(phone)), code
 
@@ -142,6 +141,20 @@ class OtpService:
                 chat_id, code, now=self.clock(), ttl=self.ttl):
             return SendResult(SendOutcome.NO_CHALLENGE)
         return result
+
+    async def blocked_for_chat(self, chat_id: int) -> SendOutcome | None:
+        """Whether a code could be sent to anyone from this chat now (its daily cap, the
+        global budget): asked before a look-up, so the answer reveals nothing about it."""
+        block = await self.repo.blocked_for_chat(self.vault.chat_key(chat_id), self.clock())
+        if block is SendBlock.GLOBAL_BUDGET:
+            self._warn_budget(self.clock())
+        return None if block is None else _BLOCKS[block]
+
+    def _warn_budget(self, now: float) -> None:
+        if now - self._budget_warned_at >= 3600:
+            self._budget_warned_at = now
+            _LOGGER.warning("the hourly SMS budget (SMS_MAX_PER_HOUR) is used up; new codes "
+                            "are refused until it frees up")
 
     async def allow_lookup(self, chat_id: int) -> bool:
         """Whether the chat may look up one more participant today."""

@@ -8,6 +8,11 @@ once, freeing their slot. So a busy chat occupies one slot, and its backlog is b
 
 After each update the processor asks the application to write the persistence, so a
 conversation state is on disk as soon as the update that changed it is done.
+
+When a chat's backlog is full (a burst of taps), an update is dropped, but never silently
+for the user: a dropped tap's callback query is still answered with a short "too fast"
+toast (so no button spins), a dropped message is counted, and the burst is logged once,
+as one line, when the chat's queue has drained.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application, BaseUpdateProcessor
+
+from bot import texts
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,12 +53,19 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._idle.set()
         self.completed = 0  # handled or dropped: what the harness waits for
         self.dropped = 0
+        self.dropped_taps = 0  # answered with the "too fast" toast
+        self.dropped_messages = 0
+        self._bursts: dict[int, list[int]] = {}  # chat -> [taps, messages] dropped
+        self._answers: set[asyncio.Task[None]] = set()
 
     async def initialize(self) -> None:
         """Nothing to allocate."""
 
     async def shutdown(self) -> None:
-        """Queues drain through their workers, which Application.stop() awaits."""
+        """Queues drain through their workers, which Application.stop() awaits; the
+        "too fast" answers still in flight are awaited here."""
+        if self._answers:
+            await asyncio.gather(*self._answers, return_exceptions=True)
 
     @property
     def active_chats(self) -> int:
@@ -83,6 +98,38 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         except Exception:
             _LOGGER.exception("writing the persistence failed")
 
+    def _drop(self, key: int, update: object, coroutine: Awaitable[Any]) -> None:
+        """Over the backlog: the update is not handled, but a tap is still answered."""
+        self.dropped += 1
+        burst = self._bursts.setdefault(key, [0, 0])
+        if isinstance(coroutine, Coroutine):
+            coroutine.close()
+        query = update.callback_query if isinstance(update, Update) else None
+        if query is not None and self.application is not None:
+            burst[0] += 1
+            self.dropped_taps += 1
+            task = asyncio.create_task(self._answer_too_fast(query.id))
+            self._answers.add(task)
+            task.add_done_callback(self._answers.discard)
+        else:
+            burst[1] += 1
+            self.dropped_messages += 1
+        self._done()
+
+    async def _answer_too_fast(self, query_id: str) -> None:
+        assert self.application is not None
+        try:
+            await self.application.bot.answer_callback_query(query_id, texts.TOO_FAST)
+        except TelegramError as exc:
+            _LOGGER.debug("could not answer a dropped tap: %s", type(exc).__name__)
+
+    def _end_burst(self, key: int) -> None:
+        burst = self._bursts.pop(key, None)
+        if burst is not None:
+            _LOGGER.warning("a burst in one chat went over its backlog of %d: %d tap(s) "
+                            "answered 'too fast', %d message(s) dropped", self.max_backlog,
+                            burst[0], burst[1])
+
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         self._pending += 1
         self._idle.clear()
@@ -93,11 +140,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         queue = self._queues.get(key)
         if queue is not None:
             if len(queue) >= self.max_backlog:
-                self.dropped += 1
-                _LOGGER.warning("chat backlog full, dropping an update")
-                if isinstance(coroutine, Coroutine):
-                    coroutine.close()
-                self._done()
+                self._drop(key, update, coroutine)
                 return
             queue.append(coroutine)
             return
@@ -108,6 +151,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                 await self._run(queue.popleft())
         finally:
             del self._queues[key]
+            self._end_burst(key)
             while queue:  # only if this worker was cancelled: release what it held
                 leftover = queue.popleft()
                 if isinstance(leftover, Coroutine):

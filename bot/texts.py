@@ -81,7 +81,7 @@ PRIVACY = (
     "hanya bisa dipakai {session_days} hari sejak verifikasi terakhir. Kode OTP kedaluwarsa "
     "dalam {ttl_minutes} menit dan dihapus tak lama kemudian. Status diambil ulang dari "
     "BPJS paling cepat tiap {refresh_minutes} menit. Catatan jumlah pencarian, kode dan "
-    "pembaruan (tanpa NIK, nomor, atau ID chat Anda, hanya waktu dan sidik acak) disimpan "
+    "pembaruan (tanpa NIK, nomor, atau ID chat Anda, hanya waktu dan sidik berkunci) disimpan "
     "24 jam untuk mencegah penyalahgunaan, juga setelah /hapus_data.\n\n"
     "<b>Hak Anda</b> (UU 27/2022 tentang Pelindungan Data Pribadi): hapus satu akun dengan "
     "/hapus_kk, atau hapus semua data dan cabut persetujuan dengan /hapus_data — langsung "
@@ -100,6 +100,15 @@ PRIVATE_ONLY = (
 )
 ERROR = "Maaf, terjadi kesalahan di pihak kami. Data Anda aman; silakan coba lagi sebentar lagi."
 STALE_BUTTON = "Tombol ini sudah tidak berlaku."
+TOO_FAST = "Terlalu cepat, coba lagi sebentar."
+DB_BUSY = (
+    "Server sedang sibuk, jadi permintaan Anda belum diproses. Tidak ada yang berubah; coba "
+    "lagi sebentar lagi."
+)
+DISK_FULL = (
+    "Penyimpanan server sedang penuh, jadi permintaan Anda belum diproses. Tidak ada yang "
+    "berubah dan data Anda aman; coba lagi nanti. Pengelola bot sudah diberi tahu lewat log."
+)
 NOTHING_TO_CANCEL = "Tidak ada proses yang sedang berjalan. Lihat /bantuan."
 CANCELLED = "Dibatalkan. Daftar akun Anda tidak berubah."
 
@@ -142,13 +151,16 @@ LOOKUP_CAP = (
     "coba lagi besok."
 )
 LOOKING_UP = "⏳ Memproses {masked}…"
-#: One reply for "not found" and for "no phone on file": before the OTP, a stranger must not
-#: learn which of the two it was (SPEC §2).
+#: One reply for everything that keeps a code from going out for a participant while
+#: adding (not found, no phone on file, too many codes or wrong codes for them today, an
+#: SMS failure): before the OTP, a stranger must not learn which it was (SPEC §2).
 LOOKUP_FAILED = (
     "Kode OTP tidak bisa dikirim untuk {masked}. Kemungkinan penyebabnya:\n"
     "• angkanya keliru — periksa lagi lalu kirim ulang;\n"
     "• peserta belum punya nomor HP terdaftar di BPJS Kesehatan — perbarui lewat Care "
-    "Center <b>165</b> atau PANDAWA (WhatsApp <b>08118165165</b>).\n\n"
+    "Center <b>165</b> atau PANDAWA (WhatsApp <b>08118165165</b>);\n"
+    "• demi keamanan, kode untuk peserta ini sedang tidak bisa dikirim (terlalu banyak "
+    "percobaan, atau gangguan SMS) — coba lagi nanti.\n\n"
     "Kirim NIK atau nomor kartu lagi, atau /batal."
 )
 BACKEND_DOWN = (

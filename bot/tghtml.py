@@ -1,8 +1,7 @@
 """Telegram's HTML subset: what a message written in parse mode HTML shows.
 
 Used by the Bot API stand-in to accept or refuse messages exactly as Telegram does, and by
-the handlers to tell whether an edit would change what a message shows (Telegram refuses
-an edit to identical content with "message is not modified").
+the tests to read what a message shows.
 """
 
 from __future__ import annotations
@@ -90,8 +89,3 @@ def parse(text: str) -> tuple[str, list[tuple[str, int, int]]]:
     if parser.stack:
         raise HtmlError(f'Can\'t find end tag corresponding to start tag "{parser.stack[-1][0]}"')
     return "".join(parser.plain), parser.entities
-
-
-def plain(text: str) -> str:
-    """What the reader sees of an HTML message (its text without markup)."""
-    return parse(text)[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from telegram import (
@@ -17,7 +18,7 @@ from telegram import (
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot import texts, tghtml
+from bot import texts
 from bot.services import Services
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,16 +46,47 @@ async def send(update: Update, context: Context, text: str, keyboard: Markup = N
     """Send a new HTML message to the update's chat (sandbox-labelled when it is).
     ``protect``: it shows a name, status, family or history, so it cannot be forwarded or
     saved (``protect_content``)."""
-    return await context.bot.send_message(chat_id_of(update), with_footer(context, text),
-                                          reply_markup=keyboard, protect_content=protect)
+    return await _send_new(context, chat_id_of(update), with_footer(context, text), keyboard,
+                           protect)
 
 
-def _unchanged(message: Message | Any, body: str, keyboard: InlineKeyboardMarkup | None
-               ) -> bool:
+async def _send_new(context: Context, chat_id: int, body: str, keyboard: Markup,
+                    protect: bool) -> Message:
+    sent = await context.bot.send_message(chat_id, body, reply_markup=keyboard,
+                                          protect_content=protect)
+    _remember(context, chat_id, sent.message_id, body, keyboard)
+    return sent
+
+
+#: What each bot message shows, as this process last sent it: (chat, message) → (text,
+#: keyboard). The copy of a message inside a callback query is as old as the tap, and two
+#: taps in flight carry the same old copy, so only this record can tell that an edit would
+#: change nothing. In memory (bot_data is not persisted); after a restart the edit is
+#: simply sent, and Telegram's "not modified" is tolerated.
+_SHOWN = "shown"
+MAX_SHOWN = 20_000
+
+
+def _shown(context: Context) -> OrderedDict[tuple[int, int], tuple[str, Any]]:
+    registry: OrderedDict[tuple[int, int], tuple[str, Any]] = \
+        context.application.bot_data.setdefault(_SHOWN, OrderedDict())
+    return registry
+
+
+def _remember(context: Context, chat_id: int, message_id: int, body: str, keyboard: Any
+              ) -> None:
+    registry = _shown(context)
+    registry[(chat_id, message_id)] = (body, keyboard)
+    registry.move_to_end((chat_id, message_id))
+    while len(registry) > MAX_SHOWN:
+        registry.popitem(last=False)
+
+
+def _unchanged(context: Context, message: Message | Any, body: str,
+               keyboard: InlineKeyboardMarkup | None) -> bool:
     """Would editing ``message`` to ``body`` and ``keyboard`` change nothing it shows?"""
-    if not isinstance(message, Message) or message.text is None:
-        return False
-    return message.text == tghtml.plain(body) and message.reply_markup == keyboard
+    known = _shown(context).get((message.chat_id, message.message_id))
+    return known is not None and known == (body, keyboard)
 
 
 async def edit(context: Context, message: Message | Any, text: str,
@@ -63,11 +95,10 @@ async def edit(context: Context, message: Message | Any, text: str,
     a vanished message, or an unprotected one that would now show protected content, gets
     a fresh message instead."""
     body = with_footer(context, text)
-    if _unchanged(message, body, keyboard):
+    if _unchanged(context, message, body, keyboard):
         return
     if protect and not getattr(message, "has_protected_content", False):
-        await context.bot.send_message(message.chat_id, body, reply_markup=keyboard,
-                                       protect_content=True)
+        await _send_new(context, message.chat_id, body, keyboard, True)
         return
     try:
         await context.bot.edit_message_text(body, chat_id=message.chat_id,
@@ -75,21 +106,20 @@ async def edit(context: Context, message: Message | Any, text: str,
                                             reply_markup=keyboard)
     except BadRequest as exc:
         reason = str(exc).lower()
-        if "not modified" in reason:
-            return
         if "message to edit not found" in reason or "can't be edited" in reason:
-            await context.bot.send_message(message.chat_id, body, reply_markup=keyboard,
-                                           protect_content=protect)
+            await _send_new(context, message.chat_id, body, keyboard, protect)
             return
-        raise
+        if "not modified" not in reason:
+            raise
+    _remember(context, message.chat_id, message.message_id, body, keyboard)
 
 
 async def edit_query(context: Context, query: CallbackQuery, text: str,
                      keyboard: InlineKeyboardMarkup | None = None, *,
                      protect: bool = False) -> None:
     if query.message is None:
-        await context.bot.send_message(query.from_user.id, with_footer(context, text),
-                                       reply_markup=keyboard, protect_content=protect)
+        await _send_new(context, query.from_user.id, with_footer(context, text), keyboard,
+                        protect)
         return
     await edit(context, query.message, text, keyboard, protect=protect)
 
@@ -99,6 +129,7 @@ async def drop_keyboard(context: Context, query: CallbackQuery) -> None:
     message = query.message
     if message is None or not isinstance(message, Message) or message.reply_markup is None:
         return
+    _shown(context).pop((message.chat_id, message.message_id), None)
     with contextlib.suppress(BadRequest):
         await context.bot.edit_message_reply_markup(message.chat_id, message.message_id,
                                                     reply_markup=None)

@@ -1,10 +1,15 @@
 """The one error handler: log the update id and the exception (redacted by the logging
-filter), tell the user something short and kind, never crash, never show internals."""
+filter), tell the user something short and kind, never crash, never show internals.
+
+Database trouble gets its own words: locked by another process past the busy timeout
+("sibuk, coba lagi") or out of disk ("penyimpanan penuh"). Either way the transaction was
+rolled back and the conversation stays where the user last saw it."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -13,6 +18,17 @@ from bot import texts
 from handlers.common import Context, was_answered
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def reply_for(error: BaseException | None) -> str:
+    """What the user reads for an error that reached the handler."""
+    if isinstance(error, sqlite3.OperationalError):
+        reason = str(error).lower()
+        if "locked" in reason or "busy" in reason:
+            return texts.DB_BUSY
+        if "full" in reason:
+            return texts.DISK_FULL
+    return texts.ERROR
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -27,4 +43,4 @@ async def on_error(update: object, context: Context) -> None:
     chat = update.effective_chat
     if chat is not None and chat.type == "private":
         with contextlib.suppress(TelegramError):
-            await context.bot.send_message(chat.id, texts.ERROR)
+            await context.bot.send_message(chat.id, reply_for(context.error))

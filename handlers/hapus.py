@@ -45,10 +45,15 @@ async def remove_pick(update: Update, context: Context) -> None:
 async def remove_yes(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None and context.match is not None
-    removed = await services(context).accounts.remove(chat_id_of(update), context.match.group(1))
+    svc = services(context)
+    chat_id = chat_id_of(update)
+    removed = await svc.accounts.remove(chat_id, context.match.group(1))
     if removed is None:
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
         return
+    challenge = await svc.otp.challenge(chat_id)
+    if challenge is not None and challenge.payload.get("slot") == removed.slot:
+        await svc.otp.cancel(chat_id)  # a re-verification of it: its identifier goes too
     await answer(context, query)
     await edit_query(context, query, texts.REMOVED.format(label=html.escape(removed.label)))
 

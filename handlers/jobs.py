@@ -21,6 +21,7 @@ async def housekeeping(context: Context) -> None:
     dropped = drop_stale_pending(context.application.chat_data, svc.otp)
     if dropped:
         await context.application.update_persistence()
+        await svc.db.checkpoint()  # the sealed steps leave the WAL too
     if purged or dropped:
         _LOGGER.info("housekeeping: %d expired challenge(s), %d abandoned step(s) removed",
                      purged, dropped)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from telegram import Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot import texts
@@ -29,6 +32,11 @@ async def private_only(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     if chat.type == ChatType.PRIVATE:
         return
+    message = update.message or update.edited_message
+    if message is not None and carries_identifier(message.text or message.caption or ""):
+        # Best effort: in a group the bot may delete only as an administrator.
+        with contextlib.suppress(TelegramError):
+            await message.delete()
     if update.edited_message is not None:
         raise ApplicationHandlerStop
     if update.callback_query is not None:

@@ -114,6 +114,7 @@ async def start_add(update: Update, context: Context) -> int:
     _clear(context)
     given = " ".join(context.args or []) if update.callback_query is None else ""
     if given.strip():
+        await delete_user_message(update, context)  # whatever the scrubber made of it
         return await _identifier(update, context, given)
     await send(update, context, texts.ASK_ID)
     return ASK_ID
@@ -191,13 +192,15 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
     svc = services(context)
     chat_id = chat_id_of(update)
     typed = _typed(payload)
-    if not await svc.otp.allow_lookup(chat_id):
+    adding = payload["purpose"] == "add"
+    blocked = await svc.otp.blocked_for_chat(chat_id) if adding else None
+    if blocked is not None or not await svc.otp.allow_lookup(chat_id):
         _clear(context)
-        await _show(update, context, progress, texts.LOOKUP_CAP, None)
+        await _show(update, context, progress,
+                    _CAP_TEXTS[blocked] if blocked else texts.LOOKUP_CAP, None)
         return END
     progress = await _show(update, context, progress,
                            texts.LOOKING_UP.format(masked=typed.masked), None)
-    adding = payload["purpose"] == "add"
     try:
         participant = await lookup(svc.backend, typed)
     except JknNotFound:
@@ -234,13 +237,22 @@ async def _code_pending(context: Context, chat_id: int) -> bool:
 
 async def _send_code(update: Update, context: Context, payload: dict[str, Any],
                      participant: Participant, message: Message | None) -> int:
-    """Issue the OTP and show where it went (a phone's last four digits, nothing more)."""
+    """Issue the OTP and show where it went (a phone's last four digits, nothing more).
+
+    When adding, a code that cannot be sent for this participant (too many wrong codes or
+    codes for them today, an SMS gateway failure) reads exactly like "not found": anything
+    else would tell a stranger the NIK exists. The owner re-verifying is told why."""
     svc = services(context)
     chat_id = chat_id_of(update)
     assert participant.phone is not None
+    owner = payload["purpose"] == "reverify"
     result = await svc.otp.issue(chat_id, purpose=str(payload["purpose"]),
                                  nik=participant.nik, phone=participant.phone,
-                                 payload=payload, owner=payload["purpose"] == "reverify")
+                                 payload=payload, owner=owner)
+    if result.outcome is not SendOutcome.SENT and not owner:
+        return await _bad_input(update, context,
+                                texts.LOOKUP_FAILED.format(masked=_typed(payload).masked),
+                                message)
     if result.outcome is SendOutcome.SENT:
         if context.chat_data is not None:
             context.chat_data.pop(_PENDING, None)

@@ -117,6 +117,7 @@ MIGRATIONS: list[str] = [
         chat_key BLOB NOT NULL,
         subject_key BLOB,
         phone_key BLOB,
+        owner INTEGER NOT NULL DEFAULT 0 CHECK (owner IN (0, 1)),
         at REAL NOT NULL
     );
     CREATE INDEX rate_events_chat ON rate_events (kind, chat_key, at);
@@ -332,6 +333,10 @@ class Database:
                 conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))
             checkpoint_truncate(conn)
         await self.run(unit)
+
+    async def checkpoint(self) -> None:
+        """Empty the WAL into the database (after forgetting something outside a unit)."""
+        await self.run(checkpoint_truncate)
 
     async def integrity_ok(self) -> bool:
         def unit(conn: sqlite3.Connection) -> bool:

@@ -6,8 +6,10 @@ one ``BEGIN IMMEDIATE`` transaction, so a code can never succeed twice.
 
 Rate records (``rate_events``) carry keyed hashes only: of the chat, of the participant's
 NIK (``subject_key``) and of the phone. Caps that protect a participant count across every
-chat, so a dozen Telegram accounts get no more guesses at one person's code than one does;
-a verified owner re-verifying is counted against its own records only.
+chat, so a dozen Telegram accounts get no more guesses at one person's code than one does.
+A chat re-verifying an account it already holds (an owner) is counted against the records
+of owners only (``owner = 1``), across all chats: strangers cannot lock the owner out, and
+someone who once added a participant in many chats does not get a cap in each.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.crypto import Vault
-from storage.db import Database, count, immediate
+from storage.db import Database, checkpoint_truncate, count, immediate
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -93,14 +95,16 @@ _CHALLENGE_COLUMNS = ("purpose, payload_ct, created_at, expires_at, last_sent_at
                       "resends, consumed_at, owner")
 
 
-def _record(conn: sqlite3.Connection, kind: str, keys: Keys | bytes, now: float) -> int:
+def _record(conn: sqlite3.Connection, kind: str, keys: Keys | bytes, now: float,
+            owner: bool = False) -> int:
     if isinstance(keys, bytes):
         cur = conn.execute("INSERT INTO rate_events (kind, chat_key, at) VALUES (?, ?, ?)",
                            (kind, keys, now))
     else:
         cur = conn.execute(
-            "INSERT INTO rate_events (kind, chat_key, subject_key, phone_key, at) "
-            "VALUES (?, ?, ?, ?, ?)", (kind, keys.chat, keys.subject, keys.phone, now))
+            "INSERT INTO rate_events (kind, chat_key, subject_key, phone_key, owner, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, keys.chat, keys.subject, keys.phone, int(owner), now))
     return int(cur.lastrowid or 0)
 
 
@@ -114,20 +118,17 @@ def _per_chat(conn: sqlite3.Connection, kind: str, chat_key: bytes, since: float
 
 
 def _per_key(conn: sqlite3.Connection, kind: str, column: str, key: bytes, since: float,
-             own_chat: bytes | None) -> int:
-    """Records of ``kind`` under one participant or phone key: across all chats, or only
-    the owner's own when ``own_chat`` is given."""
+             owners_only: bool) -> int:
+    """Records of ``kind`` under one participant or phone key, across all chats: all of
+    them, or (for an owner) only those of owners."""
     sql = f"SELECT count(*) FROM rate_events WHERE kind = ? AND {column} = ? AND at > ?"  # noqa: S608
-    if own_chat is None:
-        return count(conn, sql, kind, key, since)
-    return count(conn, sql + " AND chat_key = ?", kind, key, since, own_chat)
+    return count(conn, sql + (" AND owner = 1" if owners_only else ""), kind, key, since)
 
 
 def _wrong_codes(conn: sqlite3.Connection, keys: Keys, now: float, owner: bool) -> int:
-    own = keys.chat if owner else None
     since = now - DAY
-    return max(_per_key(conn, "wrong", "subject_key", keys.subject, since, own),
-               _per_key(conn, "wrong", "phone_key", keys.phone, since, own))
+    return max(_per_key(conn, "wrong", "subject_key", keys.subject, since, owner),
+               _per_key(conn, "wrong", "phone_key", keys.phone, since, owner))
 
 
 class OtpRepo:
@@ -147,30 +148,43 @@ class OtpRepo:
 
         Returns the record id (to :meth:`release_send` if the SMS then fails) or the cap
         that blocks it. ``owner``: the chat re-verifies an account it already holds, so
-        caps that protect the participant count only this chat's own records, and the
-        global budget (which strangers could use up) does not apply."""
+        caps that protect the participant count only owners' records, and the global
+        budget (which strangers could use up) does not apply."""
         caps = self.caps
 
         def unit(conn: sqlite3.Connection) -> int | SendBlock:
             with immediate(conn):
                 _prune(conn, "sms", now)
                 _prune(conn, "wrong", now)
-                own = keys.chat if owner else None
                 if _per_chat(conn, "sms", keys.chat, now - DAY) >= caps.chat_daily:
                     return SendBlock.CHAT_DAILY
                 if _wrong_codes(conn, keys, now, owner) >= caps.participant_wrong_daily:
                     return SendBlock.PARTICIPANT_LOCKED
                 if _per_key(conn, "sms", "phone_key", keys.phone, now - HOUR,
-                            own) >= caps.phone_hourly:
+                            owner) >= caps.phone_hourly:
                     return SendBlock.PHONE_HOURLY
                 if _per_key(conn, "sms", "phone_key", keys.phone, now - DAY,
-                            own) >= caps.phone_daily:
+                            owner) >= caps.phone_daily:
                     return SendBlock.PHONE_DAILY
                 if not owner and count(
                         conn, "SELECT count(*) FROM rate_events WHERE kind = 'sms' AND at > ?",
                         now - HOUR) >= caps.global_hourly:
                     return SendBlock.GLOBAL_BUDGET
-                return _record(conn, "sms", keys, now)
+                return _record(conn, "sms", keys, now, owner)
+        return await self.db.run(unit)
+
+    async def blocked_for_chat(self, chat_key: bytes, now: float) -> SendBlock | None:
+        """The caps that do not depend on the participant (the chat's day, the global
+        budget), checked before a look-up so that hitting them says nothing about it."""
+        caps = self.caps
+
+        def unit(conn: sqlite3.Connection) -> SendBlock | None:
+            if _per_chat(conn, "sms", chat_key, now - DAY) >= caps.chat_daily:
+                return SendBlock.CHAT_DAILY
+            if count(conn, "SELECT count(*) FROM rate_events WHERE kind = 'sms' AND at > ?",
+                     now - HOUR) >= caps.global_hourly:
+                return SendBlock.GLOBAL_BUDGET
+            return None
         return await self.db.run(unit)
 
     async def release_send(self, record_id: int) -> None:
@@ -292,7 +306,7 @@ class OtpRepo:
         A wrong attempt counts against the challenge and against the participant across
         chats; once the participant has had ``participant_wrong_daily`` wrong attempts in 24
         hours, the challenge dies (LOCKED) and no code is sent for them until the day has
-        passed. A verified owner counts only its own wrong attempts."""
+        passed. An owner counts only owners' wrong attempts (across chats)."""
         cap = self.caps.participant_wrong_daily
         chat_key = self.vault.chat_key(chat_id)
 
@@ -321,7 +335,7 @@ class OtpRepo:
                     return VerifyOutcome.OK, 0, bytes(blob)
                 conn.execute("UPDATE challenges SET attempts = attempts + 1 WHERE chat_id = ?",
                              (chat_id,))
-                _record(conn, "wrong", keys, now)
+                _record(conn, "wrong", keys, now, bool(owner))
                 if _wrong_codes(conn, keys, now, bool(owner)) >= cap:
                     conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
                     return VerifyOutcome.LOCKED, 0, None
@@ -337,9 +351,13 @@ class OtpRepo:
         return VerifyResult(outcome, attempts_left=left)
 
     async def delete(self, chat_id: int) -> None:
+        """Drop the chat's challenge (and, if there was one, its copy in the WAL)."""
         def unit(conn: sqlite3.Connection) -> None:
             with immediate(conn):
-                conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
+                gone = conn.execute("DELETE FROM challenges WHERE chat_id = ?",
+                                    (chat_id,)).rowcount
+            if gone:
+                checkpoint_truncate(conn)
         await self.db.run(unit)
 
     async def purge_expired(self, now: float, *, grace: float, verified_for: float) -> int:
@@ -348,10 +366,13 @@ class OtpRepo:
         ``verified_for`` seconds after the code was accepted."""
         def unit(conn: sqlite3.Connection) -> int:
             with immediate(conn):
-                return conn.execute(
+                gone = conn.execute(
                     "DELETE FROM challenges WHERE (consumed_at IS NULL AND expires_at < ?) "
                     "OR (consumed_at IS NOT NULL AND consumed_at < ?)",
                     (now - grace, now - verified_for)).rowcount
+            if gone:
+                checkpoint_truncate(conn)
+            return int(gone)
         return await self.db.run(unit)
 
     @staticmethod

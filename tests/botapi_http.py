@@ -12,14 +12,15 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator import BotApiEmulator
+from bot.emulator import BotApiEmulator, TransportFault
 
 
-async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve an aiohttp app on a free port of 127.0.0.1; returns the runner and base URL."""
+async def start_app(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
+    """Serve an aiohttp app on 127.0.0.1 (a free port unless one is given); returns the
+    runner and base URL."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, f"http://127.0.0.1:{port}"
@@ -53,7 +54,12 @@ class HttpBotApi:
             else:
                 params.update({k: v for k, v in (await request.post()).items()
                                if isinstance(v, str)})
-        status, body = await self.emulator.handle(request.match_info["method"], params)
+        try:
+            status, body = await self.emulator.handle(request.match_info["method"], params)
+        except TransportFault:  # no answer at all: the connection just drops
+            assert request.transport is not None
+            request.transport.abort()
+            raise web.HTTPInternalServerError from None
         return web.Response(status=status, text=json.dumps(body),
                             content_type="application/json")
 
@@ -63,11 +69,11 @@ class HttpBotApi:
         self.sms.append(await request.json())
         return web.json_response({"queued": True}, status=202)
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_post("/sms", self._sms)
-        self.runner, self.url = await start_app(app)
+        self.runner, self.url = await start_app(app, port)
         return self.url
 
     async def stop(self) -> None:

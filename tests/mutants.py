@@ -73,23 +73,52 @@ MUTANTS = [
            "                    return SendBlock.PARTICIPANT_LOCKED\n",
            "                    pass\n",
            (f"{T_TRUST}::test_a_dozen_chats_get_ten_guesses_a_day_at_one_participant_not_six_hundred",)),
-    Mutant("wrong codes counted per chat only", "storage/otp_repo.py",
-           "    own = keys.chat if owner else None\n    since = now - DAY",
-           "    own = keys.chat\n    since = now - DAY",
+    Mutant("participants keyed per chat", "bot/otp.py",
+           "        return Keys(self.vault.chat_key(chat_id), self.vault.participant_key(nik),\n"
+           "                    self.vault.phone_key(phone))",
+           "        return Keys(self.vault.chat_key(chat_id), self.vault.blind_index(chat_id, nik),"
+           "\n                    self.vault.blind_index(chat_id, phone, 'phone'))",
            (f"{T_TRUST}::test_a_dozen_chats_get_ten_guesses_a_day_at_one_participant_not_six_hundred",)),
     Mutant("no daily phone cap", "storage/otp_repo.py",
            "                    return SendBlock.PHONE_DAILY\n", "                    pass\n",
            (f"{T_TRUST}::test_ten_codes_a_day_reach_one_phone_however_many_chats_ask",)),
     Mutant("no global sms budget", "storage/otp_repo.py",
            "                    return SendBlock.GLOBAL_BUDGET\n", "                    pass\n",
-           (f"{T_TRUST}::test_the_hourly_sms_budget_refuses_new_codes_and_warns_once",)),
+           (f"{T_TRUST}::test_the_hourly_sms_budget_refuses_new_codes_and_warns_once",
+            f"{T_STORAGE}::test_the_global_budget_blocks_strangers_but_not_an_owner")),
     Mutant("owner held back by strangers", "handlers/tambah_kk.py",
-           'owner=payload["purpose"] == "reverify")', "owner=False)",
+           '    owner = payload["purpose"] == "reverify"\n', "    owner = False\n",
            (f"{T_TRUST}::test_the_owner_re_verifies_even_when_strangers_used_up_every_cap",)),
     Mutant("no phone tells itself apart", "handlers/tambah_kk.py",
            "    if participant is None or participant.phone is None:\n        if adding:",
            "    if participant is None:\n        if adding:",
            (f"{T_TRUST}::test_not_found_and_no_phone_on_file_read_exactly_the_same",)),
+    Mutant("caps and sms failures tell the nik exists", "handlers/tambah_kk.py",
+           "    if result.outcome is not SendOutcome.SENT and not owner:",
+           "    if False:",
+           (f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found",)),
+    Mutant("chat caps checked after the look-up", "handlers/tambah_kk.py",
+           "    blocked = await svc.otp.blocked_for_chat(chat_id) if adding else None",
+           "    blocked = None",
+           (f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found",)),
+    Mutant("every owner chat its own allowance", "storage/otp_repo.py",
+           '(" AND owner = 1" if owners_only else "")',
+           '(" AND owner = 1 AND chat_key = x\'00\'" if owners_only else "")',
+           (f"{T_STORAGE}::test_owners_in_many_chats_share_one_cap",)),
+    Mutant("removing keeps its re-verification", "handlers/hapus.py",
+           "        await svc.otp.cancel(chat_id)  # a re-verification of it",
+           "        pass  # a re-verification of it",
+           (f"{T_TRUST}::test_removing_an_account_mid_re_verification_leaves_nothing_of_it",)),
+    Mutant("a dropped challenge stays in the wal", "storage/otp_repo.py",
+           "            if gone:\n                checkpoint_truncate(conn)\n"
+           "        await self.db.run",
+           "            pass\n        await self.db.run",
+           (f"{T_TRUST}::test_removing_an_account_mid_re_verification_leaves_nothing_of_it",)),
+    Mutant("a late sms costs nothing", "bot/otp.py",
+           "            if isinstance(exc, SmsError) and not exc.maybe_delivered:",
+           "            if True:",
+           ("tests/test_e2e_robustness.py::"
+            "test_a_hanging_sms_gateway_times_out_and_the_send_still_counts",)),
     Mutant("the whole phone shown", "bot/otp.py",
            "return SendResult(SendOutcome.SENT, phone_tail(phone)), code",
            "return SendResult(SendOutcome.SENT, phone), code",
@@ -133,9 +162,35 @@ MUTANTS = [
            "        if False:",
            (f"{T_TRUST}::test_a_chat_makes_at_most_thirty_backend_calls_an_hour",)),
     Mutant("no scrubber", "handlers/start.py",
-           "    if message is not None and carries_identifier(message.text or message.caption",
-           "    if False and carries_identifier(message.text or message.caption",
+           "        await delete_user_message(update, context)\n    if update.edited_message",
+           "        pass\n    if update.edited_message",
            (f"{T_TRUST}::test_an_identifier_is_deleted_with_any_command_in_any_state",)),
+    # -- faults (#11) ----------------------------------------------------------------------
+    Mutant("no retries on the bot api", "bot/transport.py",
+           "    def __init__(self, inner: BaseRequest, *, attempts: int = 4,",
+           "    def __init__(self, inner: BaseRequest, *, attempts: int = 1,",
+           ("tests/test_faults.py::test_every_fourth_call_answered_502_and_a_whole_card_is_still"
+            "_added",)),
+    Mutant("a lost send repeated blindly", "bot/transport.py",
+           "        repeatable = api not in NOT_IDEMPOTENT", "        repeatable = True",
+           ("tests/test_faults.py::test_a_lost_answer_to_a_send_is_not_sent_again",)),
+    Mutant("dropped taps left spinning", "bot/processor.py",
+           "        if query is not None and self.application is not None:",
+           "        if False:",
+           ("tests/test_faults.py::test_a_burst_of_150_taps_is_answered_tap_by_tap",)),
+    Mutant("a locked database reads as a crash", "handlers/errors.py",
+           "            return texts.DB_BUSY", "            return texts.ERROR",
+           ("tests/test_faults.py::test_a_database_locked_by_another_process_says_busy_and_"
+            "changes_nothing",)),
+    Mutant("telegram down at start is fatal", "bot/runner.py",
+           "        except NetworkError as exc:  # also timeouts and 5xx answers",
+           "        except ZeroDivisionError as exc:  # also timeouts and 5xx answers",
+           ("tests/test_faults_process.py::test_telegram_unreachable_at_start_then_back",)),
+    Mutant("identical edits judged from the tapped copy", "handlers/common.py",
+           "    known = _shown(context).get((message.chat_id, message.message_id))\n",
+           "    from bot.tghtml import parse\n    known = (body, message.reply_markup) "
+           "if message.text == parse(body)[0] else None\n",
+           ("tests/test_faults.py::test_taps_in_flight_together_leave_the_listing_true",)),
     Mutant("cards forwardable", "handlers/status.py",
            "    await send(update, context, text, keyboard, protect=True)",
            "    await send(update, context, text, keyboard)",
@@ -177,10 +232,14 @@ def run(mutant: Mutant) -> tuple[bool, float, str]:
                              f" times in {mutant.path}; update tests/mutants.py")
         target.write_text(text.replace(mutant.old, mutant.new))
         started = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-             *mutant.tests], cwd=copy, capture_output=True, text=True, timeout=600,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp}, check=False)
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                 *mutant.tests], cwd=copy, capture_output=True, text=True, timeout=300,
+                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp},
+                check=False)
+        except subprocess.TimeoutExpired:
+            return False, time.monotonic() - started, "the tests hung (fix them to fail)"
         lines = (result.stdout + result.stderr).strip().splitlines()
         failed = [line.split(" - ")[0] for line in lines if line.startswith("FAILED ")]
         return (result.returncode == 1, time.monotonic() - started,

@@ -189,7 +189,7 @@ CASES = [
     Case("a NIK typed at the label step", at_label, send(NIK_D), "tidak boleh berisi NIK",
          challenge="same", message_deleted=True),
     Case("stale eviction button", idle, tap("add:go"), "tidak berlaku"),
-    Case("SMS gateway down", idle, sms_gateway_down, "SMS belum bisa dikirim",
+    Case("SMS gateway down", idle, sms_gateway_down, "gangguan SMS",
          challenge="gone"),
 ]
 

@@ -1,9 +1,10 @@
-"""SIGKILL in the middle of add+evict, again and again: never four accounts, every row
-decrypts, and the newest committed account is there."""
+"""SIGKILL at random points of add + evict, code consumption, erasing a chat and key
+rotation, again and again (tests/crash_worker.py). After every kill: at most three
+accounts per chat, every account whole, no code that works twice, every erase complete or
+not started, and the key on disk opens every row."""
 
 from __future__ import annotations
 
-import base64
 import os
 import random
 import select
@@ -11,56 +12,102 @@ import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from storage.accounts_repo import AccountsRepo
-from storage.crypto import Vault, generate_master_key
-from storage.db import Database
+import pytest
 
-KILLS = 50
+from bot.config import Settings
+from bot.services import open_services
+from storage.otp_repo import VerifyOutcome
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run_until_killed(db_path: Path, key: bytes, start: int, rng: random.Random) -> list[str]:
+def run_until_killed(data_dir: Path, seed: int, rng: random.Random) -> list[str]:
+    """Start the worker, let it work for a random moment, SIGKILL it; its journal."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "crash_worker.py"), str(db_path),
-         base64.b64encode(key).decode(), str(start)],
-        stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "crash_worker.py"),
+                             str(data_dir), str(seed)], stdout=subprocess.PIPE, env=env,
+                            text=True, bufsize=1)
     assert proc.stdout is not None
-    committed: list[str] = []
-    deadline = time.monotonic() + 10
-    while not committed and time.monotonic() < deadline:  # wait until it really writes
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            committed.append(proc.stdout.readline().strip())
-    time.sleep(rng.uniform(0.0, 0.05))
+    journal: list[str] = []
+    deadline = time.monotonic() + 20
+    while "READY" not in journal and time.monotonic() < deadline:
+        if select.select([proc.stdout], [], [], 0.5)[0]:
+            journal.append(proc.stdout.readline().strip())
+    time.sleep(rng.uniform(0.0, 0.25))
     proc.send_signal(signal.SIGKILL)
-    rest = proc.stdout.read()
+    journal += [line.strip() for line in proc.stdout.read().splitlines()]
     proc.wait()
-    committed.extend(line for line in rest.split() if line)
-    return committed
+    assert "READY" in journal, "the worker never started"
+    return journal
 
 
-async def test_sigkill_during_add_and_evict_never_breaks_the_cache(tmp_path: Path) -> None:
-    rng = random.Random(20261125)
-    db_path = tmp_path / "kk.sqlite3"
-    key = generate_master_key()
-    await (await Database.open(db_path)).close()  # create the schema once
-    start = 0
-    for _ in range(KILLS):
-        committed = _run_until_killed(db_path, key, start, rng)
-        assert committed, "the worker committed nothing before being killed"
-        start += 10_000
-        db = await Database.open(db_path)
-        try:
-            accounts = await AccountsRepo(db, Vault(key)).list(1)  # decrypts every field
-            assert 1 <= len(accounts) <= 3
-            assert committed[-1] in [a.nik for a in accounts], "newest commit lost"
-            assert sum(a.active for a in accounts) == 1
-            async with db.read() as conn, conn.execute(
-                    "SELECT count(*) FROM accounts WHERE chat_id = 1") as cur:
-                row = await cur.fetchone()
-            assert row is not None and row[0] == len(accounts)
-        finally:
-            await db.close()
+async def check_after_a_kill(data_dir: Path, journal: list[str]) -> None:
+    settings = Settings(_env_file=None, kk_data_dir=data_dir,  # type: ignore[call-arg]
+                        jkn_backend="sandbox", otp_sender="console")
+    svc = await open_services(settings)  # the key on disk (an interrupted rotation finished)
+    try:
+        for chat in range(1, 6):
+            accounts = await svc.accounts.list(chat)  # every field decrypts, or it raises
+            assert len(accounts) <= 3
+            assert sum(a.active for a in accounts) == (1 if accounts else 0)
+            assert all(a.nik and a.name and a.label and a.status for a in accounts)
+            challenge = await svc.otp.challenge(chat)  # its payload decrypts too
+            assert challenge is None or challenge.payload["kind"] == "nik"
+        last: dict[int, list[str]] = {}  # each chat's newest journal line
+        for line in journal:
+            kind, *rest = line.split()
+            if rest and rest[0].isdigit():
+                last[int(rest[0])] = [kind, *rest[1:]]
+            if kind == "ISSUED":
+                chat, code = int(rest[0]), rest[1]
+                outcomes = [(await svc.otp.verify(chat, code)).outcome for _ in range(2)]
+                assert outcomes.count(VerifyOutcome.OK) <= 1, "a code worked twice"
+                if f"VERIFIED {chat} {code}" in journal:
+                    assert VerifyOutcome.OK not in outcomes, "a used code worked again"
+        for chat, (kind, *rest) in last.items():  # BEGIN: it may or may not have happened
+            rows = await chat_rows(svc, chat)
+            if kind == "ERASED":
+                assert not any(rows.values()), f"chat {chat}: an erase left rows behind"
+            elif kind == "FILLED":  # killed during (or before) the erase
+                assert all(rows.values()) or not any(rows.values()), \
+                    f"chat {chat}: a half-done erase {rows}"
+            elif kind == "ADDED":
+                assert rest[0] in [a.nik for a in await svc.accounts.list(chat)], \
+                    f"chat {chat}: the newest committed account was lost"
+    finally:
+        await svc.close()
+
+
+async def chat_rows(svc: object, chat: int) -> dict[str, int]:
+    from tests.conftest import chat_rows as rows_of
+
+    counts = await rows_of(svc, chat)  # type: ignore[arg-type]
+    counts.pop("user_data", None)  # the erase deletes it, but the worker never writes one
+    return counts
+
+
+async def survive(tmp_path: Path, kills: int) -> dict[str, int]:
+    rng = random.Random(20261127)
+    data_dir = tmp_path / "data"
+    totals: dict[str, int] = defaultdict(int)
+    for seed in range(1, kills + 1):
+        journal = run_until_killed(data_dir, seed, rng)
+        for line in journal:
+            totals[line.split()[0]] += 1
+        await check_after_a_kill(data_dir, journal)
+    return totals
+
+
+async def test_thirty_kills_anywhere_lose_nothing_and_break_nothing(tmp_path: Path) -> None:
+    totals = await survive(tmp_path, 30)
+    assert totals["ADDED"] > 30 and totals["VERIFIED"] > 10 and totals["ERASED"] > 3
+
+
+@pytest.mark.slow
+async def test_two_hundred_kills_anywhere_lose_nothing_and_break_nothing(tmp_path: Path
+                                                                        ) -> None:
+    totals = await survive(tmp_path, 200)
+    assert totals["ROTATED"] > 5

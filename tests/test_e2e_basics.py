@@ -106,6 +106,9 @@ async def test_group_gets_one_private_only_answer_and_nothing_is_stored(
     await group.send("/tambah_kk")
     assert len(group.replies) == 1
     assert await services.db.consented_at(-100123) is None
+    posted = await group.send("NIK saya 3174014506900011")
+    assert posted.deleted, "deleted when the bot may (as a group administrator)"
+    assert "3174014506900011" not in group.reply
 
 
 async def test_no_bot_api_error_in_a_normal_session(bot: BotHarness, chat: EmulatedChat

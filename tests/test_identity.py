@@ -83,7 +83,12 @@ def test_phone_normalisation_accepts_indonesian_mobiles_only() -> None:
 def test_what_counts_as_carrying_an_identifier_or_a_code() -> None:
     for text in ("3174014506900011", "/tambah_kk 3174 0145 0690 0011", "kode 12 34 56",
                  "0001-2345-67890", "nik: 3174.0145.0690.0011 ya", "١٢٣٤٥٦", "９９９９９９",
-                 "123456", "9" * 4096):
+                 "123456", "9" * 4096, "/tambah_kk 3174  0145  0690  0011",
+                 "3174\n0145\n0690\n0011", "3174\t0145\t0690\t0011",
+                 "3174\u00a00145\u00a00690\u00a00011", "3174\u200b0145\u200b0690\u200b0011",
+                 "3174–0145–0690–0011", "3174/0145/0690/0011", "3174,0145,0690,0011",
+                 "12 - 34 - 56"):
         assert carries_identifier(text), text
-    for text in ("12345", "RT 005 RW 012", "KK Saya", "/status semua", "1 2 3 4 5", ""):
+    for text in ("12345", "RT 005 RW 012", "KK Saya", "/status semua", "1 2 3 4 5", "",
+                 "123    456", "Rumah 12 Blok C 34"):
         assert not carries_identifier(text), text

@@ -66,24 +66,30 @@ async def test_http_sender_posts_json_with_bearer_token(gateway: tuple[Gateway, 
     assert fake.received == [{"to": "+6281234567890", "message": "kode 123456"}]
 
 
-@pytest.mark.parametrize("mode", ["500", "timeout", "wrong-token"])
-async def test_http_sender_failures_are_typed(gateway: tuple[Gateway, str], mode: str) -> None:
+@pytest.mark.parametrize(("mode", "maybe_delivered"), [
+    ("500", True), ("timeout", True), ("wrong-token", False)])
+async def test_http_sender_failures_are_typed(gateway: tuple[Gateway, str], mode: str,
+                                              maybe_delivered: bool) -> None:
+    """A failure after the request went out (timeout, 5xx) may have been delivered, so it
+    still counts against the caps; a refusal (4xx) certainly was not."""
     fake, url = gateway
     fake.mode = mode
     sender = HttpSender(url, "wrong" if mode == "wrong-token" else TOKEN,
                         timeout=httpx.Timeout(0.5))
     try:
-        with pytest.raises(SmsError):
+        with pytest.raises(SmsError) as failed:
             await sender.send("+6281234567890", "kode")
     finally:
         await sender.aclose()
     assert fake.received == []
+    assert failed.value.maybe_delivered is maybe_delivered
 
 
-async def test_unreachable_gateway_is_a_typed_failure() -> None:
+async def test_unreachable_gateway_is_a_typed_failure_that_sent_nothing() -> None:
     sender = HttpSender("http://127.0.0.1:9/sms", TOKEN, timeout=httpx.Timeout(1.0))
     try:
-        with pytest.raises(SmsError):
+        with pytest.raises(SmsError) as failed:
             await sender.send("+6281234567890", "kode")
     finally:
         await sender.aclose()
+    assert failed.value.maybe_delivered is False

@@ -361,6 +361,26 @@ async def test_ten_wrong_codes_across_chats_lock_the_participant_for_a_day(
         await db.close()
 
 
+async def test_owners_in_many_chats_share_one_cap(tmp_path: Path) -> None:
+    """Someone who once held the phone and added the participant in three chats does not
+    get three allowances when the sessions run out: owners share one."""
+    db, repo, vault = await open_otp(tmp_path)
+    try:
+        outcomes = []
+        for chat in (1, 2, 3):
+            keys = keys_for(vault, chat)
+            assert isinstance(await repo.reserve_send(keys, 100.0, owner=True), int)
+            await repo.put(chat, purpose="reverify", keys=keys, code="123456", payload={},
+                           now=100.0, ttl=300, owner=True)
+            outcomes += [(await repo.verify(chat, "000000", now=101.0, max_attempts=5)).outcome
+                         for _ in range(4)]
+        assert outcomes.count(VerifyOutcome.WRONG) == 9 and outcomes[9] is VerifyOutcome.LOCKED
+        assert await repo.reserve_send(keys_for(vault, 4), 102.0, owner=True) \
+            is SendBlock.PARTICIPANT_LOCKED, "a fourth owner chat gets nothing more"
+    finally:
+        await db.close()
+
+
 async def test_rate_records_hold_no_chat_id_and_expire(tmp_path: Path) -> None:
     db, repo, vault = await open_otp(tmp_path)
     chat = 987654321

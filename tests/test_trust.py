@@ -79,7 +79,7 @@ async def test_a_dozen_chats_get_ten_guesses_a_day_at_one_participant_not_six_hu
     latecomer = (await strangers(bot, 1, first=6000))[0]
     await latecomer.send("/tambah_kk")
     await latecomer.send(NIK_A)
-    assert "baru bisa dikirim lagi setelah 24 jam" in latecomer.last_text
+    assert "Kode OTP tidak bisa dikirim" in latecomer.last_text, "…and reads like not found"
     clock.advance(3600)
     await latecomer.send("/tambah_kk")
     await latecomer.send(NIK_A)
@@ -105,7 +105,7 @@ async def test_ten_codes_a_day_reach_one_phone_however_many_chats_ask(
     for chat in chats:  # the rest of the day, nobody gets another one
         await chat.send("/tambah_kk")
         await chat.send(NIK_B)
-        refused += "terlalu banyak kode dikirim ke nomor HP peserta ini" in chat.last_text
+        refused += "Kode OTP tidak bisa dikirim" in chat.last_text
     assert refused == len(chats) and sent == len(phone.inbox)
 
 
@@ -124,7 +124,7 @@ async def test_the_owner_re_verifies_even_when_strangers_used_up_every_cap(
     latecomer = (await strangers(bot, 1, first=6000))[0]
     await latecomer.send("/tambah_kk")
     await latecomer.send(NIK_A)
-    assert "Kode OTP" not in latecomer.reply and "24 jam" in latecomer.reply
+    assert "Kode OTP tidak bisa dikirim" in latecomer.reply
 
     await owner.send("/akun")
     sent = len(phone.inbox)
@@ -176,6 +176,43 @@ async def test_not_found_and_no_phone_on_file_read_exactly_the_same(
         replies.append(chat.last_text)
     assert replies[0] == replies[2] and replies[1] == replies[3]
     assert "Care Center" in replies[0] and "angkanya keliru" in replies[0]
+
+
+async def test_caps_and_sms_failures_read_like_not_found(
+        bot: BotHarness, phone: Phone, services_factory: ServicesFactory) -> None:
+    """Whether a code cannot go out because the participant is locked, the phone had its
+    codes, or the gateway failed, a stranger reads the same as for a NIK that does not
+    exist; caps that do not depend on the participant answer before any look-up."""
+    probe, other = await strangers(bot, 2)
+
+    async def reply_to(chat: EmulatedChat, nik: str) -> str:
+        await chat.send("/tambah_kk")
+        await chat.send(nik)
+        return chat.last_text.replace(mask_nik(nik), "<NIK>")
+
+    not_found = await reply_to(probe, "3174014506900000")
+    phone.fail_next = 1
+    assert await reply_to(probe, NIK_B) == not_found, "an SMS failure"
+    for _ in range(2):  # ten wrong codes for NIK_C from another chat: it is locked
+        await other.send("/tambah_kk")
+        await other.send(NIK_C)
+        for _ in range(5):
+            await other.send(wrong(phone.last_code()))
+    assert await reply_to(probe, NIK_C) == not_found, "a locked participant"
+    for _ in range(5):  # the phone's hourly allowance of NIK_D, used up by another chat
+        await other.send("/tambah_kk")
+        await other.send(NIK_D)
+    assert await reply_to(probe, NIK_D) == not_found, "a phone out of codes"
+    for nik in ("3273012304850066", "1271035508770055", "3174014506900022",
+                "3174014506900033", "3174014506900044", "3174014506900055",
+                "3174014506900066", "3174014506900077", "3174014506900088",
+                "3174014506900099"):
+        await probe.send("/tambah_kk")
+        await probe.send(nik)
+    lookups = len(phone.inbox)
+    found, missing = await reply_to(probe, NIK_A), await reply_to(probe, "3174014506900000")
+    assert found == missing and "Batas kode OTP hari ini" in found, "asked before a look-up"
+    assert len(phone.inbox) == lookups
 
 
 async def test_before_the_code_a_stranger_sees_four_phone_digits_and_no_nik(
@@ -300,7 +337,7 @@ async def test_a_chat_makes_at_most_thirty_backend_calls_an_hour(
 async def test_an_identifier_is_deleted_with_any_command_in_any_state(
         chat: EmulatedChat, phone: Phone, services: Services) -> None:
     await consent(chat)
-    started = await chat.send(f"/tambah_kk {NIK_A}")
+    started = await chat.send("/tambah_kk 3174\t0145\t0690\t0011")
     assert started.deleted, "/tambah_kk <NIK>"
     assert "Kode OTP 6 angka sudah dikirim" in chat.reply, "…starts the flow with that NIK"
     status = await chat.send(f"/status {NIK_B}")
@@ -308,7 +345,8 @@ async def test_an_identifier_is_deleted_with_any_command_in_any_state(
     await chat.send(phone.last_code())
     await chat.send("Ibu")
     for text in (f"/akun {NIK_C}", "/bantuan 3174 0145 0690 0011", "kode saya 12 34 56",
-                 f"/foo {CARD_A}"):
+                 f"/foo {CARD_A}", "/status 3174  0145  0690  0011", "3174\u200b0145\u200b0690",
+                 "nik\n3174\n0145\n0690\n0011"):
         message = await chat.send(text)
         assert message.deleted, text
     kept = await chat.send("/status semua")
@@ -362,3 +400,27 @@ async def test_the_code_guesses_of_one_chat_cannot_lock_out_another_participant(
             await chat.send(wrong(phone.last_code()))
     other = (await strangers(bot, 1, first=7000))[0]
     await add_account(other, phone, NIK_B, "Bapak")
+
+
+async def test_removing_an_account_mid_re_verification_leaves_nothing_of_it(
+        chat: EmulatedChat, phone: Phone, services: Services, clock: FakeClock,
+        data_dir: Path) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "Ibu")
+    await add_account(chat, phone, NIK_B, "Ayah")
+    clock.advance(31 * 86400)
+    await chat.send("/akun")
+    await chat.tap("Ibu")  # its session ran out: a code is on its way
+    async with services.db.read() as conn, conn.execute(
+            "SELECT payload_ct FROM challenges WHERE chat_id = ?", (chat.chat_id,)) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    sealed = bytes(row[0])[-24:]
+    await chat.send("/hapus_kk")
+    await chat.tap("Ibu")
+    await chat.tap("Ya, hapus")
+    assert await services.otp.challenge(chat.chat_id) is None
+    files = b"".join(p.read_bytes() for p in data_dir.glob("kk.sqlite3*"))
+    assert sealed not in files, "the challenge's identifier and phone are gone from the WAL"
+    await chat.send(phone.last_code())
+    assert "Verifikasi berhasil" not in chat.last_text

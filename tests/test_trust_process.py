@@ -38,7 +38,7 @@ async def guess_until_refused(bot: RunningBot, chat: RemoteChat) -> int:
     checked = 0
     await chat.send("/tambah_kk", expect="Kirim")
     await chat.send(NIK_A)
-    await chat.until_any("Kode OTP 6 angka sudah dikirim", "24 jam")
+    await chat.until_any("Kode OTP 6 angka sudah dikirim", "Kode OTP tidak bisa dikirim")
     while "Kode OTP 6 angka sudah dikirim" in chat.last.text or "Sisa percobaan" in \
             chat.last.text:
         await chat.send(wrong(bot.last_code()), expect="ode salah")
@@ -56,10 +56,10 @@ async def test_over_http_strangers_get_ten_guesses_see_four_digits_and_no_nik(
         assert person.phone is not None
         checked = [await guess_until_refused(bot, chat) for chat in attackers[:3]]
         assert sum(checked) == 10, checked
-        assert "baru bisa dikirim lagi setelah 24 jam" in attackers[2].last.text
+        assert "Kode OTP tidak bisa dikirim" in attackers[2].last.text
         late = attackers[3]
         await late.send("/tambah_kk", expect="Kirim")
-        await late.send(NIK_A, expect="24 jam")
+        await late.send(NIK_A, expect="Kode OTP tidak bisa dikirim")
         assert len(bot.sms) == 2, "two codes were sent, then the participant was locked"
 
         seen = "\n".join(m.text for c in attackers for m in c.messages)
@@ -216,9 +216,11 @@ async def test_only_one_process_serves_a_data_dir_and_backup_runs_beside_it(
 def test_unsafe_settings_refuse_to_start(tmp_path: Path) -> None:
     vclaim = {"JKN_BACKEND": "vclaim", "VCLAIM_BASE_URL": "https://bpjs.example/vclaim",
               "VCLAIM_CONS_ID": "1", "VCLAIM_SECRET_KEY": "s", "VCLAIM_USER_KEY": "u"}
-    console = cli(tmp_path, "run", TELEGRAM_BOT_TOKEN=TOKEN, **vclaim)
+    console = cli(tmp_path, "backup", str(tmp_path / "x"), **vclaim)
     assert console.returncode == 2 and "OTP_SENDER" in console.stderr
     assert len(console.stderr.strip().splitlines()) == 1
+    sandbox = cli(tmp_path, "backup", str(tmp_path / "x"), OTP_SENDER="console")
+    assert "no database" in sandbox.stderr, "console is fine with the sandbox"
     for url, ok in (("http://sms.example.id/send", False), ("http://10.0.0.5/send", False),
                     ("http://127.0.0.1:9/send", True), ("http://localhost:9/send", True),
                     ("http://[::1]:9/send", True), ("https://sms.example.id/send", True)):

@@ -8,7 +8,15 @@ from bot import texts
 
 
 class SmsError(Exception):
-    """The SMS could not be handed to the gateway (timeout, refusal, network)."""
+    """The SMS could not be handed to the gateway (timeout, refusal, network).
+
+    ``maybe_delivered``: the gateway may have sent it anyway (a timeout or a 5xx after the
+    request went out), so the send still counts against the caps; only a failure that
+    certainly happened before delivery (refused connection, 4xx) costs nothing."""
+
+    def __init__(self, message: str, *, maybe_delivered: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
 
 
 class SmsSender(Protocol):

@@ -21,12 +21,13 @@ class HttpSender:
             reply = await self._client.post(
                 self._url, json={"to": phone_e164, "message": message},
                 headers={"Authorization": f"Bearer {self._token}"})
-        except httpx.TimeoutException:
-            raise SmsError("sms gateway: timeout") from None
-        except httpx.HTTPError as exc:
-            raise SmsError(f"sms gateway: {type(exc).__name__}") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise SmsError(f"sms gateway: {type(exc).__name__}") from None  # never sent
+        except httpx.HTTPError as exc:  # a read timeout, a reset: it may have gone out
+            raise SmsError(f"sms gateway: {type(exc).__name__}", maybe_delivered=True) from None
         if not 200 <= reply.status_code < 300:
-            raise SmsError(f"sms gateway: HTTP {reply.status_code}")
+            raise SmsError(f"sms gateway: HTTP {reply.status_code}",
+                           maybe_delivered=reply.status_code >= 500)
 
     async def aclose(self) -> None:
         await self._client.aclose()
