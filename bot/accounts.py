@@ -16,14 +16,16 @@ from typing import Any
 from storage.accounts_repo import (
     Account,
     AccountsRepo,
+    Brief,
     CacheFullError,
+    Listing,
     DuplicateAccountError,
     NewAccount,
 )
 
 __all__ = [
-    "Account", "AccountService", "AddOutcome", "CacheFullError", "DuplicateAccountError",
-    "NewAccount", "SwitchOutcome",
+    "Account", "AccountService", "AddOutcome", "Brief", "CacheFullError",
+    "DuplicateAccountError", "NewAccount", "SwitchOutcome",
 ]
 
 
@@ -48,11 +50,25 @@ class AccountService:
         self.session_days = session_days
         self.clock = clock
 
-    def is_fresh(self, account: Account) -> bool:
+    def is_fresh(self, account: Account | Brief) -> bool:
         return self.clock() - account.verified_at < self.session_days * 86400
 
     async def list(self, chat_id: int) -> list[Account]:
         return await self.repo.list(chat_id)
+
+    async def list_brief(self, chat_id: int) -> Listing:
+        """Labels and NIKs only: what a listing shows."""
+        return await self.repo.list_brief(chat_id)
+
+    async def tap(self, chat_id: int, slot: str
+                  ) -> tuple[SwitchOutcome, Brief | None, Listing]:
+        """A tap on an account button: switch if allowed; the tapped account and the
+        listing after it, in one round trip to the database."""
+        now = self.clock()
+        outcome, listing = await self.repo.tap(chat_id, slot, now=now,
+                                               fresh_since=now - self.session_days * 86400)
+        tapped = next((b for b in listing if b.slot == slot), None)
+        return SwitchOutcome(outcome), tapped, listing
 
     async def get(self, chat_id: int, slot: str) -> Account | None:
         return await self.repo.get(chat_id, slot)

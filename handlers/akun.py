@@ -1,31 +1,34 @@
-"""/akun: the cached accounts as buttons; one tap switches, in place."""
+"""/akun: the cached accounts as buttons; one tap switches, in place.
+
+A tap is the hottest path of the bot: one round trip to the database (the switch and the
+listing after it, decrypting only labels and NIKs), one callback answer, one edit."""
 
 from __future__ import annotations
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, Message, Update
 
 from bot import texts
-from bot.accounts import SwitchOutcome
+from bot.accounts import Brief, SwitchOutcome
 from handlers import keyboards
 from handlers.common import Context, answer, chat_id_of, edit_query, send, services
+from handlers.keyboards import Keyboard
 from handlers.tambah_kk import reverify_account
 
 
-async def _listing(context: Context, chat_id: int) -> tuple[str, InlineKeyboardMarkup]:
-    svc = services(context)
-    items = await svc.accounts.list(chat_id)
+def _listing(context: Context, items: list[Brief]) -> tuple[str, Keyboard]:
     if not items:
         return texts.ACCOUNTS_EMPTY, keyboards.accounts([], set())
-    expired = {a.slot for a in items if not svc.accounts.is_fresh(a)}
-    text = texts.ACCOUNTS_HEADER.format(count=len(items),
-                                        max_accounts=svc.accounts.max_accounts)
+    accounts = services(context).accounts
+    expired = {a.slot for a in items if not accounts.is_fresh(a)}
+    text = texts.ACCOUNTS_HEADER.format(count=len(items), max_accounts=accounts.max_accounts)
     if expired:
         text += texts.ACCOUNTS_EXPIRED_NOTE
     return text, keyboards.accounts(items, expired)
 
 
 async def show_accounts(update: Update, context: Context) -> None:
-    text, keyboard = await _listing(context, chat_id_of(update))
+    items = await services(context).accounts.list_brief(chat_id_of(update))
+    text, keyboard = _listing(context, items)
     await send(update, context, text, keyboard)
 
 
@@ -35,26 +38,29 @@ async def switch_account(update: Update, context: Context) -> int | None:
     conversation state), anything else leaves the conversation state as it was."""
     query = update.callback_query
     assert query is not None and context.match is not None
-    chat_id = chat_id_of(update)
-    outcome, account = await services(context).accounts.switch(chat_id, context.match.group(1))
+    outcome, tapped, items = await services(context).accounts.tap(chat_id_of(update),
+                                                                  context.match.group(1))
     if outcome is SwitchOutcome.NOT_FOUND:
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
-        if _is_listing(query):
-            text, keyboard = await _listing(context, chat_id)
-            await edit_query(context, query, text, keyboard)
+        await _redraw(context, query, items)
         return None
-    assert account is not None
+    assert tapped is not None
     if outcome is SwitchOutcome.ALREADY_ACTIVE:
-        await answer(context, query, texts.ALREADY_ACTIVE.format(label=account.label))
+        await answer(context, query, texts.ALREADY_ACTIVE.format(label=tapped.label))
         return None
     if outcome is SwitchOutcome.NEEDS_OTP:
         await answer(context, query)
-        return await reverify_account(update, context, account.slot)
-    await answer(context, query, texts.SWITCHED.format(label=account.label))
-    if _is_listing(query):
-        text, keyboard = await _listing(context, chat_id)
-        await edit_query(context, query, text, keyboard)
+        return await reverify_account(update, context, tapped.slot)
+    await answer(context, query, texts.SWITCHED.format(label=tapped.label))
+    await _redraw(context, query, items)
     return None
+
+
+async def _redraw(context: Context, query: CallbackQuery, items: list[Brief]) -> None:
+    """Show the listing as it is now, if the tapped message was a listing."""
+    if _is_listing(query):
+        text, keyboard = _listing(context, items)
+        await edit_query(context, query, text, keyboard)
 
 
 def _is_listing(query: CallbackQuery) -> bool:

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections import OrderedDict
 from typing import Any
 
-from telegram import (
-    CallbackQuery,
-    InlineKeyboardMarkup,
-    Message,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-    Update,
-)
+from telegram import CallbackQuery, Message, Update
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
+from telegram.warnings import PTBUserWarning
 
 from bot import texts
 from bot.services import Services
+from handlers.keyboards import Keyboard
 
 _LOGGER = logging.getLogger(__name__)
 
+# Sending and editing through do_api_request (see send and edit) is deliberate; PTB would
+# warn on each call.
+warnings.filterwarnings("ignore", message="Please use 'Bot.(send_message|edit_message_text)'",
+                        category=PTBUserWarning)
+
 Context = ContextTypes.DEFAULT_TYPE
-Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+Markup = Keyboard | None
 
 
 def services(context: Context) -> Services:
@@ -52,8 +54,14 @@ async def send(update: Update, context: Context, text: str, keyboard: Markup = N
 
 async def _send_new(context: Context, chat_id: int, body: str, keyboard: Markup,
                     protect: bool) -> Message:
-    sent = await context.bot.send_message(chat_id, body, reply_markup=keyboard,
-                                          protect_content=protect)
+    params: dict[str, Any] = {"chat_id": chat_id, "text": body, "parse_mode": ParseMode.HTML}
+    if keyboard is not None:
+        params["reply_markup"] = keyboard
+    if protect:
+        params["protect_content"] = True
+    # do_api_request takes the keyboard as the Bot API's JSON (handlers/keyboards.py)
+    sent: Message = await context.bot.do_api_request("send_message", api_kwargs=params,
+                                                     return_type=Message)
     _remember(context, chat_id, sent.message_id, body, keyboard)
     return sent
 
@@ -83,14 +91,14 @@ def _remember(context: Context, chat_id: int, message_id: int, body: str, keyboa
 
 
 def _unchanged(context: Context, message: Message | Any, body: str,
-               keyboard: InlineKeyboardMarkup | None) -> bool:
+               keyboard: Markup) -> bool:
     """Would editing ``message`` to ``body`` and ``keyboard`` change nothing it shows?"""
     known = _shown(context).get((message.chat_id, message.message_id))
     return known is not None and known == (body, keyboard)
 
 
 async def edit(context: Context, message: Message | Any, text: str,
-               keyboard: InlineKeyboardMarkup | None = None, *, protect: bool = False) -> None:
+               keyboard: Markup = None, *, protect: bool = False) -> None:
     """Edit a bot message in place. Content identical to what it shows is not sent at all;
     a vanished message, or an unprotected one that would now show protected content, gets
     a fresh message instead."""
@@ -101,9 +109,13 @@ async def edit(context: Context, message: Message | Any, text: str,
         await _send_new(context, message.chat_id, body, keyboard, True)
         return
     try:
-        await context.bot.edit_message_text(body, chat_id=message.chat_id,
-                                            message_id=message.message_id,
-                                            reply_markup=keyboard)
+        # do_api_request: the edited message Telegram returns is not parsed into a Message
+        # (nothing here reads it, and parsing it cost a third of a tap; decisions.md 24).
+        params: dict[str, Any] = {"chat_id": message.chat_id, "message_id": message.message_id,
+                                  "text": body, "parse_mode": ParseMode.HTML}
+        if keyboard is not None:
+            params["reply_markup"] = keyboard
+        await context.bot.do_api_request("edit_message_text", api_kwargs=params)
     except BadRequest as exc:
         reason = str(exc).lower()
         if "message to edit not found" in reason or "can't be edited" in reason:
@@ -115,7 +127,7 @@ async def edit(context: Context, message: Message | Any, text: str,
 
 
 async def edit_query(context: Context, query: CallbackQuery, text: str,
-                     keyboard: InlineKeyboardMarkup | None = None, *,
+                     keyboard: Markup = None, *,
                      protect: bool = False) -> None:
     if query.message is None:
         await _send_new(context, query.from_user.id, with_footer(context, text), keyboard,
@@ -155,20 +167,25 @@ async def delete_user_message(update: Update, context: Context) -> None:
         _LOGGER.warning("could not delete a sensitive user message: %s", type(exc).__name__)
 
 
-_ANSWERED = "answered_query"
+_ANSWERED = "answered_queries"
+_MAX_ANSWERED = 10_000
 
 
 async def answer(context: Context, query: CallbackQuery, text: str | None = None, *,
                  alert: bool = False) -> None:
     """Answer a callback query, remembering that it was answered, so that the error
-    handler never answers it a second time (Telegram refuses that)."""
+    handler never answers it a second time (Telegram refuses that). The memory is the
+    bot's in-memory bot_data (not persisted, and unlike user data it costs the
+    per-update persistence write nothing)."""
     await query.answer(text, show_alert=alert)
-    if context.user_data is not None:
-        context.user_data[_ANSWERED] = query.id
+    answered: OrderedDict[str, None] = context.bot_data.setdefault(_ANSWERED, OrderedDict())
+    answered[query.id] = None
+    if len(answered) > _MAX_ANSWERED:
+        answered.popitem(last=False)
 
 
 def was_answered(context: Context, query: CallbackQuery) -> bool:
-    return context.user_data is not None and context.user_data.get(_ANSWERED) == query.id
+    return query.id in context.bot_data.get(_ANSWERED, ())
 
 
 async def has_consent(update: Update, context: Context) -> bool:

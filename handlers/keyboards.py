@@ -1,14 +1,18 @@
 """Inline keyboards and their callback data: short, namespaced, matched by anchored
-patterns. Slot tokens are random per account, so callback data reveals nothing."""
+patterns. Slot tokens are random per account, so callback data reveals nothing.
+
+Keyboards are built as the Bot API's own JSON (``{"inline_keyboard": [[{"text": …,
+"callback_data": …}]]}``) rather than as python-telegram-bot objects: building and
+serialising those cost about a third of a tap (docs/decisions.md 24), and nothing here
+needs more than the JSON."""
 
 from __future__ import annotations
 
 import html
-
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from typing import Any
 
 from bot import texts
-from bot.accounts import Account
+from bot.accounts import Account, Brief
 from bot.identity import mask_nik
 
 CONSENT_YES = "consent:yes"
@@ -31,11 +35,19 @@ REMOVE_YES_RE = rf"^rm:yes:{SLOT}$"
 LABEL_RE = r"^add:label:([0-9])$"
 
 
-def _button(label: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=data)
+#: A reply_markup exactly as the Bot API takes it.
+Keyboard = dict[str, Any]
 
 
-def account_caption(account: Account) -> str:
+def _button(label: str, data: str) -> dict[str, str]:
+    return {"text": label, "callback_data": data}
+
+
+def inline(rows: list[list[dict[str, str]]]) -> Keyboard:
+    return {"inline_keyboard": rows}
+
+
+def account_caption(account: Account | Brief) -> str:
     """Plain text (buttons are not HTML): label and masked NIK."""
     return f"{account.label} · {mask_nik(account.nik)}"
 
@@ -45,12 +57,12 @@ def account_title(account: Account) -> str:
     return f"{html.escape(account.label)} ({mask_nik(account.nik)})"
 
 
-def consent() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[_button(texts.CONSENT_YES_BUTTON, CONSENT_YES),
+def consent() -> Keyboard:
+    return inline([[_button(texts.CONSENT_YES_BUTTON, CONSENT_YES),
                                   _button(texts.CONSENT_NO_BUTTON, CONSENT_NO)]])
 
 
-def accounts(items: list[Account], expired: set[str]) -> InlineKeyboardMarkup:
+def accounts(items: list[Brief], expired: set[str]) -> Keyboard:
     rows = [[_button(("✅ " if a.active else "") + account_caption(a)
                      + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
                      f"acct:switch:{a.slot}")] for a in items]
@@ -58,54 +70,54 @@ def accounts(items: list[Account], expired: set[str]) -> InlineKeyboardMarkup:
     if items:
         actions.append(_button(texts.REMOVE_BUTTON, ACCT_REMOVE))
     rows.append(actions)
-    return InlineKeyboardMarkup(rows)
+    return inline(rows)
 
 
-def add_only() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[_button(texts.ADD_BUTTON, ACCT_ADD)]])
+def add_only() -> Keyboard:
+    return inline([[_button(texts.ADD_BUTTON, ACCT_ADD)]])
 
 
-def confirm_send(continue_label: str = texts.CONTINUE_BUTTON) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[_button(continue_label, ADD_GO),
+def confirm_send(continue_label: str = texts.CONTINUE_BUTTON) -> Keyboard:
+    return inline([[_button(continue_label, ADD_GO),
                                   _button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
 
 
-def otp() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[_button(texts.RESEND_BUTTON, ADD_RESEND),
+def otp() -> Keyboard:
+    return inline([[_button(texts.RESEND_BUTTON, ADD_RESEND),
                                   _button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
 
 
-def labels() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
+def labels() -> Keyboard:
+    return inline(
         [[_button(label, f"add:label:{i}")] for i, label in enumerate(texts.LABEL_PRESETS)]
         + [[_button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
 
 
-def status(*, showing_all: bool, many: bool) -> InlineKeyboardMarkup:
+def status(*, showing_all: bool, many: bool) -> Keyboard:
     row = [_button(texts.STATUS_REFRESH_BUTTON, STATUS_ALL if showing_all else STATUS_ONE)]
     if many:
         row.append(_button(texts.STATUS_ACTIVE_BUTTON if showing_all
                            else texts.STATUS_ALL_BUTTON,
                            STATUS_ONE if showing_all else STATUS_ALL))
-    return InlineKeyboardMarkup([row])
+    return inline([row])
 
 
-def reverify(account: Account) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[_button(texts.REVERIFY_BUTTON,
+def reverify(account: Account) -> Keyboard:
+    return inline([[_button(texts.REVERIFY_BUTTON,
                                           f"acct:switch:{account.slot}")]])
 
 
-def remove_pick(items: list[Account]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
+def remove_pick(items: list[Account]) -> Keyboard:
+    return inline(
         [[_button("🗑 " + account_caption(a), f"rm:pick:{a.slot}")] for a in items]
         + [[_button(texts.CANCEL_BUTTON, REMOVE_NO)]])
 
 
-def remove_confirm(account: Account) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[_button(texts.REMOVE_YES_BUTTON, f"rm:yes:{account.slot}"),
+def remove_confirm(account: Account) -> Keyboard:
+    return inline([[_button(texts.REMOVE_YES_BUTTON, f"rm:yes:{account.slot}"),
                                   _button(texts.CANCEL_BUTTON, REMOVE_NO)]])
 
 
-def erase() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[_button(texts.ERASE_YES_BUTTON, ERASE_YES),
+def erase() -> Keyboard:
+    return inline([[_button(texts.ERASE_YES_BUTTON, ERASE_YES),
                                   _button(texts.CANCEL_BUTTON, ERASE_NO)]])

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import Update
 
 from bot import texts
 from bot.accounts import Account
 from handlers import keyboards, render
 from handlers.common import Context, answer, chat_id_of, edit_query, send, services
+from handlers.keyboards import Keyboard
 
 
-async def _active_view(context: Context, items: list[Account]) -> tuple[str, InlineKeyboardMarkup]:
+async def _active_view(context: Context, items: list[Account]) -> tuple[str, Keyboard]:
     svc = services(context)
     active = next((a for a in items if a.active), items[0])
     if not svc.accounts.is_fresh(active):
@@ -21,7 +22,7 @@ async def _active_view(context: Context, items: list[Account]) -> tuple[str, Inl
     return render.card(view), keyboards.status(showing_all=False, many=len(items) > 1)
 
 
-async def _all_view(context: Context, items: list[Account]) -> tuple[str, InlineKeyboardMarkup]:
+async def _all_view(context: Context, items: list[Account]) -> tuple[str, Keyboard]:
     svc = services(context)
     fresh = [a for a in items if svc.accounts.is_fresh(a)]
     views = {v.account.slot: v for v in await svc.status.fetch_many(fresh)}

@@ -59,6 +59,24 @@ class Account:
     lookup_kind: str = "nik"
 
 
+@dataclass(frozen=True, slots=True)
+class Brief:
+    """What a listing shows of an account (its label and, masked by the caller, its NIK)
+    and what a switch decides on: only these two fields are decrypted."""
+
+    chat_id: int
+    slot: str
+    nik: str
+    label: str
+    verified_at: float
+    active: bool
+
+
+_BRIEF = "slot, nik_ct, label_ct, verified_at, active"
+#: A chat's accounts as a listing shows them (an alias: ``list`` is a method name below).
+Listing = list[Brief]
+
+
 def _activate(conn: sqlite3.Connection, chat_id: int, slot: str) -> None:
     """Inside a transaction: ``slot`` becomes the chat's one active account."""
     conn.execute("UPDATE accounts SET active = 0 WHERE chat_id = ? AND active = 1 "
@@ -105,6 +123,11 @@ class AccountsRepo:
                        status_at=row[7], verified_at=row[8], last_used_at=row[9],
                        created_at=row[10], active=bool(row[11]), lookup_kind=str(row[12]))
 
+    def _brief(self, chat_id: int, row: Any) -> Brief:
+        slot = str(row[0])
+        return Brief(chat_id, slot, self._dec(chat_id, slot, "nik", row[1]),
+                     self._dec(chat_id, slot, "label", row[2]), float(row[3]), bool(row[4]))
+
     def _encrypt_new(self, chat_id: int, slot: str, new: NewAccount | Account
                      ) -> tuple[bytes, ...]:
         return tuple(self._enc(chat_id, slot, f, getattr(new, f)) for f in SENSITIVE_FIELDS)
@@ -113,6 +136,38 @@ class AccountsRepo:
 
     async def list(self, chat_id: int) -> list[Account]:
         return [self._row_to_account(chat_id, row) for row in await self.db.run(_select, chat_id)]
+
+    async def list_brief(self, chat_id: int) -> Listing:
+        def unit(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
+                                (chat_id,)).fetchall()
+        return [self._brief(chat_id, row) for row in await self.db.run(unit)]
+
+    async def tap(self, chat_id: int, slot: str, *, now: float, fresh_since: float
+                  ) -> tuple[str, Listing]:
+        """A tap on an account, in one unit of work: it becomes active if it is the chat's,
+        its session is fresh and it is not active yet. Returns what happened ("switched",
+        "already_active", "needs_otp", "not_found") and the chat's listing after it."""
+        def unit(conn: sqlite3.Connection) -> tuple[str, list[Any]]:
+            row = conn.execute("SELECT verified_at, active FROM accounts WHERE chat_id = ? "
+                               "AND slot = ?", (chat_id, slot)).fetchone()
+            if row is None:
+                outcome = "not_found"
+            elif row[0] < fresh_since:
+                outcome = "needs_otp"
+            elif row[1]:
+                outcome = "already_active"
+            else:
+                with immediate(conn):
+                    conn.execute("UPDATE accounts SET last_used_at = ? WHERE chat_id = ? "
+                                 "AND slot = ?", (now, chat_id, slot))
+                    _activate(conn, chat_id, slot)
+                outcome = "switched"
+            return outcome, conn.execute(
+                f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
+                (chat_id,)).fetchall()
+        outcome, rows = await self.db.run(unit)
+        return outcome, [self._brief(chat_id, row) for row in rows]
 
     async def get(self, chat_id: int, slot: str) -> Account | None:
         def unit(conn: sqlite3.Connection) -> Any:

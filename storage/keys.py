@@ -110,10 +110,16 @@ async def open_existing(data_dir: Path, db_path: Path, env_key: str | None) -> D
 
 
 def _finish_rotation(key_path: Path) -> None:
+    """Keep the old key as ``.old`` and put the new one in place, so that at every instant
+    (a crash can come between any two steps) ``master.key`` exists and a key that opens
+    the database is on disk: the old one is hard-linked first, the new one then replaces
+    ``master.key`` in one atomic rename."""
     pending = key_path.with_name(key_path.name + ".new")
     old = key_path.with_name(key_path.name + ".old")
     if key_path.exists():
-        os.replace(key_path, old)
+        with contextlib.suppress(FileNotFoundError):
+            old.unlink()
+        os.link(key_path, old)
     os.replace(pending, key_path)
 
 

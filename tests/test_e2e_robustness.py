@@ -36,6 +36,7 @@ async def test_a_crash_in_a_handler_gets_a_kind_answer_without_internals(
         raise RuntimeError(f"disk on fire while reading {NIK_A}")
 
     monkeypatch.setattr(services.accounts, "list", broken)
+    monkeypatch.setattr(services.accounts, "list_brief", broken)
     caplog.set_level(logging.ERROR)
     await chat.send("/akun")
     assert chat.last_text.startswith(texts.ERROR)
