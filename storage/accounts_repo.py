@@ -149,23 +149,21 @@ class AccountsRepo:
         its session is fresh and it is not active yet. Returns what happened ("switched",
         "already_active", "needs_otp", "not_found") and the chat's listing after it."""
         def unit(conn: sqlite3.Connection) -> tuple[str, list[Any]]:
-            row = conn.execute("SELECT verified_at, active FROM accounts WHERE chat_id = ? "
-                               "AND slot = ?", (chat_id, slot)).fetchone()
+            rows = conn.execute(f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
+                                (chat_id,)).fetchall()
+            row = next((r for r in rows if r[0] == slot), None)
             if row is None:
-                outcome = "not_found"
-            elif row[0] < fresh_since:
-                outcome = "needs_otp"
-            elif row[1]:
-                outcome = "already_active"
-            else:
-                with immediate(conn):
-                    conn.execute("UPDATE accounts SET last_used_at = ? WHERE chat_id = ? "
-                                 "AND slot = ?", (now, chat_id, slot))
-                    _activate(conn, chat_id, slot)
-                outcome = "switched"
-            return outcome, conn.execute(
-                f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
-                (chat_id,)).fetchall()
+                return "not_found", rows
+            if row[3] < fresh_since:
+                return "needs_otp", rows
+            if row[4]:
+                return "already_active", rows
+            with immediate(conn):  # nothing ran on this connection since the read
+                conn.execute("UPDATE accounts SET active = 0 WHERE chat_id = ? AND active = 1",
+                             (chat_id,))
+                conn.execute("UPDATE accounts SET active = 1, last_used_at = ? "
+                             "WHERE chat_id = ? AND slot = ?", (now, chat_id, slot))
+            return "switched", [(*r[:4], int(r[0] == slot)) for r in rows]
         outcome, rows = await self.db.run(unit)
         return outcome, [self._brief(chat_id, row) for row in rows]
 
