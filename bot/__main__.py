@@ -1,4 +1,4 @@
-"""Command line: run | demo | keygen | rotate-key | backup PATH.
+"""Command line: run | demo | keygen | rotate-key | backup PATH | remind [--date D].
 
 Operator-facing text is English. A bad setting or an unusable key prints one line to
 stderr and exits with status 2; nothing is touched.
@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import date
 from pathlib import Path
 
 from bot import datalock
@@ -38,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("rotate-key", help="re-encrypt everything under a new master key")
     backup = commands.add_parser("backup", help="consistent online copy of the database")
     backup.add_argument("path", type=Path)
+    remind = commands.add_parser("remind", help="run one reminder round now (safe beside a "
+                                                "running bot; never sends anything twice)")
+    remind.add_argument("--date", type=date.fromisoformat, default=None,
+                        help="as if it were this day, YYYY-MM-DD (Asia/Jakarta)")
     return parser
 
 
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_demo())
     try:
         settings = load_settings()
-        if args.command == "run":
+        if args.command in ("run", "remind"):
             settings.require_token()
         settings.ensure_data_dir()
     except SettingsError as exc:
@@ -108,6 +113,7 @@ LOCKS: dict[str, dict[str, tuple[str, ...]]] = {
     "run": {"exclusive": (datalock.INSTANCE,)},
     "rotate-key": {"exclusive": (datalock.INSTANCE, datalock.KEY)},
     "backup": {"shared": (datalock.KEY,)},
+    "remind": {"shared": (datalock.KEY,)},
 }
 
 
@@ -121,7 +127,41 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
         return await _rotate(settings)
     if args.command == "backup":
         return await _backup(settings, args.path)
+    if args.command == "remind":
+        return await _remind(settings, args.date)
     return _fail(f"unknown command {args.command}")
+
+
+async def _remind(settings: Settings, day: date | None) -> int:
+    """One reminder round through the Bot API, as the running bot's daily job does it."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
+    from telegram.request import HTTPXRequest
+
+    from bot.services import open_services
+    from bot.transport import RetryingRequest
+    from handlers.reminders import deliver_with
+
+    services = await open_services(settings)
+    api = settings.telegram_api_url
+    bot = Bot(settings.token, base_url=f"{api}/bot", base_file_url=f"{api}/file/bot",
+              request=RetryingRequest(HTTPXRequest()))
+    try:
+        async with bot:
+            report = await services.reminders.run_round(day or services.reminders.today(),
+                                                        deliver_with(bot))
+    except InvalidToken:
+        return _fail("Telegram rejected TELEGRAM_BOT_TOKEN (401 Unauthorized or 404 Not "
+                     "Found: is the token, and TELEGRAM_API_URL, right?)")
+    except NetworkError as exc:
+        return _fail(f"Telegram could not be reached ({type(exc).__name__}); run it again")
+    finally:
+        await services.close()
+    sys.stderr.write(f"reminder round {report.day.isoformat()}: {report.chats} chat(s) "
+                     f"opted in, {report.sent} sent, {report.nothing} with nothing to say, "
+                     f"{report.already} already sent, {report.failed} refused, "
+                     f"{report.backend_failures} backend failure(s)\n")
+    return 0
 
 
 if __name__ == "__main__":

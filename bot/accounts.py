@@ -18,8 +18,8 @@ from storage.accounts_repo import (
     AccountsRepo,
     Brief,
     CacheFullError,
-    Listing,
     DuplicateAccountError,
+    Listing,
     NewAccount,
 )
 

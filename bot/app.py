@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timezone
 from typing import Any
 
 from telegram import BotCommand
@@ -13,13 +14,17 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot import texts
 from bot.processor import ChatOrderedProcessor
+from bot.reminders import WIB
 from bot.services import Services
 from bot.transport import RetryingRequest
-from handlers import jobs, register
+from handlers import jobs as maintenance
+from handlers import register, reminders
 from storage.persistence import SqlitePersistence
 
 _LOGGER = logging.getLogger(__name__)
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
+#: Seconds after start before a reminder round missed while the bot was down is run.
+CATCH_UP_DELAY = 10.0
 #: Edited messages are fetched only so that an identifier typed into an edit is deleted.
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
@@ -31,8 +36,15 @@ async def _post_init(application: AnyApp) -> None:
     except TelegramError as exc:  # the menu is a convenience: never a reason not to serve
         _LOGGER.warning("could not set the command menu (%s)", type(exc).__name__)
     assert application.job_queue is not None  # the job-queue extra is a dependency
-    application.job_queue.run_repeating(jobs.housekeeping, interval=jobs.HOUSEKEEPING_SECONDS,
-                                        first=jobs.HOUSEKEEPING_SECONDS, name="housekeeping")
+    jobs = application.job_queue
+    jobs.run_repeating(maintenance.housekeeping, interval=maintenance.HOUSEKEEPING_SECONDS,
+                       first=maintenance.HOUSEKEEPING_SECONDS, name="housekeeping")
+    services: Services = application.bot_data["services"]
+    rounds = services.reminders
+    jobs.run_daily(reminders.daily_round, name="reminders",
+                   time=rounds.at.replace(tzinfo=timezone(WIB, "WIB")))
+    if rounds.due_now() and not await rounds.repo.round_done(rounds.today()):
+        jobs.run_once(reminders.daily_round, CATCH_UP_DELAY, name="reminders-catch-up")
 
 
 def build_application(services: Services, *, token: str | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import ipaddress
 import logging
 import os
@@ -40,6 +41,7 @@ ALLOWED: dict[str, str] = {
     "SMS_GATEWAY_TOKEN": "the gateway's bearer token (required when OTP_SENDER=http)",
     "SMS_MAX_PER_HOUR": "an integer from 1 to 100000 (codes per hour, all chats together)",
     "STATUS_REFRESH_SECONDS": "an integer from 0 to 86400",
+    "REMINDER_TIME": "a time of day HH:MM (24 hours, Asia/Jakarta), e.g. 07:00",
     "OTP_TTL_SECONDS": "an integer from 1 to 600",
     "OTP_MAX_ATTEMPTS": "an integer from 1 to 10",
     "OTP_RESEND_SECONDS": "an integer from 0 to 600",
@@ -56,6 +58,7 @@ _SECRET_NAMES = {
 }
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 class SettingsError(Exception):
@@ -106,6 +109,7 @@ class Settings(BaseSettings):
     sms_gateway_token: SecretStr | None = None
     sms_max_per_hour: int = Field(default=200, ge=1, le=100_000)
     status_refresh_seconds: int = Field(default=300, ge=0, le=86_400)
+    reminder_time: str = "07:00"
     otp_ttl_seconds: int = Field(default=300, ge=1, le=600)
     otp_max_attempts: int = Field(default=5, ge=1, le=10)
     otp_resend_seconds: int = Field(default=60, ge=0, le=600)
@@ -129,6 +133,13 @@ class Settings(BaseSettings):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return _check_url(value)
+
+    @field_validator("reminder_time")
+    @classmethod
+    def _reminder_time(cls, value: str) -> str:
+        if not _TIME_RE.match(value.strip()):
+            raise ValueError("not HH:MM")
+        return value.strip()
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -163,6 +174,12 @@ class Settings(BaseSettings):
     def env_master_key(self) -> str | None:
         """KK_MASTER_KEY as given, or None when the key file is used."""
         return self.kk_master_key.get_secret_value() if self.kk_master_key else None
+
+    @property
+    def reminder_at(self) -> dt.time:
+        """REMINDER_TIME as a time of day (Asia/Jakarta)."""
+        hours, minutes = self.reminder_time.split(":")
+        return dt.time(int(hours), int(minutes))
 
     @property
     def database_path(self) -> Path:

@@ -13,6 +13,7 @@ from bot.jkn.base import JknBackend
 from bot.jkn.sandbox import SandboxBackend
 from bot.jkn.vclaim import VClaimBackend
 from bot.otp import OtpService
+from bot.reminders import ReminderService
 from bot.sms.base import SmsSender
 from bot.sms.console import ConsoleSender
 from bot.sms.http import HttpSender
@@ -22,6 +23,7 @@ from storage.crypto import Vault
 from storage.db import Database
 from storage.keys import check_key, resolve_master_key
 from storage.otp_repo import Caps, OtpRepo
+from storage.reminders_repo import RemindersRepo
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Services:
     backend: JknBackend
     sms: SmsSender
     status: StatusService
+    reminders: ReminderService
     clock: Callable[[], float]
 
     @property
@@ -95,6 +98,8 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
                      resend_seconds=settings.otp_resend_seconds, clock=clock, **otp_kwargs)
     status = StatusService(backend, accounts, allow_call=otp.allow_backend_call,
                            refresh_seconds=settings.status_refresh_seconds)
+    reminders = ReminderService(accounts, RemindersRepo(db), backend,
+                                at=settings.reminder_at, clock=clock)
     await otp.purge()  # challenges that expired while the bot was down
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
-                    backend=backend, sms=sms, status=status, clock=clock)
+                    backend=backend, sms=sms, status=status, reminders=reminders, clock=clock)

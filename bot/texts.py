@@ -52,6 +52,7 @@ HELP = (
     "<code>/tambah_kk NIK</code>\n"
     "/akun — daftar akun, pindah akun dengan satu ketukan\n"
     "/status — status akun aktif; <code>/status semua</code> untuk semua akun\n"
+    "/pengingat — pengingat iuran dan perubahan status, per akun\n"
     "/hapus_kk — hapus satu akun dari daftar\n"
     "/batal — batalkan proses yang sedang berjalan\n"
     "/privasi — data apa yang disimpan, untuk apa, dan cara menghapusnya\n"
@@ -80,7 +81,9 @@ PRIVACY = (
     "<b>Berapa lama</b>: akun tetap tersimpan sampai Anda menghapusnya; tanpa OTP baru akun "
     "hanya bisa dipakai {session_days} hari sejak verifikasi terakhir. Kode OTP kedaluwarsa "
     "dalam {ttl_minutes} menit dan dihapus tak lama kemudian. Status diambil ulang dari "
-    "BPJS paling cepat tiap {refresh_minutes} menit. Catatan jumlah pencarian, kode dan "
+    "BPJS paling cepat tiap {refresh_minutes} menit. Untuk akun yang pengingatnya Anda "
+    "nyalakan (/pengingat), bot mengecek statusnya sekali sehari dan mencatat tanggal "
+    "pengingat terkirim. Catatan jumlah pencarian, kode dan "
     "pembaruan (tanpa NIK, nomor, atau ID chat Anda, hanya waktu dan sidik berkunci) disimpan "
     "24 jam untuk mencegah penyalahgunaan, juga setelah /hapus_data.\n\n"
     "<b>Hak Anda</b> (UU 27/2022 tentang Pelindungan Data Pribadi): hapus satu akun dengan "
@@ -326,6 +329,42 @@ STATUS_REVERIFY_SHORT = "⏳ perlu verifikasi OTP ulang (ketuk akun ini di /akun
 REVERIFY_BUTTON = "Verifikasi ulang"
 STATUS_UPDATED = "Diperbarui: {when}"
 
+# -- /pengingat and the reminders -------------------------------------------------------
+
+REMINDERS_HEADER = (
+    "🔔 <b>Pengingat JKN</b>\n"
+    "Ketuk akun untuk menyalakan atau mematikan pengingatnya: iuran yang belum dibayar "
+    "(tanggal 5–10 tiap bulan) dan perubahan status (aktif/tidak aktif, kelas, FKTP). "
+    "Paling banyak satu pesan sehari. ✅ = menyala."
+)
+REMINDERS_NEXT = "Pengingat berikutnya: <b>{when}</b>."
+REMINDERS_NONE_ON = "Belum ada pengingat yang menyala."
+REMINDERS_NO_ACCOUNT = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
+REMINDER_ON = "Pengingat «{label}» dinyalakan"
+REMINDER_OFF = "Pengingat «{label}» dimatikan"
+REMINDERS_BUTTON = "🔔 Pengingat"
+DAY_NAMES = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
+MONTH_NAMES = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
+               "September", "Oktober", "November", "Desember")
+REMINDER_TITLE = "🔔 <b>Pengingat JKN</b> — {day}"
+REMINDER_ARREARS_HEADER = "💳 <b>Iuran belum dibayar</b>"
+REMINDER_ARREARS = (
+    "• «{label}»: {amount_text}. Bayar ke virtual account <code>{va}</code> paling lambat "
+    "<b>{due}</b>."
+)
+REMINDER_AMOUNT_MONTHS = "{months} bulan, Rp{amount}"
+REMINDER_AMOUNT = "Rp{amount}"
+REMINDER_CHANGES_HEADER = "📋 <b>Perubahan sejak terakhir dicek</b>"
+REMINDER_CHANGE = "• «{label}»: {what} {before} → <b>{after}</b>"
+REMINDER_WHAT = {"status": "status", "class": "kelas", "fktp": "FKTP"}
+REMINDER_INACTIVE_ADVICE = (
+    "  Layanan JKN tidak dijamin sampai status aktif kembali: lunasi iuran lewat virtual "
+    "account, atau tanyakan ke Care Center 165."
+)
+REMINDER_ACTIVE_AGAIN = "  Status sudah aktif kembali ✅"
+REMINDER_FKTP_ADVICE = "  Berobat pertama kali kini ke FKTP yang baru."
+REMINDER_FOOTER = "Detail: /status semua · Atur pengingat: /pengingat"
+
 # -- /hapus_kk, /hapus_data -------------------------------------------------------------
 
 REMOVE_PICK = "Pilih akun yang ingin dihapus dari daftar:"
@@ -362,6 +401,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("tambah_kk", "Tambah akun JKN dengan OTP"),
     ("akun", "Daftar akun dan pindah akun"),
     ("status", "Status akun aktif atau semua akun"),
+    ("pengingat", "Pengingat iuran dan status"),
     ("hapus_kk", "Hapus satu akun"),
     ("batal", "Batalkan proses"),
     ("privasi", "Data yang disimpan dan hak Anda"),

@@ -54,8 +54,9 @@ def _method(url: str) -> str:
     return url.rpartition("/")[2].lower()
 
 
-def _not_sent(exc: BaseException) -> bool:
-    """Did the request certainly not leave this machine?"""
+def never_sent(exc: BaseException) -> bool:
+    """Did the request certainly not leave this machine (a refused connection, a connect or
+    pool timeout)?"""
     cause = exc.__cause__
     if isinstance(cause, _NOT_SENT):
         return True
@@ -132,7 +133,7 @@ class RetryingRequest(BaseRequest):
             try:
                 code, payload = await call()
             except (TimedOut, NetworkError) as exc:
-                if last or not (repeatable or _not_sent(exc)):
+                if last or not (repeatable or never_sent(exc)):
                     if attempt > 1:
                         _LOGGER.warning("Bot API %s failed after %d attempts (%s)", api,
                                         attempt, type(exc).__name__)

@@ -27,12 +27,14 @@ STATUS_ONE = "st:one"
 REMOVE_NO = "rm:no"
 ERASE_YES = "erase:yes"
 ERASE_NO = "erase:no"
+REMINDERS_OPEN = "rem:open"
 
 SLOT = r"([A-Za-z0-9_-]{1,16})"
 SWITCH_RE = rf"^acct:switch:{SLOT}$"
 REMOVE_PICK_RE = rf"^rm:pick:{SLOT}$"
 REMOVE_YES_RE = rf"^rm:yes:{SLOT}$"
 LABEL_RE = r"^add:label:([0-9])$"
+REMINDER_TOGGLE_RE = rf"^rem:toggle:{SLOT}$"
 
 
 #: A reply_markup exactly as the Bot API takes it.
@@ -99,7 +101,12 @@ def status(*, showing_all: bool, many: bool) -> Keyboard:
         row.append(_button(texts.STATUS_ACTIVE_BUTTON if showing_all
                            else texts.STATUS_ALL_BUTTON,
                            STATUS_ONE if showing_all else STATUS_ALL))
-    return inline([row])
+    return inline([row, [_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN)]])
+
+
+def reminders(items: list[Brief]) -> Keyboard:
+    return inline([[_button(("✅ " if a.remind else "⬜ ") + account_caption(a),
+                             f"rem:toggle:{a.slot}")] for a in items])
 
 
 def reverify(account: Account) -> Keyboard:

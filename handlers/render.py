@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from bot import texts
 from bot.accounts import Account
 from bot.identity import mask_card, mask_name, mask_nik
 from bot.jkn.base import Participant
+from bot.reminders import Notice
 from bot.status import Source, StatusView
 from storage.otp_repo import Caps
 
@@ -86,6 +87,44 @@ def freshness(view: StatusView) -> str:
     if view.source is Source.CACHED:
         return f"<i>{texts.STATUS_CACHED.format(when=when, age=how_old)}</i>"
     return f"<i>{texts.STATUS_UPDATED.format(when=when)}</i>"
+
+
+def long_date(day: date) -> str:
+    """Sabtu, 7 November 2026."""
+    return (f"{texts.DAY_NAMES[day.weekday()]}, {day.day} "
+            f"{texts.MONTH_NAMES[day.month - 1]} {day.year}")
+
+
+def when_wib(moment: datetime) -> str:
+    """A naive Jakarta time as 'Sabtu, 7 November 2026 07:00 WIB'."""
+    return f"{long_date(moment.date())} {moment:%H:%M} WIB"
+
+
+def reminder(notice: Notice) -> str:
+    """One chat's reminder of the day: arrears and changes, every value escaped."""
+    lines = [texts.REMINDER_TITLE.format(day=long_date(notice.day))]
+    if notice.arrears:
+        lines += ["", texts.REMINDER_ARREARS_HEADER]
+        for item in notice.arrears:
+            amount = (texts.REMINDER_AMOUNT_MONTHS.format(months=item.months,
+                                                          amount=rupiah(item.amount))
+                      if item.months > 0 else texts.REMINDER_AMOUNT.format(
+                          amount=rupiah(item.amount)))
+            lines.append(texts.REMINDER_ARREARS.format(
+                label=e(item.label), amount_text=amount, va=e(item.virtual_account),
+                due=long_date(item.due)))
+    if notice.changes:
+        lines += ["", texts.REMINDER_CHANGES_HEADER]
+        for change in notice.changes:
+            lines.append(texts.REMINDER_CHANGE.format(
+                label=e(change.label), what=texts.REMINDER_WHAT[change.what],
+                before=e(change.before), after=e(change.after)))
+            if change.what == "status":
+                lines.append(texts.REMINDER_ACTIVE_AGAIN if change.active
+                             else texts.REMINDER_INACTIVE_ADVICE)
+            elif change.what == "fktp":
+                lines.append(texts.REMINDER_FKTP_ADVICE)
+    return "\n".join([*lines, "", texts.REMINDER_FOOTER])
 
 
 def expired_block(account: Account) -> str:

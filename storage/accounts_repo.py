@@ -70,9 +70,10 @@ class Brief:
     label: str
     verified_at: float
     active: bool
+    remind: bool = False
 
 
-_BRIEF = "slot, nik_ct, label_ct, verified_at, active"
+_BRIEF = "slot, nik_ct, label_ct, verified_at, active, remind"
 #: A chat's accounts as a listing shows them (an alias: ``list`` is a method name below).
 Listing = list[Brief]
 
@@ -126,7 +127,8 @@ class AccountsRepo:
     def _brief(self, chat_id: int, row: Any) -> Brief:
         slot = str(row[0])
         return Brief(chat_id, slot, self._dec(chat_id, slot, "nik", row[1]),
-                     self._dec(chat_id, slot, "label", row[2]), float(row[3]), bool(row[4]))
+                     self._dec(chat_id, slot, "label", row[2]), float(row[3]), bool(row[4]),
+                     bool(row[5]))
 
     def _encrypt_new(self, chat_id: int, slot: str, new: NewAccount | Account
                      ) -> tuple[bytes, ...]:
@@ -163,7 +165,7 @@ class AccountsRepo:
                              (chat_id,))
                 conn.execute("UPDATE accounts SET active = 1, last_used_at = ? "
                              "WHERE chat_id = ? AND slot = ?", (now, chat_id, slot))
-            return "switched", [(*r[:4], int(r[0] == slot)) for r in rows]
+            return "switched", [(*r[:4], int(r[0] == slot), r[5]) for r in rows]
         outcome, rows = await self.db.run(unit)
         return outcome, [self._brief(chat_id, row) for row in rows]
 
@@ -286,9 +288,21 @@ class AccountsRepo:
             return True
         return await self.db.run(unit)
 
+    def status_blob(self, chat_id: int, slot: str, status: dict[str, Any]) -> bytes:
+        """A status as its column holds it (for units of work outside this repository)."""
+        return self._enc(chat_id, slot, "status", json.dumps(status))
+
+    async def set_remind(self, chat_id: int, slot: str, on: bool) -> bool:
+        """Opt an account in or out of reminders; False if the chat has no such account."""
+        def unit(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                return conn.execute("UPDATE accounts SET remind = ? WHERE chat_id = ? AND "
+                                    "slot = ?", (int(on), chat_id, slot)).rowcount == 1
+        return await self.db.run(unit)
+
     async def update_status(self, chat_id: int, slot: str, status: dict[str, Any], *,
                             now: float) -> None:
-        blob = self._enc(chat_id, slot, "status", json.dumps(status))
+        blob = self.status_blob(chat_id, slot, status)
 
         def unit(conn: sqlite3.Connection) -> None:
             with immediate(conn):

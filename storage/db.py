@@ -29,7 +29,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 #: Tables that hold a chat's own rows, keyed by ``chat_id`` (erased by ``erase_chat``).
-CHAT_TABLES = ("accounts", "challenges", "conversations", "chat_data", "consent")
+CHAT_TABLES = ("accounts", "challenges", "conversations", "chat_data", "consent",
+               "reminder_log")
 
 #: Forward migrations; the database's ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: list[str] = [
@@ -128,6 +129,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX rate_events_time ON rate_events (kind, at);
     DELETE FROM challenges;
     ALTER TABLE challenges ADD COLUMN owner INTEGER NOT NULL DEFAULT 0 CHECK (owner IN (0, 1));
+    """,
+    # 5: reminders, opt-in per account; one row per chat and day says a reminder was (being)
+    #    sent, so neither a restart nor a second run sends it twice
+    """
+    ALTER TABLE accounts ADD COLUMN remind INTEGER NOT NULL DEFAULT 0 CHECK (remind IN (0, 1));
+    CREATE INDEX accounts_remind ON accounts (chat_id) WHERE remind = 1;
+    CREATE TABLE reminder_log (
+        chat_id INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('sending', 'sent')),
+        at REAL NOT NULL,
+        PRIMARY KEY (chat_id, day)
+    );
+    CREATE INDEX reminder_log_day ON reminder_log (day);
     """,
 ]
 

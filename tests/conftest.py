@@ -3,6 +3,7 @@ running against the in-process Bot API stand-in over a real SQLite file."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections import Counter
@@ -88,6 +89,8 @@ class FastSandbox(SandboxBackend):
         self.sleeps: list[float] = []
         self.down = False
         self.lookups = 0
+        #: Field changes BPJS made since, by the identifier looked up (e.g. a NIK).
+        self.changed: dict[str, dict[str, Any]] = {}
 
         async def fake_sleep(seconds: float) -> None:
             self.sleeps.append(seconds)
@@ -100,7 +103,8 @@ class FastSandbox(SandboxBackend):
             from bot.jkn.base import JknUnavailable
 
             raise JknUnavailable("test outage")
-        return await super().lookup(identifier)
+        found = await super().lookup(identifier)
+        return dataclasses.replace(found, **self.changed.get(identifier.value, {}))
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

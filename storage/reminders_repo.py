@@ -1,0 +1,88 @@
+"""What the reminder rounds need of the database: which chats opted in, and a record per
+chat and day so that no reminder is ever sent twice.
+
+A chat's reminder for a day is claimed (``sending``) before it is sent and marked ``sent``
+afterwards, in the same transaction that stores the statuses it reported (so a change is
+reported once). A claim that never became ``sent`` (a crash in between) is not sent again
+that day: the statuses were not stored, so what it would have said comes the next day.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import date
+
+from storage.db import Database, immediate
+
+#: reminder_log rows are only ever looked at for today; a week is plenty.
+KEEP_DAYS = 7
+
+
+class RemindersRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def opted_in(self, after: int | None = None, limit: int = 500
+                       ) -> list[tuple[int, list[str]]]:
+        """Chats with at least one account opted in, in chat order, a page at a time
+        (chats after ``after``): ``(chat_id, slots)``. A page never splits a chat."""
+        start = -(2 ** 63) if after is None else after
+
+        def unit(conn: sqlite3.Connection) -> list[tuple[int, list[str]]]:
+            rows = conn.execute(
+                "SELECT chat_id, slot FROM accounts WHERE remind = 1 AND chat_id > ? "
+                "ORDER BY chat_id, created_at LIMIT ?", (start, limit)).fetchall()
+            chats: dict[int, list[str]] = {}
+            for chat_id, slot in rows:
+                chats.setdefault(int(chat_id), []).append(str(slot))
+            page = list(chats.items())
+            if len(rows) == limit and len(page) > 1:
+                page.pop()  # its last chat may go on in the next page
+            return page
+        return await self.db.run(unit)
+
+    async def claim(self, chat_id: int, day: date, now: float) -> bool:
+        """Take the chat's reminder for ``day``; False if it was taken (or sent) already."""
+        def unit(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                return conn.execute(
+                    "INSERT INTO reminder_log (chat_id, day, state, at) VALUES (?, ?, "
+                    "'sending', ?) ON CONFLICT (chat_id, day) DO NOTHING",
+                    (chat_id, day.isoformat(), now)).rowcount == 1
+        return await self.db.run(unit)
+
+    async def release(self, chat_id: int, day: date) -> None:
+        """Telegram refused the reminder outright: a later round may try again."""
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("DELETE FROM reminder_log WHERE chat_id = ? AND day = ? AND "
+                             "state = 'sending'", (chat_id, day.isoformat()))
+        await self.db.run(unit)
+
+    async def sent(self, chat_id: int, day: date, now: float,
+                   statuses: Iterable[tuple[str, bytes]]) -> None:
+        """The reminder reached the chat: record it, and store the statuses it was based on
+        (encrypted by the accounts repository) as the ones the bot last saw."""
+        updates = [(blob, now, chat_id, slot) for slot, blob in statuses]
+
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("UPDATE reminder_log SET state = 'sent', at = ? WHERE chat_id = ? "
+                             "AND day = ?", (now, chat_id, day.isoformat()))
+                conn.executemany("UPDATE accounts SET status_ct = ?, status_at = ? "
+                                 "WHERE chat_id = ? AND slot = ?", updates)
+        await self.db.run(unit)
+
+    async def prune(self, today: date) -> None:
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("DELETE FROM reminder_log WHERE day < date(?, ?)",
+                             (today.isoformat(), f"-{KEEP_DAYS} days"))
+        await self.db.run(unit)
+
+    async def round_done(self, day: date) -> bool:
+        return await self.db.get_meta(f"reminder_round:{day.isoformat()}") is not None
+
+    async def mark_round_done(self, day: date) -> None:
+        await self.db.set_meta(f"reminder_round:{day.isoformat()}", b"done")
