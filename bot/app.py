@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timezone
 from typing import Any
 
 from telegram import BotCommand
@@ -14,9 +13,9 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot import texts
 from bot.processor import ChatOrderedProcessor
-from bot.reminders import WIB
 from bot.services import Services
 from bot.transport import RetryingRequest
+from bot.wib import WIB_ZONE
 from handlers import jobs as maintenance
 from handlers import register, reminders
 from storage.persistence import SqlitePersistence
@@ -42,7 +41,7 @@ async def _post_init(application: AnyApp) -> None:
     services: Services = application.bot_data["services"]
     rounds = services.reminders
     jobs.run_daily(reminders.daily_round, name="reminders",
-                   time=rounds.at.replace(tzinfo=timezone(WIB, "WIB")))
+                   time=rounds.at.replace(tzinfo=WIB_ZONE))
     if rounds.due_now() and not await rounds.repo.round_done(rounds.today()):
         jobs.run_once(reminders.daily_round, CATCH_UP_DELAY, name="reminders-catch-up")
 

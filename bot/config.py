@@ -30,11 +30,18 @@ ALLOWED: dict[str, str] = {
     "KK_MASTER_KEY": "base64 of exactly 32 bytes (see `python -m bot keygen`)",
     "KK_MAX_ACCOUNTS": "an integer from 1 to 10",
     "KK_SESSION_DAYS": "an integer from 1 to 365",
-    "JKN_BACKEND": "'sandbox' or 'vclaim'",
+    "JKN_BACKEND": "'sandbox', 'vclaim' or 'pcare'",
     "VCLAIM_BASE_URL": "an http(s) URL (required when JKN_BACKEND=vclaim)",
     "VCLAIM_CONS_ID": "the consumer id (required when JKN_BACKEND=vclaim)",
     "VCLAIM_SECRET_KEY": "the consumer secret (required when JKN_BACKEND=vclaim)",
     "VCLAIM_USER_KEY": "the service user key (required when JKN_BACKEND=vclaim)",
+    "PCARE_BASE_URL": "an http(s) URL (required when JKN_BACKEND=pcare)",
+    "PCARE_CONS_ID": "the consumer id (required when JKN_BACKEND=pcare)",
+    "PCARE_SECRET_KEY": "the consumer secret (required when JKN_BACKEND=pcare)",
+    "PCARE_USER_KEY": "the service user key (required when JKN_BACKEND=pcare)",
+    "PCARE_USERNAME": "the PCare user name (required when JKN_BACKEND=pcare)",
+    "PCARE_PASSWORD": "the PCare password (required when JKN_BACKEND=pcare)",
+    "PCARE_APP_CODE": "the PCare application code, digits (default 095)",
     "OTP_SENDER": "'console' (sandbox only) or 'http'",
     "SMS_GATEWAY_URL": "an https URL, or http to a loopback address (required when "
                        "OTP_SENDER=http)",
@@ -54,11 +61,18 @@ ALLOWED: dict[str, str] = {
 
 _SECRET_NAMES = {
     "TELEGRAM_BOT_TOKEN", "KK_MASTER_KEY", "VCLAIM_SECRET_KEY", "VCLAIM_USER_KEY",
-    "SMS_GATEWAY_TOKEN", "WEBHOOK_SECRET",
+    "PCARE_SECRET_KEY", "PCARE_USER_KEY", "PCARE_PASSWORD", "SMS_GATEWAY_TOKEN",
+    "WEBHOOK_SECRET",
 }
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+#: What each real backend cannot start without.
+_BACKEND_SETTINGS = {
+    "vclaim": ("vclaim_base_url", "vclaim_cons_id", "vclaim_secret_key", "vclaim_user_key"),
+    "pcare": ("pcare_base_url", "pcare_cons_id", "pcare_secret_key", "pcare_user_key",
+              "pcare_username", "pcare_password"),
+}
 
 
 class SettingsError(Exception):
@@ -99,11 +113,18 @@ class Settings(BaseSettings):
     kk_master_key: SecretStr | None = None
     kk_max_accounts: int = Field(default=3, ge=1, le=10)
     kk_session_days: int = Field(default=30, ge=1, le=365)
-    jkn_backend: Literal["sandbox", "vclaim"] = "sandbox"
+    jkn_backend: Literal["sandbox", "vclaim", "pcare"] = "sandbox"
     vclaim_base_url: str | None = None
     vclaim_cons_id: str | None = None
     vclaim_secret_key: SecretStr | None = None
     vclaim_user_key: SecretStr | None = None
+    pcare_base_url: str | None = None
+    pcare_cons_id: str | None = None
+    pcare_secret_key: SecretStr | None = None
+    pcare_user_key: SecretStr | None = None
+    pcare_username: str | None = None
+    pcare_password: SecretStr | None = None
+    pcare_app_code: str = "095"
     otp_sender: Literal["console", "http"] = "console"
     sms_gateway_url: str | None = None
     sms_gateway_token: SecretStr | None = None
@@ -129,10 +150,18 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("telegram_api_url", "vclaim_base_url", "sms_gateway_url", "webhook_url")
+    @field_validator("telegram_api_url", "vclaim_base_url", "pcare_base_url", "sms_gateway_url",
+                     "webhook_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return _check_url(value)
+
+    @field_validator("pcare_app_code")
+    @classmethod
+    def _app_code(cls, value: str) -> str:
+        if not value.strip().isascii() or not value.strip().isdigit():
+            raise ValueError("not digits")
+        return value.strip()
 
     @field_validator("reminder_time")
     @classmethod
@@ -204,11 +233,9 @@ class Settings(BaseSettings):
 
     def check_consistency(self) -> None:
         """Cross-field rules that a single field validator cannot see."""
-        if self.jkn_backend == "vclaim":
-            for name in ("vclaim_base_url", "vclaim_cons_id", "vclaim_secret_key",
-                         "vclaim_user_key"):
-                if getattr(self, name) is None:
-                    raise SettingsError(name.upper(), "missing")
+        for name in _BACKEND_SETTINGS.get(self.jkn_backend, ()):
+            if getattr(self, name) is None:
+                raise SettingsError(name.upper(), "missing")
         if self.otp_sender == "console" and self.jkn_backend != "sandbox":
             raise SettingsError("OTP_SENDER", f"console would print real codes; use http "
                                               f"with JKN_BACKEND={self.jkn_backend}")

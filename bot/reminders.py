@@ -17,16 +17,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 
 from bot.accounts import Account, AccountService
 from bot.jkn.base import JknBackend, JknError, Participant
 from bot.status import identifier_of, lookup
+from bot.wib import jakarta_now
 from storage.reminders_repo import RemindersRepo
 
 _LOGGER = logging.getLogger(__name__)
-WIB = timedelta(hours=7)  # Asia/Jakarta: UTC+7 all year
 DUE_DAY = 10
 FIRST_ARREARS_DAY = 5
 #: Messages a second the round sends at most, under Telegram's ~30 and leaving room for
@@ -34,10 +34,6 @@ FIRST_ARREARS_DAY = 5
 SEND_RATE = 20.0
 #: Chats whose statuses are fetched at the same time.
 CONCURRENCY = 8
-
-
-def jakarta_now(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC) + WIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +133,13 @@ class ReminderService:
 
     def next_round(self) -> datetime:
         """The next round, in Jakarta time (naive)."""
-        now = jakarta_now(self.clock()).replace(tzinfo=None)
+        now = jakarta_now(self.clock())
         at = datetime.combine(now.date(), self.at)
         return at if at > now else at + timedelta(days=1)
 
     def due_now(self) -> bool:
         """Past today's reminder time (a round missed while the bot was down is run)."""
-        now = jakarta_now(self.clock()).replace(tzinfo=None)
+        now = jakarta_now(self.clock())
         return now >= datetime.combine(now.date(), self.at)
 
     # -- one chat -------------------------------------------------------------------------

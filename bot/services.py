@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from bot.accounts import AccountService
 from bot.config import Settings
+from bot.history import HistoryService
 from bot.jkn.base import JknBackend
+from bot.jkn.pcare import PCareBackend
 from bot.jkn.sandbox import SandboxBackend
 from bot.jkn.vclaim import VClaimBackend
 from bot.otp import OtpService
@@ -37,6 +39,7 @@ class Services:
     sms: SmsSender
     status: StatusService
     reminders: ReminderService
+    history: HistoryService
     clock: Callable[[], float]
 
     @property
@@ -56,6 +59,16 @@ def make_backend(settings: Settings) -> JknBackend:
         return VClaimBackend(settings.vclaim_base_url, settings.vclaim_cons_id,
                              settings.vclaim_secret_key.get_secret_value(),
                              settings.vclaim_user_key.get_secret_value())
+    if settings.jkn_backend == "pcare":
+        assert settings.pcare_base_url and settings.pcare_cons_id and settings.pcare_username
+        assert settings.pcare_secret_key and settings.pcare_user_key
+        assert settings.pcare_password
+        return PCareBackend(settings.pcare_base_url, settings.pcare_cons_id,
+                            settings.pcare_secret_key.get_secret_value(),
+                            settings.pcare_user_key.get_secret_value(),
+                            settings.pcare_username,
+                            settings.pcare_password.get_secret_value(),
+                            settings.pcare_app_code)
     return SandboxBackend()
 
 
@@ -101,5 +114,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     reminders = ReminderService(accounts, RemindersRepo(db), backend,
                                 at=settings.reminder_at, clock=clock)
     await otp.purge()  # challenges that expired while the bot was down
+    history = HistoryService(backend, allow_call=otp.allow_backend_call, clock=clock)
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
-                    backend=backend, sms=sms, status=status, reminders=reminders, clock=clock)
+                    backend=backend, sms=sms, status=status, reminders=reminders,
+                    history=history, clock=clock)

@@ -52,6 +52,7 @@ HELP = (
     "<code>/tambah_kk NIK</code>\n"
     "/akun — daftar akun, pindah akun dengan satu ketukan\n"
     "/status — status akun aktif; <code>/status semua</code> untuk semua akun\n"
+    "/riwayat — riwayat kunjungan akun aktif, 90 hari terakhir\n"
     "/pengingat — pengingat iuran dan perubahan status, per akun\n"
     "/hapus_kk — hapus satu akun dari daftar\n"
     "/batal — batalkan proses yang sedang berjalan\n"
@@ -71,6 +72,8 @@ PRIVACY = (
     "OTP hanya disimpan sebagai sidik (hash), berlaku {ttl_minutes} menit dan sekali pakai. "
     "Pesan Anda yang berisi NIK, nomor kartu atau OTP dihapus setelah diproses. Pesan yang "
     "menampilkan nama atau status tidak bisa diteruskan atau disimpan.\n\n"
+    "<b>Riwayat kunjungan</b> (/riwayat, termasuk diagnosis) diambil dari BPJS setiap kali "
+    "Anda memintanya dan tidak disimpan; pesannya tidak bisa diteruskan.\n\n"
     "<b>Untuk apa</b>: hanya untuk menampilkan status JKN akun yang Anda buktikan sendiri "
     "lewat OTP. Bot ini bukan layanan cek NIK: kode dikirim ke nomor HP yang terdaftar di "
     "BPJS Kesehatan, bukan ke nomor pilihan Anda, dan sebelum kode benar bot hanya "
@@ -303,9 +306,12 @@ STATUS_INACTIVE = (
     "⚠️ <b>{text}</b> — layanan JKN tidak dijamin sampai status aktif kembali."
 )
 STATUS_ARREARS = (
-    "💳 Tunggakan: {months} bulan, <b>Rp{amount}</b>.\n"
+    "💳 Tunggakan: <b>{amount}</b>.\n"
     "Bayar ke virtual account <code>{va}</code> (iuran jatuh tempo tiap tanggal 10)."
 )
+STATUS_ARREARS_NONE = "💳 Tunggakan: tidak ada"
+STATUS_ARREARS_UNKNOWN = "💳 Tunggakan: tidak tersedia lewat {backend}"
+STATUS_FAMILY_UNKNOWN = "👨‍👩‍👧 Anggota keluarga: tidak tersedia lewat {backend}"
 STATUS_FAMILY_HEADER = "👨‍👩‍👧 Anggota keluarga ({count}):"
 STATUS_STALE = "⚠️ Data BPJS belum bisa diperbarui; ini status terakhir per {when} ({age})."
 STATUS_CAPPED = (
@@ -328,6 +334,37 @@ STATUS_NEEDS_REVERIFY = (
 STATUS_REVERIFY_SHORT = "⏳ perlu verifikasi OTP ulang (ketuk akun ini di /akun)"
 REVERIFY_BUTTON = "Verifikasi ulang"
 STATUS_UPDATED = "Diperbarui: {when}"
+
+# -- /riwayat ---------------------------------------------------------------------------
+
+HISTORY_TITLE = "🩺 <b>Riwayat kunjungan «{label}»</b>\n{start} – {end} (90 hari terakhir)"
+HISTORY_EMPTY = "Belum ada kunjungan dalam 90 hari terakhir."
+HISTORY_VISIT = "• <b>{date}</b> — {facility}{poli} · {kind}"
+HISTORY_POLI = " · poli {poli}"
+HISTORY_OUTPATIENT = "rawat jalan"
+HISTORY_INPATIENT = "rawat inap"
+HISTORY_DISCHARGED = "rawat inap, pulang {date}"
+HISTORY_DIAGNOSIS = "  {diagnosis}"
+HISTORY_MORE = "…dan {count} kunjungan lebih lama lagi."
+HISTORY_UNSUPPORTED = (
+    "Riwayat kunjungan tidak tersedia lewat {backend}. Lihat riwayat di aplikasi JKN Mobile."
+)
+HISTORY_UNAVAILABLE = (
+    "Riwayat kunjungan «{label}» belum bisa diambil: layanan data BPJS sedang tidak bisa "
+    "dihubungi. Tidak ada yang berubah; coba lagi sebentar lagi."
+)
+HISTORY_CAPPED = (
+    "Batas permintaan data chat ini ({limit} per jam) sudah tercapai. Coba lagi nanti."
+)
+HISTORY_NO_ACCOUNT = (
+    "Belum ada akun tersimpan untuk dilihat riwayatnya. Tambahkan dengan /tambah_kk."
+)
+HISTORY_NEEDS_REVERIFY = (
+    "Sesi «{label}» sudah lewat {days} hari. Verifikasi ulang dengan OTP sebelum melihat "
+    "riwayatnya."
+)
+HISTORY_BUTTON = "🩺 Riwayat"
+HISTORY_BUTTON_OF = "🩺 Riwayat «{label}»"
 
 # -- /pengingat and the reminders -------------------------------------------------------
 
@@ -401,6 +438,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("tambah_kk", "Tambah akun JKN dengan OTP"),
     ("akun", "Daftar akun dan pindah akun"),
     ("status", "Status akun aktif atau semua akun"),
+    ("riwayat", "Riwayat kunjungan 90 hari"),
     ("pengingat", "Pengingat iuran dan status"),
     ("hapus_kk", "Hapus satu akun"),
     ("batal", "Batalkan proses"),

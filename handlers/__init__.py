@@ -17,7 +17,17 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from handlers import akun, errors, hapus, keyboards, reminders, start, status, tambah_kk
+from handlers import (
+    akun,
+    errors,
+    hapus,
+    keyboards,
+    reminders,
+    riwayat,
+    start,
+    status,
+    tambah_kk,
+)
 
 TEXT = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
 OTHER_MESSAGE = filters.UpdateType.MESSAGE & ~filters.COMMAND
@@ -74,6 +84,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         CommandHandler("akun", akun.show_accounts),
         CommandHandler("status", status.show_status),
         CommandHandler("hapus_kk", hapus.remove_start),
+        CommandHandler("riwayat", riwayat.show),
+        CallbackQueryHandler(riwayat.show, pattern=keyboards.HISTORY_RE),
         CommandHandler("pengingat", reminders.show),
         CallbackQueryHandler(reminders.show, pattern=f"^{keyboards.REMINDERS_OPEN}$"),
         CallbackQueryHandler(reminders.toggle, pattern=keyboards.REMINDER_TOGGLE_RE),

@@ -42,7 +42,8 @@ async def switch_account(update: Update, context: Context) -> int | None:
                                                                   context.match.group(1))
     if outcome is SwitchOutcome.NOT_FOUND:
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
-        await _redraw(context, query, items)
+        if _carries(query):  # a stale button of a real listing: show the listing as it is
+            await _redraw(context, query, items)
         return None
     assert tapped is not None
     if outcome is SwitchOutcome.ALREADY_ACTIVE:
@@ -61,6 +62,15 @@ async def _redraw(context: Context, query: CallbackQuery, items: list[Brief]) ->
     if _is_listing(query):
         text, keyboard = _listing(context, items)
         await edit_query(context, query, text, keyboard)
+
+
+def _carries(query: CallbackQuery) -> bool:
+    """Is the tapped data one of the message's own buttons (not forged)?"""
+    message = query.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return False
+    return any(button.callback_data == query.data
+               for row in message.reply_markup.inline_keyboard for button in row)
 
 
 def _is_listing(query: CallbackQuery) -> bool:

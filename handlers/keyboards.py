@@ -28,6 +28,7 @@ REMOVE_NO = "rm:no"
 ERASE_YES = "erase:yes"
 ERASE_NO = "erase:no"
 REMINDERS_OPEN = "rem:open"
+HISTORY_ACTIVE = "hist:active"
 
 SLOT = r"([A-Za-z0-9_-]{1,16})"
 SWITCH_RE = rf"^acct:switch:{SLOT}$"
@@ -35,6 +36,7 @@ REMOVE_PICK_RE = rf"^rm:pick:{SLOT}$"
 REMOVE_YES_RE = rf"^rm:yes:{SLOT}$"
 LABEL_RE = r"^add:label:([0-9])$"
 REMINDER_TOGGLE_RE = rf"^rem:toggle:{SLOT}$"
+HISTORY_RE = rf"^hist:{SLOT}$"
 
 
 #: A reply_markup exactly as the Bot API takes it.
@@ -95,13 +97,26 @@ def labels() -> Keyboard:
         + [[_button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
 
 
-def status(*, showing_all: bool, many: bool) -> Keyboard:
+def status(*, showing_all: bool, many: bool, history: list[Account] | None = None
+           ) -> Keyboard:
+    """Under a status card: refresh, the other view, and (when the backend has it) the
+    history of the active account, or of each account in the all-accounts view."""
     row = [_button(texts.STATUS_REFRESH_BUTTON, STATUS_ALL if showing_all else STATUS_ONE)]
     if many:
         row.append(_button(texts.STATUS_ACTIVE_BUTTON if showing_all
                            else texts.STATUS_ALL_BUTTON,
                            STATUS_ONE if showing_all else STATUS_ALL))
-    return inline([row, [_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN)]])
+    rows = [row]
+    if history is not None and showing_all:
+        rows += [[_button(texts.HISTORY_BUTTON_OF.format(label=a.label), f"hist:{a.slot}")]
+                 for a in history]
+        rows.append([_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN)])
+    elif history is not None:
+        rows.append([_button(texts.HISTORY_BUTTON, HISTORY_ACTIVE),
+                     _button(texts.REMINDERS_BUTTON, REMINDERS_OPEN)])
+    else:
+        rows.append([_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN)])
+    return inline(rows)
 
 
 def reminders(items: list[Brief]) -> Keyboard:

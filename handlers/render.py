@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 
 from bot import texts
 from bot.accounts import Account
+from bot.history import History, HistoryOutcome
 from bot.identity import mask_card, mask_name, mask_nik
 from bot.jkn.base import Participant
 from bot.reminders import Notice
 from bot.status import Source, StatusView
+from bot.wib import jakarta_now
 from storage.otp_repo import Caps
 
-_WIB = timedelta(hours=7)
 e = html.escape
 
 
 def wib(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, UTC) + _WIB
-    return moment.strftime("%d/%m/%Y %H:%M") + " WIB"
+    return jakarta_now(timestamp).strftime("%d/%m/%Y %H:%M") + " WIB"
 
 
 def rupiah(amount: int) -> str:
@@ -32,11 +32,29 @@ def _status_line(p: Participant) -> str:
     return texts.STATUS_INACTIVE.format(text=e(p.status_text))
 
 
-def _arrears(p: Participant) -> list[str]:
-    if p.unpaid_months <= 0:
+def _arrears(p: Participant) -> str:
+    """Arrears as the backend knows them; never implied (decisions.md 27)."""
+    if not p.arrears_known:
+        return texts.STATUS_ARREARS_UNKNOWN.format(backend=e(p.source))
+    if p.unpaid_amount <= 0 and p.unpaid_months <= 0:
+        return texts.STATUS_ARREARS_NONE
+    amount = (texts.REMINDER_AMOUNT_MONTHS.format(months=p.unpaid_months,
+                                                  amount=rupiah(p.unpaid_amount))
+              if p.unpaid_months > 0 else texts.REMINDER_AMOUNT.format(
+                  amount=rupiah(p.unpaid_amount)))
+    return texts.STATUS_ARREARS.format(amount=amount, va=e(p.virtual_account))
+
+
+def _family(p: Participant, detailed: bool) -> list[str]:
+    if not p.family_known:
+        return [texts.STATUS_FAMILY_UNKNOWN.format(backend=e(p.source))]
+    if not p.family:
         return []
-    return [texts.STATUS_ARREARS.format(months=p.unpaid_months, amount=rupiah(p.unpaid_amount),
-                                        va=e(p.virtual_account))]
+    header = texts.STATUS_FAMILY_HEADER.format(count=len(p.family))
+    if not detailed:
+        return [header.rstrip(":")]
+    return [header, *(f"• {e(mask_name(m.name))} ({e(m.relation)}) — {e(m.status_text)}"
+                      for m in p.family)]
 
 
 def card(view: StatusView, *, detailed: bool = True) -> str:
@@ -52,15 +70,10 @@ def card(view: StatusView, *, detailed: bool = True) -> str:
         _status_line(p),
         f"Jenis: {e(p.type_text)} · {e(p.class_text)}",
         f"FKTP: {e(p.fktp_name)}",
-        *_arrears(p),
+        _arrears(p),
+        *_family(p, detailed),
+        freshness(view),
     ]
-    if detailed and p.family:
-        lines.append(texts.STATUS_FAMILY_HEADER.format(count=len(p.family)))
-        lines.extend(f"• {e(mask_name(m.name))} ({e(m.relation)}) — {e(m.status_text)}"
-                     for m in p.family)
-    elif p.family:
-        lines.append(texts.STATUS_FAMILY_HEADER.format(count=len(p.family)).rstrip(":"))
-    lines.append(freshness(view))
     return "\n".join(line for line in lines if line)
 
 
@@ -125,6 +138,46 @@ def reminder(notice: Notice) -> str:
             elif change.what == "fktp":
                 lines.append(texts.REMINDER_FKTP_ADVICE)
     return "\n".join([*lines, "", texts.REMINDER_FOOTER])
+
+
+#: Visits shown at most (a message holds 4096 characters).
+MAX_VISITS = 20
+
+
+def short_date(iso: str) -> str:
+    """2026-11-01 → 01/11/2026 (anything else as it came, escaped)."""
+    try:
+        return date.fromisoformat(iso).strftime("%d/%m/%Y")
+    except ValueError:
+        return e(iso)
+
+
+def history(account: Account, found: History, *, backend: str) -> str:
+    """The /riwayat message: visits newest first, or why there are none to show."""
+    label = e(account.label)
+    if found.outcome is HistoryOutcome.UNSUPPORTED:
+        return texts.HISTORY_UNSUPPORTED.format(backend=e(backend))
+    if found.outcome is HistoryOutcome.UNAVAILABLE:
+        return texts.HISTORY_UNAVAILABLE.format(label=label)
+    if found.outcome is HistoryOutcome.CAPPED:
+        return texts.HISTORY_CAPPED.format(limit=Caps().backend_hourly)
+    lines = [texts.HISTORY_TITLE.format(label=label, start=found.start.strftime("%d/%m/%Y"),
+                                        end=found.end.strftime("%d/%m/%Y")), ""]
+    if not found.visits:
+        lines.append(texts.HISTORY_EMPTY)
+    for visit in found.visits[:MAX_VISITS]:
+        kind = (texts.HISTORY_OUTPATIENT if not visit.inpatient
+                else texts.HISTORY_DISCHARGED.format(date=short_date(visit.discharge_date))
+                if visit.discharge_date else texts.HISTORY_INPATIENT)
+        poli = texts.HISTORY_POLI.format(poli=e(visit.poli)) if visit.poli else ""
+        lines.append(texts.HISTORY_VISIT.format(date=short_date(visit.date),
+                                                facility=e(visit.facility), poli=poli,
+                                                kind=kind))
+        if visit.diagnosis:
+            lines.append(texts.HISTORY_DIAGNOSIS.format(diagnosis=e(visit.diagnosis)))
+    if len(found.visits) > MAX_VISITS:
+        lines.append(texts.HISTORY_MORE.format(count=len(found.visits) - MAX_VISITS))
+    return "\n".join(lines)
 
 
 def expired_block(account: Account) -> str:

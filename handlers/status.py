@@ -19,7 +19,9 @@ async def _active_view(context: Context, items: list[Account]) -> tuple[str, Key
                                                    days=svc.accounts.session_days),
                 keyboards.reverify(active))
     view = await svc.status.fetch(active)
-    return render.card(view), keyboards.status(showing_all=False, many=len(items) > 1)
+    return render.card(view), keyboards.status(
+        showing_all=False, many=len(items) > 1,
+        history=[active] if svc.history.supported else None)
 
 
 async def _all_view(context: Context, items: list[Account]) -> tuple[str, Keyboard]:
@@ -28,7 +30,8 @@ async def _all_view(context: Context, items: list[Account]) -> tuple[str, Keyboa
     views = {v.account.slot: v for v in await svc.status.fetch_many(fresh)}
     blocks = [render.card(views[a.slot], detailed=False) if a.slot in views
               else render.expired_block(a) for a in items]
-    return render.all_accounts(blocks), keyboards.status(showing_all=True, many=len(items) > 1)
+    return render.all_accounts(blocks), keyboards.status(
+        showing_all=True, many=len(items) > 1, history=items if svc.history.supported else None)
 
 
 async def show_status(update: Update, context: Context) -> None:

@@ -106,6 +106,13 @@ class FastSandbox(SandboxBackend):
         found = await super().lookup(identifier)
         return dataclasses.replace(found, **self.changed.get(identifier.value, {}))
 
+    async def history(self, card: str, start: Any, end: Any) -> Any:
+        if self.down:
+            from bot.jkn.base import JknUnavailable
+
+            raise JknUnavailable("test outage")
+        return await super().history(card, start, end)
+
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"kk_data_dir": data_dir, "jkn_backend": "sandbox",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+from datetime import date
 from pathlib import Path
 
 from bot.config import Settings
@@ -101,6 +102,7 @@ async def main(data_dir: Path, seed: int) -> None:
             persistence = SqlitePersistence(svc.db)
             await persistence.update_conversation("tambah_kk", (chat,), 2)
             await persistence.update_chat_data(chat, {"bad_inputs": step})
+            await svc.reminders.repo.claim(chat, date(2026, 1, 1 + step % 28), float(step))
             say(f"FILLED {chat}")
             await svc.db.erase_chat(chat)
             say(f"ERASED {chat}")

@@ -87,6 +87,13 @@ class RunningBot:
     def data_dir(self) -> Path:
         return self.tmp_path / "data"
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings this bot runs with (for a CLI command beside it)."""
+        return {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": self.api.url,
+                "OTP_SENDER": "http", "SMS_GATEWAY_URL": f"{self.api.url}/sms",
+                "SMS_GATEWAY_TOKEN": self.api.sms_token, **self.settings}
+
     async def __aenter__(self) -> RunningBot:
         await self.api.start()
         try:

@@ -87,6 +87,7 @@ class BotMachine(RuleBasedStateMachine):
         self.errors = ErrorsSeen()
         logging.getLogger("handlers.errors").addHandler(self.errors)
         self.steps = 0
+        self.restarts = 0
 
     def run(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
@@ -188,6 +189,7 @@ class BotMachine(RuleBasedStateMachine):
 
         self.harness, self.services = self.run(again())
         self.chats = {chat_id: EmulatedChat(self.harness, chat_id) for chat_id in CHATS}
+        self.restarts += 1
 
     @rule(seconds=st.sampled_from((61, 301, 1801, 3601, 86401, 31 * 86400)))
     def time_passes(self, seconds: int) -> None:
@@ -198,7 +200,11 @@ class BotMachine(RuleBasedStateMachine):
     @invariant()
     def nothing_failed_and_telegram_refused_nothing(self) -> None:
         assert self.errors.records == [], [r.getMessage() for r in self.errors.records]
-        assert self.harness.emulator.errors == [], self.harness.emulator.errors
+        refused = self.harness.emulator.errors
+        if self.restarts:  # what each message shows is remembered in memory only: after a
+            # restart an edit to identical content is sent once, and "not modified" is fine
+            refused = [e for e in refused if "message is not modified" not in e[1]]
+        assert refused == [], refused
         assert self.harness.emulator.unanswered_queries() == []
 
     @invariant()

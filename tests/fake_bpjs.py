@@ -1,0 +1,146 @@
+"""BPJS's bridging services as the whole bot meets them: VClaim (peserta, service history)
+and PCare (peserta) on one local aiohttp server, checking every signature and answering
+encrypted, for a set of people the test can change while the bot runs.
+
+(The backend clients' own tests, tests/test_jkn.py and tests/test_pcare.py, drive every
+error answer; this one serves the conversations and the processes.)"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.jkn.bridging import encrypt_response
+
+CONS_ID, SECRET, USER_KEY = "31337", "bpjs-s3cret", "bpjs-user-key"
+USERNAME, PASSWORD, APP_CODE = "klinik-sehat", "Rahasia#1", "095"
+
+
+@dataclass
+class Person:
+    nik: str
+    card: str
+    name: str
+    phone: str | None = "081234567042"
+    active: bool = True
+    status: str = "AKTIF"
+    class_text: str = "KELAS III"
+    fktp: tuple[str, str] = ("0112R001", "PUSKESMAS KECAMATAN MENTENG")
+    arrears: int = 0
+    visits: list[dict[str, Any]] = field(default_factory=list)
+
+    def vclaim(self) -> dict[str, Any]:
+        return {
+            "nama": self.name, "nik": self.nik, "noKartu": self.card, "sex": "P",
+            "tglLahir": "1990-06-05", "umur": {"umurSekarang": "36 tahun"},
+            "statusPeserta": {"kode": "0" if self.active else "1", "keterangan": self.status},
+            "jenisPeserta": {"kode": "14", "keterangan": "PBPU"},
+            "hakKelas": {"kode": "3", "keterangan": self.class_text},
+            "provUmum": {"kdProvider": self.fktp[0], "nmProvider": self.fktp[1]},
+            "tglTMT": "2015-01-01", "tglTAT": "2099-12-31",
+            "mr": {"noMR": None, "noTelepon": self.phone},
+        }
+
+    def pcare(self) -> dict[str, Any]:
+        return {
+            "noKartu": self.card, "nama": self.name, "hubunganKeluarga": "PESERTA",
+            "sex": "P", "tglLahir": "05-06-1990", "tglMulaiAktif": "01-01-2015",
+            "tglAkhirBerlaku": "31-12-2030",
+            "kdProviderPst": {"kdProvider": self.fktp[0], "nmProvider": self.fktp[1]},
+            "jnsKelas": {"nama": self.class_text, "kode": "3"},
+            "jnsPeserta": {"nama": "PEKERJA MANDIRI", "kode": "14"}, "noHP": self.phone,
+            "noKTP": self.nik, "aktif": self.active, "ketAktif": self.status,
+            "tunggakan": self.arrears,
+        }
+
+
+def _envelope(code: Any, response: Any) -> web.Response:
+    return web.json_response({"metaData": {"code": code, "message": "OK"},
+                              "response": response})
+
+
+class FakeBpjs:
+    """``people`` by NIK and by card; ``down`` makes every answer a 503."""
+
+    def __init__(self, *people: Person) -> None:
+        self.people: dict[str, Person] = {}
+        for person in people:
+            self.add(person)
+        self.down = False
+        self.calls: list[str] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def add(self, person: Person) -> Person:
+        self.people[person.nik] = self.people[person.card] = person
+        return person
+
+    def _timestamp(self, request: web.Request) -> str | None:
+        timestamp = request.headers.get("X-timestamp", "")
+        expected = base64.b64encode(hmac.new(SECRET.encode(), f"{CONS_ID}&{timestamp}".encode(),
+                                             hashlib.sha256).digest()).decode()
+        if (request.headers.get("X-cons-id") != CONS_ID
+                or request.headers.get("user_key") != USER_KEY
+                or not hmac.compare_digest(expected, request.headers.get("X-signature", ""))
+                or abs(int(timestamp or 0) - time.time()) > 300):
+            return None
+        return timestamp
+
+    def _answer(self, request: web.Request, data: Any, code: Any = "200") -> web.Response:
+        self.calls.append(request.path)
+        timestamp = self._timestamp(request)
+        if timestamp is None:
+            return _envelope("401", None)
+        if self.down:
+            return web.Response(status=503, text="Service Unavailable")
+        if data is None:
+            return _envelope(code, None)
+        return _envelope("200", encrypt_response(data, CONS_ID, SECRET, timestamp))
+
+    async def vclaim_peserta(self, request: web.Request) -> web.Response:
+        person = self.people.get(request.match_info["value"])
+        return self._answer(request, {"peserta": person.vclaim()} if person else None, "201")
+
+    async def vclaim_history(self, request: web.Request) -> web.Response:
+        person = self.people.get(request.match_info["card"])
+        visits = person.visits if person else []
+        return self._answer(request, {"histori": visits} if visits else None, "201")
+
+    async def pcare_peserta(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-authorization") != "Basic " + base64.b64encode(
+                f"{USERNAME}:{PASSWORD}:{APP_CODE}".encode()).decode():
+            return web.json_response({"metaData": {"code": 401}, "response": None}, status=401)
+        person = self.people.get(request.match_info["value"])
+        return self._answer(request, person.pcare() if person else None, 204)
+
+    async def start(self) -> str:
+        from tests.botapi_http import start_app
+
+        app = web.Application()
+        app.router.add_get("/vclaim/Peserta/{kind}/{value}/tglSEP/{date}", self.vclaim_peserta)
+        app.router.add_get("/vclaim/monitoring/HistoriPelayanan/NoKartu/{card}/tglMulai/{a}/"
+                           "tglAkhir/{b}", self.vclaim_history)
+        app.router.add_get("/pcare/peserta/{kind}/{value}", self.pcare_peserta)
+        self._runner, self.url = await start_app(app)
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def settings(self, backend: str) -> dict[str, str]:
+        """The environment that points the bot at this server."""
+        if backend == "vclaim":
+            return {"JKN_BACKEND": "vclaim", "VCLAIM_BASE_URL": f"{self.url}/vclaim",
+                    "VCLAIM_CONS_ID": CONS_ID, "VCLAIM_SECRET_KEY": SECRET,
+                    "VCLAIM_USER_KEY": USER_KEY}
+        return {"JKN_BACKEND": "pcare", "PCARE_BASE_URL": f"{self.url}/pcare",
+                "PCARE_CONS_ID": CONS_ID, "PCARE_SECRET_KEY": SECRET,
+                "PCARE_USER_KEY": USER_KEY, "PCARE_USERNAME": USERNAME,
+                "PCARE_PASSWORD": PASSWORD, "PCARE_APP_CODE": APP_CODE}
