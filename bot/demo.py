@@ -2,7 +2,9 @@
 
 Sandbox backend, console SMS, a throwaway data directory. Bot messages print as text with
 their buttons numbered; typing ``#1`` taps button 1 of the newest message with buttons,
-anything else is sent as a message; ``/keluar`` or end of input exits 0.
+``#kontak`` taps the 📱 button (the demo user's Telegram number is the phone on file of
+the sample NIK, so it proves that participant and no other); anything else is sent as a
+message; ``/keluar`` or end of input exits 0.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from typing import TextIO
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
 from bot.harness import BotHarness, EmulatedChat
+from bot.identity import Identifier, IdKind
+from bot.jkn.sandbox import SandboxBackend
 from bot.services import open_services
 
 DEMO_CHAT = 1001
+SAMPLE_NIK = "3174014506900011"
+CONTACT = "#kontak"
 
 BANNER = (
     "Asisten KK — demo di terminal (mode sandbox, tanpa jaringan, data dibuang saat keluar).\n"
     "Ketik pesan seperti di Telegram. '#1' mengetuk tombol [1]. '/keluar' untuk berhenti.\n"
+    "'#kontak' mengetuk tombol 📱 (di demo, nomor Telegram Anda = nomor HP NIK contoh).\n"
     "Coba: /start, lalu /tambah_kk dengan NIK contoh 3174014506900011 "
     "(akhiran 0000–0004 = kasus khusus).\n"
 )
@@ -66,6 +73,9 @@ class Screen:
             labels = "  ".join(f"[{i}] {label}" for i, (label, _) in
                                enumerate(message.buttons, 1))
             self.out.write(f"   {labels}\n")
+        for button in message.keyboard:
+            hint = f"  (ketik {CONTACT})" if button.get("request_contact") else ""
+            self.out.write(f"   ⌨ {button.get('text', '')}{hint}\n")
 
 
 async def _read_line(interactive: bool) -> str | None:
@@ -76,8 +86,17 @@ async def _read_line(interactive: bool) -> str | None:
     return line.rstrip("\r\n") if line else None
 
 
+def demo_telegram_number() -> str:
+    """The demo user's own Telegram number, as Telegram sends it (no "+")."""
+    phone = SandboxBackend().participant(Identifier(IdKind.NIK, SAMPLE_NIK)).phone
+    assert phone is not None
+    return phone.lstrip("+")
+
+
 async def _act(chat: EmulatedChat, screen: Screen, line: str) -> None:
-    if line.startswith("#") and line[1:].strip().isdigit():
+    if line == CONTACT:
+        await chat.share_contact(demo_telegram_number())
+    elif line.startswith("#") and line[1:].strip().isdigit():
         number = int(line[1:].strip())
         for message in reversed(chat.bot_messages):
             if message.buttons:

@@ -221,6 +221,23 @@ class BotApiEmulator:
         self._push({"message": payload})
         return message
 
+    def user_shares_contact(self, chat_id: int, phone_number: str, *,
+                            contact_user_id: int | None, user_id: int | None = None,
+                            first_name: str = "Kontak") -> StoredMessage:
+        """The user sends a contact: their own (the reply-keyboard button shares it with
+        ``contact_user_id`` = their id) or any other card (another id, or none at all)."""
+        chat = self.chats[chat_id]
+        sender = self.user(user_id if user_id is not None else chat_id, chat.title)
+        message = self._store(chat, StoredMessage(
+            chat_id, chat.next_message_id, False, "", int(self.clock()), user_id=sender["id"]))
+        contact: JSON = {"phone_number": phone_number, "first_name": first_name}
+        if contact_user_id is not None:
+            contact["user_id"] = contact_user_id
+        self._push({"message": {"message_id": message.message_id, "from": sender,
+                                "chat": chat.as_json(), "date": message.date,
+                                "contact": contact}})
+        return message
+
     def user_edits(self, chat_id: int, message_id: int, text: str) -> StoredMessage:
         """The user edits one of their messages (Telegram sends an edited_message)."""
         chat = self.chats[chat_id]

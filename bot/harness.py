@@ -95,6 +95,23 @@ class EmulatedChat:
             await self.harness.settle()
         return message
 
+    async def share_contact(self, phone_number: str, *, own: bool = True,
+                            contact_user_id: int | None = None) -> StoredMessage:
+        """Tap 📱 (``own``: the contact carries this user's id) or send any contact card."""
+        self._mark = len(self.emulator.events)
+        me = self.user_id if self.user_id is not None else self.chat_id
+        message = self.emulator.user_shares_contact(
+            self.chat_id, phone_number, user_id=self.user_id,
+            contact_user_id=me if own else contact_user_id)
+        await self.harness.settle()
+        return message
+
+    @property
+    def reply_keyboard(self) -> list[dict[str, Any]]:
+        """The reply keyboard the user's keyboard area shows now ([] when none)."""
+        shown = self.emulator.chats[self.chat_id].reply_keyboard
+        return [b for row in (shown or {}).get("keyboard", []) for b in row]
+
     async def tap(self, label: str, *, message: StoredMessage | None = None
                   ) -> dict[str, Any] | None:
         """Tap the button whose label is (or contains) ``label`` on the newest bot message

@@ -115,6 +115,16 @@ def normalise_phone(text: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def contact_phone(number: str) -> str | None:
+    """The E.164 form of a number from a shared Telegram contact, or None if it is not an
+    Indonesian mobile number. Telegram sends international numbers without the "+"
+    (6281…); a client may also send +6281… or the national 081…."""
+    number = number.strip()
+    if number[:1].isdigit() and not number.startswith("0"):
+        number = "+" + number
+    return normalise_phone(number)
+
+
 def national_phone(e164: str) -> str:
     """+6281234567890 → 081234567890."""
     return "0" + e164[3:] if e164.startswith("+62") else e164

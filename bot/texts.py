@@ -20,6 +20,8 @@ START = (
     "konfirmasi.\n"
     "• NIK, nomor kartu, nama, nomor HP dan status disimpan terenkripsi.\n"
     "• Pesan berisi NIK atau kode OTP saya hapus setelah diproses.\n"
+    "• Selain kode SMS, Anda boleh membuktikan nomor HP dengan membagikan kontak Telegram "
+    "Anda sendiri; nomornya hanya dicocokkan, tidak disimpan.\n"
     "• Anda bisa menghapus semuanya kapan saja dengan /hapus_data.\n"
     "Rincian lengkap: /privasi\n\n"
     "Apakah Anda setuju data tersebut diproses untuk layanan ini?"
@@ -48,8 +50,8 @@ CONSENT_REQUIRED = (
 HELP = (
     "<b>Perintah Asisten KK</b>\n\n"
     "/start — sapaan, ringkasan privasi dan persetujuan\n"
-    "/tambah_kk — tambah akun JKN (NIK atau nomor kartu + OTP SMS); bisa langsung "
-    "<code>/tambah_kk NIK</code>\n"
+    "/tambah_kk — tambah akun JKN (NIK atau nomor kartu + OTP SMS, atau tombol 📱 bila "
+    "nomor Telegram Anda nomor HP yang terdaftar); bisa langsung <code>/tambah_kk NIK</code>\n"
     "/akun — daftar akun, pindah akun dengan satu ketukan\n"
     "/status — status akun aktif; <code>/status semua</code> untuk semua akun\n"
     "/riwayat — riwayat kunjungan akun aktif, 90 hari terakhir\n"
@@ -80,7 +82,10 @@ PRIVACY = (
     "menyebut 4 angka terakhir nomor itu. Satu peserta paling banyak 10 kali salah kode "
     "per 24 jam, dari chat mana pun.\n\n"
     "<b>Mengapa SMS</b>: OTP lewat SMS adalah cara yang juga dipakai BPJS Kesehatan. "
-    "Jangan berikan kode OTP kepada siapa pun.\n\n"
+    "Jangan berikan kode OTP kepada siapa pun. Sebagai ganti kode, Anda boleh membagikan "
+    "kontak Telegram Anda sendiri (tombol 📱): bila nomornya sama dengan nomor HP yang "
+    "terdaftar, itu bukti yang sama; nomor itu hanya dicocokkan lalu pesannya dihapus, "
+    "tidak disimpan.\n\n"
     "<b>Berapa lama</b>: akun tetap tersimpan sampai Anda menghapusnya; tanpa OTP baru akun "
     "hanya bisa dipakai {session_days} hari sejak verifikasi terakhir. Kode OTP kedaluwarsa "
     "dalam {ttl_minutes} menit dan dihapus tak lama kemudian. Status diambil ulang dari "
@@ -239,10 +244,29 @@ OTP_LOCKED = (
     "Terlalu banyak kode salah untuk peserta ini dalam 24 jam terakhir, jadi kode ini tidak "
     "berlaku lagi. Demi keamanan, kode baru baru bisa dikirim setelah 24 jam."
 )
-OTP_OK_ASK_LABEL = (
-    "Kode benar ✅\n\n"
+OTP_OK = "Kode benar ✅"
+ASK_LABEL = (
     "Beri nama untuk akun ini: pilih salah satu tombol, atau ketik nama sendiri "
     "(maks. {max_len} karakter)."
+)
+CONTACT_PROMPT = (
+    "📱 SMS belum datang? Bila nomor Telegram Anda adalah nomor HP berakhiran <b>{tail}</b> "
+    "yang terdaftar di BPJS Kesehatan, ketuk <b>Pakai nomor Telegram saya</b> di bawah: "
+    "tidak perlu menunggu SMS."
+)
+CONTACT_BUTTON = "📱 Pakai nomor Telegram saya"
+CONTACT_OK = "Nomor Telegram Anda cocok dengan nomor HP yang terdaftar ✅"
+CONTACT_NOT_OWN = (
+    "Itu kontak orang lain. Yang bisa dipakai hanya nomor Telegram Anda sendiri (tombol "
+    "📱), atau kode dari SMS. Sisa percobaan: {left}."
+)
+CONTACT_MISMATCH = (
+    "Nomor Telegram Anda bukan nomor HP yang terdaftar di BPJS Kesehatan untuk peserta "
+    "ini. Kode dari SMS tetap bisa dipakai. Sisa percobaan: {left}."
+)
+CONTACT_NOT_NOW = (
+    "Kontak hanya dipakai untuk verifikasi saat menunggu kode OTP. Pesan kontak Anda sudah "
+    "saya hapus."
 )
 LABEL_PRESETS = ("KK Saya", "KK Orang Tua", "KK Mertua")
 LABEL_EMPTY = "Nama tidak boleh kosong. Pilih tombol atau ketik nama (maks. {max_len} karakter)."

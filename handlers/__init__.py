@@ -31,6 +31,7 @@ from handlers import (
 
 TEXT = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
 OTHER_MESSAGE = filters.UpdateType.MESSAGE & ~filters.COMMAND
+CONTACT = filters.UpdateType.MESSAGE & filters.CONTACT
 
 
 def build_tambah_kk() -> ConversationHandler[Any]:
@@ -53,9 +54,10 @@ def build_tambah_kk() -> ConversationHandler[Any]:
                 tambah_kk.ASK_ID: [MessageHandler(TEXT, tambah_kk.receive_id)],
                 tambah_kk.CONFIRM: [
                     CallbackQueryHandler(tambah_kk.confirm_send, pattern=f"^{keyboards.ADD_GO}$"),
-                    MessageHandler(OTHER_MESSAGE, tambah_kk.press_a_button),
+                    MessageHandler(OTHER_MESSAGE & ~filters.CONTACT, tambah_kk.press_a_button),
                 ],
                 tambah_kk.ASK_OTP: [
+                    MessageHandler(CONTACT, tambah_kk.receive_contact),
                     MessageHandler(TEXT, tambah_kk.receive_code),
                     CallbackQueryHandler(tambah_kk.resend, pattern=f"^{keyboards.ADD_RESEND}$"),
                 ],
@@ -68,6 +70,7 @@ def build_tambah_kk() -> ConversationHandler[Any]:
                 CommandHandler("batal", tambah_kk.cancel),
                 CallbackQueryHandler(tambah_kk.cancel, pattern=f"^{keyboards.ADD_CANCEL}$"),
                 CallbackQueryHandler(hapus.erase_yes, pattern=f"^{keyboards.ERASE_YES}$"),
+                MessageHandler(CONTACT, tambah_kk.contact_elsewhere),
                 MessageHandler(OTHER_MESSAGE, tambah_kk.unexpected),
             ],
         )
@@ -101,6 +104,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
                              pattern=f"^({keyboards.STATUS_ALL}|{keyboards.STATUS_ONE})$"),
         CallbackQueryHandler(hapus.erase_yes, pattern=f"^{keyboards.ERASE_YES}$"),
         CallbackQueryHandler(hapus.erase_no, pattern=f"^{keyboards.ERASE_NO}$"),
+        MessageHandler(CONTACT, start.contact_outside),
         MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, start.unknown_command),
         MessageHandler(filters.UpdateType.MESSAGE, start.unknown_message),
         CallbackQueryHandler(start.stale_button),

@@ -77,6 +77,15 @@ def accounts(items: list[Brief], expired: set[str]) -> Keyboard:
     return inline(rows)
 
 
+def contact_request() -> Keyboard:
+    """A reply keyboard whose one button shares the user's own Telegram contact."""
+    return {"keyboard": [[{"text": texts.CONTACT_BUTTON, "request_contact": True}]],
+            "one_time_keyboard": True, "resize_keyboard": True}
+
+
+REMOVE_REPLY_KEYBOARD: Keyboard = {"remove_keyboard": True}
+
+
 def add_only() -> Keyboard:
     return inline([[_button(texts.ADD_BUTTON, ACCT_ADD)]])
 

@@ -51,7 +51,8 @@ async def scrub(update: Update, context: Context) -> None:
     may carry a NIK, a card number or a code is deleted before anything else looks at it.
     Edits are not handled any further."""
     message = update.message or update.edited_message  # the user's, never a bot message
-    if message is not None and carries_identifier(message.text or message.caption or ""):
+    if message is not None and (message.contact is not None or carries_identifier(
+            message.text or message.caption or "")):
         await delete_user_message(update, context)
     if update.edited_message is not None:
         raise ApplicationHandlerStop
@@ -100,6 +101,11 @@ async def privacy(update: Update, context: Context) -> None:
 
 async def nothing_to_cancel(update: Update, context: Context) -> None:
     await send(update, context, texts.NOTHING_TO_CANCEL)
+
+
+async def contact_outside(update: Update, context: Context) -> None:
+    """A contact when no code waits: deleted (by the scrubber), and said so."""
+    await send(update, context, texts.CONTACT_NOT_NOW, keyboards.REMOVE_REPLY_KEYBOARD)
 
 
 async def unknown_command(update: Update, context: Context) -> None:

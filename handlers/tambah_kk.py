@@ -32,6 +32,7 @@ from bot.identity import (
     IdError,
     IdKind,
     carries_identifier,
+    contact_phone,
     mask_nik,
     parse_identifier,
     parse_otp,
@@ -60,6 +61,7 @@ MAX_BAD_INPUTS = 5
 MAX_LABEL = 32
 _PENDING = "pending"
 _BAD = "bad_inputs"
+_CONTACT_KEYBOARD = "contact_keyboard"
 
 _CAP_TEXTS = {
     SendOutcome.CAP_CHAT: texts.SMS_CAP_CHAT,
@@ -256,9 +258,12 @@ async def _send_code(update: Update, context: Context, payload: dict[str, Any],
     if result.outcome is SendOutcome.SENT:
         if context.chat_data is not None:
             context.chat_data.pop(_PENDING, None)
+            context.chat_data[_CONTACT_KEYBOARD] = True
         text = texts.OTP_SENT.format(tail=result.phone_tail, masked=_typed(payload).masked,
                                      minutes=max(1, svc.otp.ttl // 60))
         await _show(update, context, message, text, keyboards.otp())
+        await send(update, context, texts.CONTACT_PROMPT.format(tail=result.phone_tail),
+                   keyboards.contact_request())
         return ASK_OTP
     if result.outcome is SendOutcome.SMS_FAILED:
         _seal(context, chat_id, payload)
@@ -317,8 +322,16 @@ async def receive_code(update: Update, context: Context) -> int:
     return await _verified(update, context, await services(context).otp.verify(chat_id, code))
 
 
-async def _verified(update: Update, context: Context, result: VerifyResult) -> int:
-    """What an attempt at the challenge leads to (a typed code or, later, a contact)."""
+def _keyboard_off(context: Context, *, used: bool = False) -> keyboards.Keyboard | None:
+    """Remove the 📱 reply keyboard if this flow showed it or the user just ``used`` it
+    (once the code no longer waits)."""
+    shown = context.chat_data is not None and context.chat_data.pop(_CONTACT_KEYBOARD, False)
+    return keyboards.REMOVE_REPLY_KEYBOARD if shown or used else None
+
+
+async def _verified(update: Update, context: Context, result: VerifyResult, *,
+                    by_contact: bool = False) -> int:
+    """What an attempt at the challenge leads to (a typed code or a shared contact)."""
     svc = services(context)
     chat_id = chat_id_of(update)
     if result.outcome is VerifyOutcome.WRONG:
@@ -329,27 +342,57 @@ async def _verified(update: Update, context: Context, result: VerifyResult) -> i
         return ASK_OTP
     if result.outcome in (VerifyOutcome.EXHAUSTED, VerifyOutcome.LOCKED):
         await svc.otp.cancel(chat_id)
+        off = _keyboard_off(context, used=by_contact)
         _clear(context)
         await send(update, context, texts.OTP_EXHAUSTED if result.outcome is
-                   VerifyOutcome.EXHAUSTED else texts.OTP_LOCKED)
+                   VerifyOutcome.EXHAUSTED else texts.OTP_LOCKED, off)
         return END
     if result.outcome is not VerifyOutcome.OK or result.payload is None:
+        off = _keyboard_off(context, used=by_contact)
         _clear(context)
-        await send(update, context, texts.OTP_NONE)
+        await send(update, context, texts.OTP_NONE, off)
         return END
+    done = texts.CONTACT_OK if by_contact else texts.OTP_OK
     if result.payload.get("purpose") == "reverify":
         account = await svc.accounts.reverified(chat_id, str(result.payload["slot"]))
+        off = _keyboard_off(context, used=by_contact)
         _clear(context)
         if account is None:
             await svc.otp.cancel(chat_id)
-            await send(update, context, texts.VERIFY_SESSION_GONE)
+            await send(update, context, texts.VERIFY_SESSION_GONE, off)
         else:
-            await send(update, context,
-                       texts.REVERIFIED.format(label=html.escape(account.label)))
+            await send(update, context, done + "\n\n" + texts.REVERIFIED.format(
+                label=html.escape(account.label)), off)
         return END
-    await send(update, context, texts.OTP_OK_ASK_LABEL.format(max_len=MAX_LABEL),
-               keyboards.labels())
+    await send(update, context, done, _keyboard_off(context, used=by_contact))
+    await send(update, context, texts.ASK_LABEL.format(max_len=MAX_LABEL), keyboards.labels())
     return ASK_LABEL
+
+
+async def receive_contact(update: Update, context: Context) -> int:
+    """A shared contact instead of the code: proof only when it is the user's own and its
+    number is the phone on file (E.164 after normalising both); anything else is a wrong
+    attempt. The scrubber has deleted the message, like a code; nothing of it is kept."""
+    message = update.effective_message
+    assert message is not None and message.contact is not None
+    contact, user = message.contact, update.effective_user
+    own = contact.user_id is not None and user is not None and contact.user_id == user.id
+    own_phone = contact_phone(contact.phone_number) if own else None
+    result = await services(context).otp.verify_contact(chat_id_of(update), own_phone)
+    if result.outcome is VerifyOutcome.WRONG:
+        await send(update, context, (texts.CONTACT_MISMATCH if own else texts.CONTACT_NOT_OWN)
+                   .format(left=result.attempts_left))
+        return ASK_OTP
+    return await _verified(update, context, result, by_contact=True)
+
+
+async def contact_elsewhere(update: Update, context: Context) -> int | None:
+    """A contact at a step that waits for no code: deleted, and it changes nothing, unless
+    a code is in fact pending (the state write lost to a crash, as for a typed code)."""
+    if await _code_pending(context, chat_id_of(update)):
+        return await receive_contact(update, context)
+    await send(update, context, texts.CONTACT_NOT_NOW, keyboards.REMOVE_REPLY_KEYBOARD)
+    return None
 
 
 async def resend(update: Update, context: Context) -> int:
@@ -500,13 +543,15 @@ async def reverify_account(update: Update, context: Context, slot: str) -> int |
 async def cancel(update: Update, context: Context) -> int:
     """/batal or the Batal button, from any state: nothing in the cache changes."""
     await services(context).otp.cancel(chat_id_of(update))
+    off = _keyboard_off(context)
     _clear(context)
     query = update.callback_query
     if query is not None:
         await answer(context, query)
+    if query is not None and off is None:
         await edit_query(context, query, texts.CANCELLED)
-    else:
-        await send(update, context, texts.CANCELLED)
+    else:  # a new message: only a sent one can take the 📱 keyboard away
+        await send(update, context, texts.CANCELLED, off)
     return END
 
 

@@ -228,9 +228,9 @@ async def add_account(chat: EmulatedChat, phone: Phone, identifier: str,
     await chat.send(identifier)
     if "Lanjutkan" in chat.buttons and "akan dikeluarkan" in chat.last_text:
         await chat.tap("Lanjutkan")
-    assert "Kode OTP 6 angka sudah dikirim" in chat.last_text, chat.last_text
+    assert "Kode OTP 6 angka sudah dikirim" in chat.reply, chat.reply
     await chat.send(phone.last_code())
-    assert "Kode benar" in chat.last_text, chat.last_text
+    assert "Kode benar" in chat.reply, chat.reply
     if label in chat.buttons:
         await chat.tap(label)
     else:

@@ -35,6 +35,8 @@ class Mutant:
 T_TRUST = "tests/test_trust.py"
 T_TRUST_HTTP = "tests/test_trust_process.py"
 T_STORAGE = "tests/test_storage.py"
+T_CONTACT = "tests/test_contact.py"
+T_CONTACT_HTTP = "tests/test_contact_process.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -211,6 +213,30 @@ MUTANTS = [
     Mutant("no data directory lock", "bot/datalock.py",
            "                fcntl.flock(fd, mode | fcntl.LOCK_NB)", "                pass",
            (f"{T_TRUST_HTTP}::test_only_one_process_serves_a_data_dir_and_backup_runs_beside_it",)),
+    # -- verification by contact (issue 15) ---------------------------------------------
+    Mutant("any contact counts as the user's own", "handlers/tambah_kk.py",
+           "own = contact.user_id is not None and user is not None and contact.user_id == "
+           "user.id", "own = True",
+           (f"{T_CONTACT}::test_someone_elses_contact_with_the_number_on_file_is_a_wrong_attempt",
+            f"{T_CONTACT_HTTP}::test_over_http_forged_contacts_are_refused_and_change_nothing")),
+    Mutant("a contact without user id counts as own", "handlers/tambah_kk.py",
+           "own = contact.user_id is not None and user is not None and contact.user_id == "
+           "user.id", "own = contact.user_id in (None, getattr(user, 'id', None))",
+           (f"{T_CONTACT}::test_someone_elses_contact_with_the_number_on_file_is_a_wrong_attempt",)),
+    Mutant("a contact matches any phone", "storage/otp_repo.py",
+           "return phone_key is not None and self.vault.hash_matches(keys.phone, phone_key)",
+           "return phone_key is not None",
+           (f"{T_CONTACT}::test_a_match_on_someone_elses_card_does_not_count_for_this_participant",
+            f"{T_CONTACT}::test_ones_own_number_that_is_not_on_file_says_so_without_showing_it")),
+    Mutant("wrong contacts are free", "handlers/tambah_kk.py",
+           "    result = await services(context).otp.verify_contact(chat_id_of(update), own_phone)",
+           "    result = await services(context).otp.verify_contact(chat_id_of(update), own_phone)"
+           "\n    if result.outcome is not VerifyOutcome.OK:\n        return ASK_OTP",
+           (f"{T_CONTACT}::test_wrong_contacts_use_up_the_same_attempts_as_wrong_codes",)),
+    Mutant("a contact is not deleted", "handlers/start.py",
+           "message.contact is not None or carries_identifier(",
+           "False and carries_identifier(",
+           (f"{T_CONTACT}::test_a_contact_at_any_other_step_is_deleted_and_changes_nothing",)),
 ]
 
 

@@ -212,6 +212,23 @@ class RemoteChat:
             await self.until(expect)
         return query
 
+    async def share_contact(self, phone_number: str, *, own: bool = True,
+                            contact_user_id: int | None = None,
+                            expect: str | None = None) -> StoredMessage:
+        """Tap 📱 (``own``: the contact carries this user's id) or send any contact card."""
+        self._mark = len(self.emulator.events)
+        message = self.emulator.user_shares_contact(
+            self.chat_id, phone_number, contact_user_id=self.chat_id if own else contact_user_id)
+        if expect is not None:
+            await self.until(expect)
+        return message
+
+    @property
+    def reply_keyboard(self) -> list[dict[str, Any]]:
+        """The reply keyboard the user's keyboard area shows now ([] when none)."""
+        shown = self.emulator.chats[self.chat_id].reply_keyboard
+        return [b for row in (shown or {}).get("keyboard", []) for b in row]
+
     async def consent(self) -> None:
         await self.send("/start", expect="Apakah Anda setuju")
         await self.tap("Saya setuju", expect="persetujuan Anda tercatat")

@@ -47,13 +47,13 @@ async def at_identifier(w: World) -> None:
 async def at_code(w: World) -> None:
     await at_identifier(w)
     await w.chat.send(NIK_B)
-    assert "Kode OTP 6 angka sudah dikirim" in w.chat.last_text
+    assert "Kode OTP 6 angka sudah dikirim" in w.chat.reply
 
 
 async def at_label(w: World) -> None:
     await at_code(w)
     await w.chat.send(w.phone.last_code())
-    assert "Kode benar" in w.chat.last_text
+    assert "Kode benar" in w.chat.reply
 
 
 async def at_eviction_question(w: World) -> None:
@@ -232,7 +232,7 @@ async def test_a_replayed_code_never_verifies_twice(
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
     await chat.send("111111")
-    assert "Kode benar" in chat.last_text
+    assert "Kode benar" in chat.reply
     replay = await chat.send("111111")  # again, while the flow waits for the label
     assert replay.deleted and "tidak boleh berisi NIK" in chat.last_text
     challenge = await services.otp.challenge(chat.chat_id)

@@ -42,18 +42,20 @@ async def test_add_one_card_with_otp(chat: EmulatedChat, phone: Phone, services:
     assert "NIK" in chat.last_text and "/batal" in chat.last_text
     nik_message = await chat.send(NIK_A)
     assert nik_message.deleted, "the NIK message is deleted once processed"
-    text = chat.last_text
+    text = chat.reply
     assert "Kode OTP 6 angka sudah dikirim" in text
     assert "3174********0011" in text and NIK_A not in text
     sent_to, sms = phone.inbox[-1]
     assert sent_to.startswith("+628")
     assert sent_to[-4:] in text and sent_to not in text
     assert chat.buttons == ["Kirim ulang", "Batal"]
+    assert [b["text"] for b in chat.reply_keyboard] == ["📱 Pakai nomor Telegram saya"]
     code = phone.last_code()
     assert sms.count(code) == 1 and "Asisten KK" in sms
     code_message = await chat.send(code)
     assert code_message.deleted
-    assert "Kode benar" in chat.last_text
+    assert "Kode benar" in chat.reply
+    assert chat.reply_keyboard == [], "the 📱 keyboard goes once the code is accepted"
     assert chat.buttons == ["KK Saya", "KK Orang Tua", "KK Mertua", "Batal"]
     await chat.tap("KK Orang Tua")
     assert "Tersimpan" in chat.last_text and "KK Orang Tua" in chat.last_text
@@ -202,13 +204,13 @@ async def test_restart_between_otp_sent_and_code_typed(
     await consent(chat)
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
-    assert "Kode OTP 6 angka sudah dikirim" in chat.last_text
+    assert "Kode OTP 6 angka sudah dikirim" in chat.reply
     assert await state_on_disk(svc, 1001) == ASK_OTP, "written before any stop"
     harness, svc = await restart(harness, svc, services_factory)
     chat = harness.chat(1001)
     try:
         await chat.send(phone.last_code())
-        assert "Kode benar" in chat.last_text
+        assert "Kode benar" in chat.reply
         await chat.tap("KK Saya")
         assert "Tersimpan" in chat.last_text
         assert [a.label for a in await svc.accounts.list(1001)] == ["KK Saya"]
@@ -234,7 +236,7 @@ async def test_restart_at_the_eviction_question_and_at_the_label_step(
         if "Lanjutkan" in chat.buttons:
             await chat.tap("Lanjutkan")
             await chat.send(phone.last_code())
-            assert "Kode benar" in chat.last_text
+            assert "Kode benar" in chat.reply
     await chat.send("Baru")
     assert "Tersimpan" in chat.reply
     assert [a.label for a in await svc.accounts.list(1001)] == ["0022", "0033", "Baru"]
@@ -263,9 +265,9 @@ async def test_two_chats_cannot_touch_each_others_accounts_or_codes(
     await budi.send("333333")  # Alice's code, typed in Budi's chat
     assert "Kode salah" in budi.last_text
     await alice.send("333333")
-    assert "Kode benar" in alice.last_text
+    assert "Kode benar" in alice.reply
     await budi.send("222222")
-    assert "Kode benar" in budi.last_text
+    assert "Kode benar" in budi.reply
 
 
 async def test_switch_and_remove_are_checked_against_the_tapping_chat(
@@ -433,7 +435,7 @@ async def test_a_crash_before_the_new_state_was_written_still_accepts_the_code(
     chat = harness.chat(1001)
     try:
         code_message = await chat.send(phone.last_code())
-        assert "Kode benar" in chat.last_text
+        assert "Kode benar" in chat.reply
         assert code_message.deleted
     finally:
         await harness.stop()

@@ -104,7 +104,7 @@ async def test_when_every_retry_fails_the_flow_stays_where_the_user_saw_it(
     assert len(bot.emulator.injected) == 4, "one call and three retries"
     bot.emulator.faults = None
     await chat.send(phone.last_code())  # the SMS arrived: the code still works
-    assert "Kode benar" in chat.last_text
+    assert "Kode benar" in chat.reply
     await chat.send("Ibu")
     assert [a.label for a in await services.accounts.list(chat.chat_id)] == ["Ibu"]
 
@@ -205,7 +205,7 @@ async def test_a_full_disk_says_so_writes_nothing_and_the_flow_resumes(
     await chat.send("/tambah_kk")
     await chat.send(NIK_C)
     await chat.send(phone.last_code())
-    assert "Kode benar" in chat.last_text
+    assert "Kode benar" in chat.reply
 
     def fill(conn: sqlite3.Connection) -> None:
         """No new page allowed, and the accounts table and its indexes filled with rows of

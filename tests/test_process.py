@@ -16,7 +16,7 @@ import pytest
 
 from bot.emulator import BotApiEmulator
 from tests.botapi_http import HttpBotApi
-from tests.conftest import NIK_A
+from tests.conftest import NIK_A, NIK_B
 from tests.process import TOKEN, RunningBot, bot_env, cli, http_env, spawn_bot, wait_for
 
 
@@ -188,6 +188,18 @@ def test_demo_adds_an_account_with_the_code_from_the_console_sms(tmp_path: Path)
     assert NIK_A not in out
 
 
+def test_demo_shares_the_demo_users_own_number_with_hash_kontak(tmp_path: Path) -> None:
+    """In the demo the user's Telegram number is the sample NIK's phone: #kontak proves
+    that participant and no other."""
+    result = cli(tmp_path, "demo", stdin=f"/start\n#1\n/tambah_kk {NIK_B}\n#kontak\n/batal\n"
+                 f"/tambah_kk {NIK_A}\n#kontak\n#1\n/keluar\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "⌨ 📱 Pakai nomor Telegram saya  (ketik #kontak)" in out
+    assert "bukan nomor HP yang terdaftar" in out
+    assert "Nomor Telegram Anda cocok" in out and "Tersimpan ✅ «KK Saya»" in out
+
+
 async def test_webhook_mode_checks_the_secret_and_answers(tmp_path: Path) -> None:
     import json
     import socket
@@ -257,5 +269,5 @@ async def test_sigterm_finishes_the_update_in_hand(tmp_path: Path) -> None:
     finally:
         await api.stop()
     assert proc.returncode == 0, stderr.decode()[-2000:]
-    assert "Kode OTP 6 angka sudah dikirim" in emulator.bot_messages(9)[-1].text
+    assert any("Kode OTP 6 angka sudah dikirim" in m.text for m in emulator.bot_messages(9))
     assert api.sms, "the SMS of the update in hand went out before the exit"

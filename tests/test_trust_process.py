@@ -39,8 +39,7 @@ async def guess_until_refused(bot: RunningBot, chat: RemoteChat) -> int:
     await chat.send("/tambah_kk", expect="Kirim")
     await chat.send(NIK_A)
     await chat.until_any("Kode OTP 6 angka sudah dikirim", "Kode OTP tidak bisa dikirim")
-    while "Kode OTP 6 angka sudah dikirim" in chat.last.text or "Sisa percobaan" in \
-            chat.last.text:
+    while "Kode OTP 6 angka sudah dikirim" in chat.reply or "Sisa percobaan" in chat.reply:
         await chat.send(wrong(bot.last_code()), expect="ode salah")
         checked += 1
     return checked
