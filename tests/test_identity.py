@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +12,7 @@ from bot.identity import (
     IdKind,
     IdProblem,
     carries_identifier,
+    contact_phone,
     mask_card,
     mask_name,
     mask_nik,
@@ -70,6 +72,22 @@ def test_masks() -> None:
     assert phone_tail("+6281234567890") == phone_tail("081234567890") == "7890"
     assert mask_name("Siti Aminah") == "S*** A*****"
     assert virtual_account("0001234567890") == "8888801234567890"
+
+
+@pytest.mark.parametrize(("shared", "e164"), [
+    ("6281234567890", "+6281234567890"),      # as Telegram sends it
+    ("+6281234567890", "+6281234567890"),
+    ("081234567890", "+6281234567890"),
+    (" +62 812-3456-7890 ", "+6281234567890"),
+    ("81234567890", None),                    # +81: Japan, not an Indonesian mobile
+    ("62215551234", None),                    # a Jakarta landline
+    ("6591234567", None),                     # Singapore
+    ("", None),
+    ("bukan nomor", None),
+])
+def test_a_shared_contacts_number_is_read_as_telegram_writes_it(
+        shared: str, e164: str | None) -> None:
+    assert contact_phone(shared) == e164
 
 
 def test_phone_normalisation_accepts_indonesian_mobiles_only() -> None:
