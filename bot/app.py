@@ -55,7 +55,11 @@ def build_application(services: Services, *, token: str | None = None,
     settings = services.settings
     api = settings.telegram_api_url
     processor = processor or ChatOrderedProcessor()
-    calls = request or HTTPXRequest(connection_pool_size=256)
+    # 32 connections, waiting up to 10 s for one: far above what Telegram lets a bot send
+    # (about 30 messages a second), and a burst after a quiet spell answers faster than
+    # with 256 (httpcore's pool does work per request that grows with its connections,
+    # and each new connection is a TLS handshake); docs/decisions.md, 31.
+    calls = request or HTTPXRequest(connection_pool_size=32, pool_timeout=10.0)
     updates = request or HTTPXRequest(connection_pool_size=1)
     builder = (
         ApplicationBuilder()

@@ -64,19 +64,20 @@ async def _redraw(context: Context, query: CallbackQuery, items: list[Brief]) ->
         await edit_query(context, query, text, keyboard)
 
 
-def _carries(query: CallbackQuery) -> bool:
-    """Is the tapped data one of the message's own buttons (not forged)?"""
+def _has_button(query: CallbackQuery, data: str | None) -> bool:
+    """Does the tapped message carry a button with this callback data?"""
     message = query.message
     if not isinstance(message, Message) or message.reply_markup is None:
         return False
-    return any(button.callback_data == query.data
+    return any(button.callback_data == data
                for row in message.reply_markup.inline_keyboard for button in row)
+
+
+def _carries(query: CallbackQuery) -> bool:
+    """Is the tapped data one of the message's own buttons (not forged)?"""
+    return _has_button(query, query.data)
 
 
 def _is_listing(query: CallbackQuery) -> bool:
     """Was the tapped message an /akun listing (rather than, say, a status card)?"""
-    message = query.message
-    if not isinstance(message, Message) or message.reply_markup is None:
-        return False
-    return any(button.callback_data == keyboards.ACCT_ADD
-               for row in message.reply_markup.inline_keyboard for button in row)
+    return _has_button(query, keyboards.ACCT_ADD)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,20 @@ class Person:
         }
 
 
+def signed_by(headers: Mapping[str, str], *, cons_id: str, secret: str, user_key: str,
+              now: float) -> bool:
+    """Does a request carry the headers BPJS's gateway checks: its consumer id and user key,
+    an X-signature that is base64(HMAC-SHA256(secret, "cons_id&timestamp")), and a
+    timestamp within 300 s of ``now``? Written out here, not with the client's own
+    ``sign``, so that a wrong signature in the client cannot agree with itself."""
+    timestamp = headers.get("X-timestamp", "")
+    expected = base64.b64encode(hmac.new(secret.encode(), f"{cons_id}&{timestamp}".encode(),
+                                         hashlib.sha256).digest()).decode()
+    return (headers.get("X-cons-id") == cons_id and headers.get("user_key") == user_key
+            and hmac.compare_digest(expected, headers.get("X-signature", ""))
+            and timestamp.isdigit() and abs(int(timestamp) - now) <= 300)
+
+
 def _envelope(code: Any, response: Any) -> web.Response:
     return web.json_response({"metaData": {"code": code, "message": "OK"},
                               "response": response})
@@ -82,15 +97,10 @@ class FakeBpjs:
         return person
 
     def _timestamp(self, request: web.Request) -> str | None:
-        timestamp = request.headers.get("X-timestamp", "")
-        expected = base64.b64encode(hmac.new(SECRET.encode(), f"{CONS_ID}&{timestamp}".encode(),
-                                             hashlib.sha256).digest()).decode()
-        if (request.headers.get("X-cons-id") != CONS_ID
-                or request.headers.get("user_key") != USER_KEY
-                or not hmac.compare_digest(expected, request.headers.get("X-signature", ""))
-                or abs(int(timestamp or 0) - time.time()) > 300):
+        if not signed_by(request.headers, cons_id=CONS_ID, secret=SECRET, user_key=USER_KEY,
+                         now=time.time()):
             return None
-        return timestamp
+        return request.headers["X-timestamp"]
 
     def _answer(self, request: web.Request, data: Any, code: Any = "200") -> web.Response:
         self.calls.append(request.path)

@@ -39,6 +39,7 @@ from bot.jkn.sandbox import SLOW_SECONDS, SandboxBackend
 from bot.jkn.vclaim import VClaimBackend, decrypt_response, encrypt_response, sign
 from tests.botapi_http import serving
 from tests.conftest import CARD_A, NIK_A, NIK_B
+from tests.fake_bpjs import signed_by
 
 CONS_ID, SECRET, USER_KEY = "12345", "s3cr3t-key", "user-key-abc"
 
@@ -253,12 +254,8 @@ class FakeBpjs:
                    ("X-cons-id", "X-timestamp", "X-signature", "user_key")}
         self.requests.append(headers)
         self.paths.append(request.path)
-        expected = base64.b64encode(hmac.new(
-            SECRET.encode(), f"{CONS_ID}&{headers['X-timestamp']}".encode(),
-            hashlib.sha256).digest()).decode()
-        if (headers["X-cons-id"] != CONS_ID or headers["user_key"] != USER_KEY
-                or not hmac.compare_digest(expected, headers["X-signature"])
-                or abs(int(headers["X-timestamp"] or 0) - time.time()) > 300):
+        if not signed_by(headers, cons_id=CONS_ID, secret=SECRET, user_key=USER_KEY,
+                         now=time.time()):
             return None
         return headers["X-timestamp"]
 

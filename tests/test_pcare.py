@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
@@ -34,6 +32,7 @@ from bot.jkn.bridging import encrypt_response
 from bot.jkn.pcare import PCareBackend
 from tests.botapi_http import serving
 from tests.conftest import CARD_A, NIK_A, NIK_B
+from tests.fake_bpjs import signed_by
 
 CONS_ID, SECRET, USER_KEY = "27182", "pcare-s3cret", "pcare-user-key"
 USERNAME, PASSWORD, APP_CODE = "pkm-menteng", "Rahasia#2026", "095"
@@ -97,12 +96,8 @@ class FakePCare:
                    ("X-cons-id", "X-timestamp", "X-signature", "user_key", "X-authorization")}
         self.headers.append(headers)
         self.paths.append(request.path)
-        expected = base64.b64encode(hmac.new(
-            SECRET.encode(), f"{CONS_ID}&{headers['X-timestamp']}".encode(),
-            hashlib.sha256).digest()).decode()
-        if (headers["X-cons-id"] != CONS_ID or headers["user_key"] != USER_KEY
-                or not hmac.compare_digest(expected, headers["X-signature"])
-                or abs(int(headers["X-timestamp"] or 0) - self.now()) > 300):
+        if not signed_by(headers, cons_id=CONS_ID, secret=SECRET, user_key=USER_KEY,
+                         now=self.now()):
             return None
         return headers["X-timestamp"]
 

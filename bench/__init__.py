@@ -1,0 +1,1 @@
+"""Benchmarks of the bot: `make bench` (see README.md in this directory)."""

@@ -1,0 +1,347 @@
+"""`make bench`: every measurement in turn, a table on stdout, bench/results.json.
+
+Environment: ``BENCH_FULL=1`` (1 M-chat scale run, longer runs), ``BENCH_PROFILE=1`` (only
+the in-process switch, under cProfile), ``BENCH_REBUILD=1`` (rebuild the cached scale
+databases).
+A step that fails is reported and the others still run; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench import inprocess, overhttp, scale
+from bench.common import (
+    BENCH_DIR,
+    JSON,
+    LoopResult,
+    RoundFn,
+    log,
+    machine_info,
+    median,
+    one_cpu,
+    round_ratios,
+    rounded,
+    run_rounds,
+    spread,
+    summarize,
+)
+from bench.params import Params, from_environment
+
+T = TypeVar("T")
+RESULTS = BENCH_DIR / "results.json"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+class Run:
+    """Runs the steps, keeping going after a failure."""
+
+    def __init__(self) -> None:
+        self.failures: dict[str, str] = {}
+        self.details: JSON = {}
+        self.errors: dict[str, int] = {}  # Bot API errors the emulator recorded, per step
+
+    async def step(self, key: str, title: str, make: Callable[[], Awaitable[T]]) -> T | None:
+        log(title)
+        started = time.perf_counter()
+        try:
+            value = await make()
+        except (Exception, TimeoutError) as exc:
+            log(f"  FAILED: {type(exc).__name__}: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            self.failures[key] = f"{type(exc).__name__}: {exc}"[:2000]
+            return None
+        if isinstance(value, LoopResult):
+            self.details[key] = value.as_json()
+            self.errors[key] = sum(value.errors.values())
+            log(f"  {value.per_s:.1f} updates/s, p50 {value.p50_ms:.1f} ms, "
+                f"p99 {value.p99_ms:.1f} ms ({value.completed} done"
+                f"{', time cap' if value.capped else ''}) in "
+                f"{time.perf_counter() - started:.1f}s")
+        elif isinstance(value, dict):
+            self.details[key] = value
+            if "bot_api_errors" in value:
+                self.errors[key] = sum(value["bot_api_errors"].values())
+            log(f"  done in {time.perf_counter() - started:.1f}s")
+        return value
+
+    async def rounds(self, title: str, count: int, kinds: dict[str, RoundFn], *,
+                     alternate: bool = True, warmup: int = 0,
+                     finish: Callable[[], Awaitable[dict[str, str]]] | None = None
+                     ) -> dict[str, list[LoopResult]]:
+        """Interleaved rounds of closed loops (``common.run_rounds``), then ``finish`` (it
+        returns failures found while cleaning up); the details of each kind are its
+        summary (medians over the rounds, every round). A kind that failed is in
+        ``failures`` and maps to no results."""
+        log(title)
+        started = time.perf_counter()
+        try:
+            results = await run_rounds(count, kinds, self.failures,
+                                       alternate=alternate, warmup=warmup)
+        finally:
+            if finish is not None:
+                for key, error in (await finish()).items():
+                    log(f"  {key} FAILED: {error}")
+                    self.failures.setdefault(key, error)
+        for key, rounds in results.items():
+            if rounds:
+                self.details[key] = summarize(rounds)
+                self.errors[key] = sum(self.details[key]["bot_api_errors"].values())
+        log(f"  done in {time.perf_counter() - started:.1f}s")
+        return {key: rounds for key, rounds in results.items()
+                if rounds and key not in self.failures}
+
+    def ratio(self, key: str, numerator: list[LoopResult] | None,
+              denominator: list[LoopResult] | None) -> float | None:
+        """The median of the per-round ratios (rounds of both kinds, same round number);
+        every ratio and their extremes go to ``details.ratios``."""
+        if not numerator or not denominator:
+            return None
+        ratios = round_ratios(numerator, denominator)
+        if not ratios:
+            return None
+        self.details.setdefault("ratios", {})[key] = spread(ratios)
+        return rounded(median(ratios), 4)
+
+
+def _rate(rounds: list[LoopResult] | None) -> float | None:
+    """The median rate of a kind's rounds (None if it failed)."""
+    return None if not rounds else rounded(median([r.per_s for r in rounds]), 1)
+
+
+def _get(data: JSON | None, key: str) -> Any:
+    return None if data is None else data.get(key)
+
+
+def _target(value: float | None, op: str, threshold: float | None, text: str) -> JSON:
+    met: bool | None = None
+    if value is not None and threshold is not None:
+        met = {"<=": value <= threshold, "<": value < threshold, ">=": value >= threshold}[op]
+    return {"target": text, "threshold": threshold, "value": value, "met": met}
+
+
+async def measure(p: Params) -> JSON:
+    run = Run()
+    log(f"mode {p.mode}")
+
+    loops = await run.rounds(
+        f"1+2. in process: echo baseline and switch, {p.rounds} interleaved rounds",
+        p.rounds, {"echo": lambda _n: inprocess.run_echo(p),
+                   "switch": lambda _n: inprocess.run_switch(p)})
+    echo, switch = loops.get("echo"), loops.get("switch")
+    # A diagnostic beside 1+2: the same rounds with the process held on one CPU. The bot
+    # runs on two threads (event loop, aiosqlite), the echo bot on one, so switch_ratio
+    # also depends on how busy the other CPU is and where the scheduler puts the thread.
+    with one_cpu():
+        pinned = await run.rounds(
+            f"1+2 on one CPU (diagnostic): {p.one_cpu_rounds} interleaved rounds",
+            p.one_cpu_rounds, {"echo_one_cpu": lambda _n: inprocess.run_echo(p),
+                               "switch_one_cpu": lambda _n: inprocess.run_switch(p)})
+    switch_ratio_one_cpu = run.ratio("switch_ratio_one_cpu", pinned.get("switch_one_cpu"),
+                                     pinned.get("echo_one_cpu"))
+    echo_burst = await run.step("echo_burst", f"4a. {p.concurrency_chats} chats messaging the "
+                                "echo bot at once", lambda: inprocess.run_echo_burst(p))
+    burst = await run.step("burst", f"4b. {p.concurrency_chats} chats tapping at once",
+                           lambda: inprocess.run_burst(p))
+    isolation = await run.step("isolation", f"5. isolation: slow look-up in A, {p.isolation_taps}"
+                               " switches in B", lambda: inprocess.run_isolation(p))
+    persistence = await run.step("persistence", "8. per-update persistence write on/off",
+                                 lambda: inprocess.run_persistence(p))
+
+    with tempfile.TemporaryDirectory(prefix="kk-bench-http-") as tmp:
+        bots = overhttp.HttpRounds(p, Path(tmp))
+        http = await run.rounds(
+            f"3. over HTTP: echo_bot.py, python -m bot run, ref_switch_bot.py, "
+            f"a warm-up round and {p.http_rounds} interleaved rounds", p.http_rounds,
+            {"http_echo": bots.echo, "http_switch": bots.bot, "http_reference": bots.reference},
+            alternate=False, warmup=1, finish=bots.close)
+    http_echo, http_switch, http_ref = (http.get(key) for key in
+                                        ("http_echo", "http_switch", "http_reference"))
+
+    scaled = await run.step("scale", f"6. scale: {', '.join(map(str, p.scale_sizes))} chats",
+                            lambda: scale.run_scale(p, _flag("BENCH_REBUILD")))
+    scale_json = scaled[0] if scaled else None
+    if scale_json is not None:
+        run.details["scale"] = scale_json
+    startup = None
+    if scaled is not None:
+        largest = scaled[1]
+        startup = await run.step(
+            "startup", f"7. start-up and memory with {largest.size} chats",
+            lambda: overhttp.startup_and_memory(p, largest.data_dir, largest.real_chats))
+
+    switch_ratio = run.ratio("switch_ratio", switch, echo)
+    http_switch_ratio = run.ratio("http_switch_ratio", http_switch, http_echo)
+    http_reference_ratio = run.ratio("http_reference_ratio", http_ref, http_echo)
+    results: JSON = {
+        "echo_updates_per_s": _rate(echo),
+        "switch_updates_per_s": _rate(switch),
+        "switch_ratio": switch_ratio,
+        "http_echo_updates_per_s": _rate(http_echo),
+        "http_switch_updates_per_s": _rate(http_switch),
+        "http_reference_updates_per_s": _rate(http_ref),
+        "http_switch_ratio": http_switch_ratio,
+        "http_reference_ratio": http_reference_ratio,
+        "switch_p50_ms": _get(burst, "p50_ms"),
+        "switch_p99_ms": _get(burst, "p99_ms"),
+        "echo_burst_p50_ms": _get(echo_burst, "p50_ms"),
+        "echo_burst_p99_ms": _get(echo_burst, "p99_ms"),
+        "switch_loop_p50_ms": _get(run.details.get("switch"), "p50_ms") if switch else None,
+        "switch_loop_p99_ms": _get(run.details.get("switch"), "p99_ms") if switch else None,
+        "isolation_p99_ms": _get(isolation, "p99_ms"),
+        "scale_ratio": _get(scale_json, "scale_ratio"),
+        "scale_switch_ratio": _get(scale_json, "switch_ratio"),
+        "scale_add_evict_ratio": _get(scale_json, "add_evict_ratio"),
+        "startup_s": _get(startup, "startup_s"),
+        "rss_mb": _get(startup, "rss_mb"),
+        "persistence_overhead_ratio": _get(persistence, "ratio"),
+    }
+    ref_threshold = (None if http_reference_ratio is None
+                     else round(0.9 * http_reference_ratio, 4))
+    results["targets"] = {
+        "switch_ratio": _target(results["switch_ratio"], ">=", 0.30, ">= 0.30"),
+        "http_switch_ratio": _target(http_switch_ratio, ">=", ref_threshold,
+                                     ">= 0.9 x http_reference_ratio"),
+        "switch_p99_ms": _target(results["switch_p99_ms"], "<=", 20.0, "<= 20 ms"),
+        "isolation_p99_ms": _target(results["isolation_p99_ms"], "<", 100.0, "< 100 ms"),
+        "scale_ratio": _target(results["scale_ratio"], "<=", 1.3, "<= 1.3"),
+        "startup_s": _target(results["startup_s"], "<=", 2.0, "<= 2 s"),
+        "rss_mb": _target(results["rss_mb"], "<=", 150.0, "<= 150 MB"),
+    }
+    run.details["switch_ratio_one_cpu"] = switch_ratio_one_cpu
+    run.details["bot_api_errors"] = {"total": sum(run.errors.values()), **run.errors}
+    results["details"] = run.details
+    results["failures"] = run.failures
+    return results
+
+
+def _range(data: JSON | None, low: str = "min", high: str = "max") -> str:
+    if not data or data.get(low) is None or data.get(high) is None:
+        return ""
+    return f"{data[low]}-{data[high]}"
+
+
+def table(results: JSON) -> str:
+    """The figures; ``min-max`` is the spread of the rounds (of the pairs, for scale) whose
+    median is the value."""
+    targets: JSON = results.get("targets", {})
+    details: JSON = results.get("details", {})
+    ratios: JSON = details.get("ratios", {})
+    rows: list[tuple[str, object, str, str]] = []
+
+    def add(label: str, value: object, key: str | None = None, between: str = "") -> None:
+        target = targets.get(key or "", {})
+        mark = ""
+        if target:
+            met = {None: "-", True: "yes", False: "NO"}[target.get("met")]
+            mark = f"{target['target']:<30} {met}"
+        rows.append((label, value, between, mark))
+
+    def rate_range(key: str) -> str:
+        return _range(details.get(key), "updates_per_s_min", "updates_per_s_max")
+
+    def scale_range(operation: str) -> str:
+        sizes = _get(details.get("scale"), "sizes") or {}
+        largest = str(_get(details.get("scale"), "largest"))
+        return _range(_get(sizes.get(largest), f"{operation}_pair_ratios"))
+
+    rows.append(("in process (harness defaults)", "", "", ""))
+    add("  echo_updates_per_s", results["echo_updates_per_s"], between=rate_range("echo"))
+    add("  switch_updates_per_s", results["switch_updates_per_s"],
+        between=rate_range("switch"))
+    add("  switch_ratio", results["switch_ratio"], "switch_ratio",
+        _range(ratios.get("switch_ratio")))
+    add("    on one CPU (diagnostic)", details.get("switch_ratio_one_cpu"),
+        between=_range(ratios.get("switch_ratio_one_cpu")))
+    add("  switch_loop_p50_ms / p99 (64x2 loop)",
+        f"{results['switch_loop_p50_ms']} / {results['switch_loop_p99_ms']}")
+    add("  switch_p50_ms (100 chats at once)", results["switch_p50_ms"])
+    add("  switch_p99_ms (100 chats at once)", results["switch_p99_ms"], "switch_p99_ms")
+    add("  echo_burst_p50_ms / p99 (echo bot, same)",
+        f"{results['echo_burst_p50_ms']} / {results['echo_burst_p99_ms']}")
+    add("  isolation_p99_ms", results["isolation_p99_ms"], "isolation_p99_ms")
+    add("  persistence_overhead_ratio", results["persistence_overhead_ratio"])
+    rows.append(("over HTTP (own processes, loopback)", "", "", ""))
+    add("  http_echo_updates_per_s", results["http_echo_updates_per_s"],
+        between=rate_range("http_echo"))
+    add("  http_switch_updates_per_s", results["http_switch_updates_per_s"],
+        between=rate_range("http_switch"))
+    add("  http_reference_updates_per_s", results["http_reference_updates_per_s"],
+        between=rate_range("http_reference"))
+    add("  http_reference_ratio", results["http_reference_ratio"],
+        between=_range(ratios.get("http_reference_ratio")))
+    threshold = targets.get("http_switch_ratio", {}).get("threshold")
+    add(f"  http_switch_ratio (need >= {threshold})", results["http_switch_ratio"],
+        "http_switch_ratio", _range(ratios.get("http_switch_ratio")))
+    rows.append(("scale, start-up, memory", "", "", ""))
+    add("  scale_ratio", results["scale_ratio"], "scale_ratio")
+    add("    scale_switch_ratio", results["scale_switch_ratio"], between=scale_range("switch"))
+    add("    scale_add_evict_ratio", results["scale_add_evict_ratio"],
+        between=scale_range("add_evict"))
+    add("  startup_s", results["startup_s"], "startup_s",
+        _range({"min": min(runs), "max": max(runs)}) if (runs := _get(
+            details.get("startup"), "startup_runs_s")) else "")
+    add("  rss_mb", results["rss_mb"], "rss_mb")
+    errors = details.get("bot_api_errors", {})
+    add("Bot API errors recorded (all steps)", errors.get("total"))
+    width = max(len(label) for label, _, _, _ in rows) + 2
+    lines = [f"{'metric':<{width}}{'value':>12}  {'min-max':<15}  target"
+             + " " * 25 + "met", "-" * (width + 65)]
+    for label, value, between, mark in rows:
+        shown = "" if value == "" else ("n/a" if value is None else str(value))
+        lines.append(f"{label:<{width}}{shown:>12}  {between:<15}  {mark}".rstrip())
+    if results.get("failures"):
+        lines.append("failed steps: " + ", ".join(results["failures"]))
+    return "\n".join(lines)
+
+
+def write_results(results: JSON) -> None:
+    tmp = RESULTS.with_name(RESULTS.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(RESULTS)
+
+
+async def amain() -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    p = from_environment()
+    if _flag("BENCH_PROFILE"):
+        log(f"profiling the in-process switch ({p.updates} taps)")
+        sys.stdout.write(await inprocess.profile_switch(p))
+        log(f"written to {BENCH_DIR / 'profile.txt'}")
+        return 0
+    started = time.perf_counter()
+    machine = machine_info()
+    results = await measure(p)
+    results["machine"] = machine | {
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
+    results["parameters"] = p.as_json()
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    write_results(results)
+    sys.stdout.write(table(results) + "\n")
+    log(f"finished in {results['duration_s']}s; wrote {RESULTS}")
+    return 1 if results["failures"] else 0
+
+
+def main() -> int:
+    atexit.register(overhttp.kill_leftovers)
+    try:
+        return asyncio.run(amain())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log("interrupted")
+        return 130
