@@ -48,8 +48,8 @@ async def private_only(update: Update, context: Context) -> None:
 
 async def scrub(update: Update, context: Context) -> None:
     """Runs next, in every state and for any command: a message (or an edit of one) that
-    may carry a NIK, a card number or a code is deleted before anything else looks at it.
-    Edits are not handled any further."""
+    may carry a NIK, a card number or a code, and every shared contact (a phone number),
+    is deleted before anything else looks at it. Edits are not handled any further."""
     message = update.message or update.edited_message  # the user's, never a bot message
     if message is not None and (message.contact is not None or carries_identifier(
             message.text or message.caption or "")):
