@@ -7,7 +7,6 @@ chat's hourly budget of backend calls, like a status refresh.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable
@@ -15,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from bot.accounts import Account
-from bot.jkn.base import Capability, JknBackend, JknError, JknTimeout, JknUnsupported, Visit
-from bot.status import LOOKUP_TIMEOUT
+from bot.jkn.base import Capability, JknBackend, JknError, JknUnsupported, Visit
+from bot.status import bounded
 from bot.wib import jakarta_now
 
 _LOGGER = logging.getLogger(__name__)
@@ -57,11 +56,7 @@ class HistoryService:
         if not await self.allow_call(account.chat_id):
             return History(HistoryOutcome.CAPPED, start, end)
         try:
-            async with asyncio.timeout(LOOKUP_TIMEOUT):
-                found = await self.backend.history(account.card, start, end)
-        except TimeoutError:
-            _LOGGER.warning("history failed: %s", JknTimeout.__name__)
-            return History(HistoryOutcome.UNAVAILABLE, start, end)
+            found = await bounded(self.backend.history(account.card, start, end))
         except JknUnsupported:
             return History(HistoryOutcome.UNSUPPORTED, start, end)
         except JknError as exc:

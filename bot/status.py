@@ -14,12 +14,14 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.accounts import Account, AccountService
 from bot.identity import Identifier, IdKind
 from bot.jkn.base import JknBackend, JknError, JknTimeout, Participant
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 LOOKUP_TIMEOUT = 20.0
 
 
@@ -54,13 +56,18 @@ def identifier_of(account: Account) -> Identifier:
     return Identifier(IdKind.NIK, account.nik)
 
 
-async def lookup(backend: JknBackend, identifier: Identifier) -> Participant:
-    """One backend call with the bot's timeout; a timeout becomes a JknError."""
+async def bounded(call: Awaitable[T]) -> T:
+    """Await one backend call with the bot's timeout; a timeout becomes a JknTimeout."""
     try:
         async with asyncio.timeout(LOOKUP_TIMEOUT):
-            return await backend.lookup(identifier)
+            return await call
     except TimeoutError:
-        raise JknTimeout("lookup timed out") from None
+        raise JknTimeout("backend call timed out") from None
+
+
+async def lookup(backend: JknBackend, identifier: Identifier) -> Participant:
+    """One participant look-up with the bot's timeout."""
+    return await bounded(backend.lookup(identifier))
 
 
 class StatusService:

@@ -81,13 +81,17 @@ def _shown(context: Context) -> OrderedDict[tuple[int, int], tuple[str, Any]]:
     return registry
 
 
+def _bounded_put(registry: OrderedDict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """Put ``key`` last in an in-memory registry, forgetting the oldest past ``limit``."""
+    registry[key] = value
+    registry.move_to_end(key)
+    while len(registry) > limit:
+        registry.popitem(last=False)
+
+
 def _remember(context: Context, chat_id: int, message_id: int, body: str, keyboard: Any
               ) -> None:
-    registry = _shown(context)
-    registry[(chat_id, message_id)] = (body, keyboard)
-    registry.move_to_end((chat_id, message_id))
-    while len(registry) > MAX_SHOWN:
-        registry.popitem(last=False)
+    _bounded_put(_shown(context), (chat_id, message_id), (body, keyboard), MAX_SHOWN)
 
 
 def _unchanged(context: Context, message: Message | Any, body: str,
@@ -175,13 +179,10 @@ async def answer(context: Context, query: CallbackQuery, text: str | None = None
                  alert: bool = False) -> None:
     """Answer a callback query, remembering that it was answered, so that the error
     handler never answers it a second time (Telegram refuses that). The memory is the
-    bot's in-memory bot_data (not persisted, and unlike user data it costs the
-    per-update persistence write nothing)."""
+    bot's in-memory bot_data, which is not persisted."""
     await query.answer(text, show_alert=alert)
-    answered: OrderedDict[str, None] = context.bot_data.setdefault(_ANSWERED, OrderedDict())
-    answered[query.id] = None
-    if len(answered) > _MAX_ANSWERED:
-        answered.popitem(last=False)
+    _bounded_put(context.bot_data.setdefault(_ANSWERED, OrderedDict()), query.id, None,
+                 _MAX_ANSWERED)
 
 
 def was_answered(context: Context, query: CallbackQuery) -> bool:

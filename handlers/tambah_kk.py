@@ -103,6 +103,15 @@ def _typed(payload: dict[str, Any]) -> Identifier:
     return Identifier(IdKind(str(payload["kind"])), str(payload["value"]))
 
 
+async def _find(context: Context, typed: Identifier) -> Participant | None:
+    """The participant, or None if BPJS knows no one by this identifier (other backend
+    errors are the caller's to word)."""
+    try:
+        return await lookup(services(context).backend, typed)
+    except JknNotFound:
+        return None
+
+
 # -- entry ------------------------------------------------------------------------------
 
 async def start_add(update: Update, context: Context) -> int:
@@ -204,9 +213,7 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
     progress = await _show(update, context, progress,
                            texts.LOOKING_UP.format(masked=typed.masked), None)
     try:
-        participant = await lookup(svc.backend, typed)
-    except JknNotFound:
-        participant = None
+        participant = await _find(context, typed)
     except JknCredentialsRejected:
         _clear(context)
         await edit(context, progress, texts.BACKEND_REJECTED)
@@ -329,6 +336,13 @@ def _keyboard_off(context: Context, *, used: bool = False) -> keyboards.Keyboard
     return keyboards.REMOVE_REPLY_KEYBOARD if shown or used else None
 
 
+def _end_flow(context: Context, *, used: bool = False) -> keyboards.Keyboard | None:
+    """The flow is over: forget its chat data; returns the 📱 keyboard's removal, if due."""
+    off = _keyboard_off(context, used=used)
+    _clear(context)
+    return off
+
+
 async def _verified(update: Update, context: Context, result: VerifyResult, *,
                     by_contact: bool = False) -> int:
     """What an attempt at the challenge leads to (a typed code or a shared contact)."""
@@ -342,21 +356,18 @@ async def _verified(update: Update, context: Context, result: VerifyResult, *,
         return ASK_OTP
     if result.outcome in (VerifyOutcome.EXHAUSTED, VerifyOutcome.LOCKED):
         await svc.otp.cancel(chat_id)
-        off = _keyboard_off(context, used=by_contact)
-        _clear(context)
+        off = _end_flow(context, used=by_contact)
         await send(update, context, texts.OTP_EXHAUSTED if result.outcome is
                    VerifyOutcome.EXHAUSTED else texts.OTP_LOCKED, off)
         return END
     if result.outcome is not VerifyOutcome.OK or result.payload is None:
-        off = _keyboard_off(context, used=by_contact)
-        _clear(context)
+        off = _end_flow(context, used=by_contact)
         await send(update, context, texts.OTP_NONE, off)
         return END
     done = texts.CONTACT_OK if by_contact else texts.OTP_OK
     if result.payload.get("purpose") == "reverify":
         account = await svc.accounts.reverified(chat_id, str(result.payload["slot"]))
-        off = _keyboard_off(context, used=by_contact)
-        _clear(context)
+        off = _end_flow(context, used=by_contact)
         if account is None:
             await svc.otp.cancel(chat_id)
             await send(update, context, texts.VERIFY_SESSION_GONE, off)
@@ -470,9 +481,7 @@ async def _save(update: Update, context: Context, label: str) -> int:
         return END
     typed = _typed(payload)
     try:
-        participant = await lookup(svc.backend, typed)
-    except JknNotFound:
-        participant = None
+        participant = await _find(context, typed)
     except JknError:
         await send(update, context, texts.SAVE_BACKEND_DOWN)
         return ASK_LABEL
@@ -543,8 +552,7 @@ async def reverify_account(update: Update, context: Context, slot: str) -> int |
 async def cancel(update: Update, context: Context) -> int:
     """/batal or the Batal button, from any state: nothing in the cache changes."""
     await services(context).otp.cancel(chat_id_of(update))
-    off = _keyboard_off(context)
-    _clear(context)
+    off = _end_flow(context)
     query = update.callback_query
     if query is not None:
         await answer(context, query)

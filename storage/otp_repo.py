@@ -125,6 +125,15 @@ def _per_key(conn: sqlite3.Connection, kind: str, column: str, key: bytes, since
     return count(conn, sql + (" AND owner = 1" if owners_only else ""), kind, key, since)
 
 
+def _chat_day_full(conn: sqlite3.Connection, caps: Caps, chat_key: bytes, now: float) -> bool:
+    return _per_chat(conn, "sms", chat_key, now - DAY) >= caps.chat_daily
+
+
+def _global_hour_full(conn: sqlite3.Connection, caps: Caps, now: float) -> bool:
+    return count(conn, "SELECT count(*) FROM rate_events WHERE kind = 'sms' AND at > ?",
+                 now - HOUR) >= caps.global_hourly
+
+
 def _wrong_codes(conn: sqlite3.Connection, keys: Keys, now: float, owner: bool) -> int:
     since = now - DAY
     return max(_per_key(conn, "wrong", "subject_key", keys.subject, since, owner),
@@ -156,7 +165,7 @@ class OtpRepo:
             with immediate(conn):
                 _prune(conn, "sms", now)
                 _prune(conn, "wrong", now)
-                if _per_chat(conn, "sms", keys.chat, now - DAY) >= caps.chat_daily:
+                if _chat_day_full(conn, caps, keys.chat, now):
                     return SendBlock.CHAT_DAILY
                 if _wrong_codes(conn, keys, now, owner) >= caps.participant_wrong_daily:
                     return SendBlock.PARTICIPANT_LOCKED
@@ -166,9 +175,7 @@ class OtpRepo:
                 if _per_key(conn, "sms", "phone_key", keys.phone, now - DAY,
                             owner) >= caps.phone_daily:
                     return SendBlock.PHONE_DAILY
-                if not owner and count(
-                        conn, "SELECT count(*) FROM rate_events WHERE kind = 'sms' AND at > ?",
-                        now - HOUR) >= caps.global_hourly:
+                if not owner and _global_hour_full(conn, caps, now):
                     return SendBlock.GLOBAL_BUDGET
                 return _record(conn, "sms", keys, now, owner)
         return await self.db.run(unit)
@@ -179,10 +186,9 @@ class OtpRepo:
         caps = self.caps
 
         def unit(conn: sqlite3.Connection) -> SendBlock | None:
-            if _per_chat(conn, "sms", chat_key, now - DAY) >= caps.chat_daily:
+            if _chat_day_full(conn, caps, chat_key, now):
                 return SendBlock.CHAT_DAILY
-            if count(conn, "SELECT count(*) FROM rate_events WHERE kind = 'sms' AND at > ?",
-                     now - HOUR) >= caps.global_hourly:
+            if _global_hour_full(conn, caps, now):
                 return SendBlock.GLOBAL_BUDGET
             return None
         return await self.db.run(unit)
