@@ -255,7 +255,9 @@ MUTANTS = [
     Mutant("an invalid number reads as unreachable", "handlers/tambah_kk.py",
            "    except (JknNotFound, JknInvalidRequest):\n        return None",
            "    except JknNotFound:\n        return None",
-           (f"{T_ANSWERS}::test_not_found_or_invalid_reads_as_cannot_send_never_as_unreachable",)),
+           (f"{T_ANSWERS}::test_not_found_or_invalid_reads_as_cannot_send_never_as_unreachable",
+            "tests/test_bpjs_answers_process.py::test_over_http_refusals_read_as_cannot_send"
+            "_and_a_nik_less_participant_is_saved")),
     Mutant("a refused history reads as no visits", "bot/jkn/vclaim.py",
            "        except JknNotFound:\n            return []",
            "        except (JknNotFound, JknInvalidRequest):\n            return []",
