@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     configure_logging(settings.log_level_number, settings.secret_values())
     try:
+        datalock.make_private(settings.kk_data_dir)
         with datalock.hold(settings.kk_data_dir, **LOCKS[args.command]):
             return asyncio.run(_command(args, settings))
     except (KeyError_, DatabaseError, DataDirBusy, StartupRefused) as exc:

@@ -37,6 +37,8 @@ T_TRUST_HTTP = "tests/test_trust_process.py"
 T_STORAGE = "tests/test_storage.py"
 T_CONTACT = "tests/test_contact.py"
 T_CONTACT_HTTP = "tests/test_contact_process.py"
+T_KEYS = "tests/test_keys.py"
+T_CLEANUP = "tests/test_cleanup.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -238,6 +240,11 @@ MUTANTS = [
            "message.contact is not None or carries_identifier(",
            "False and carries_identifier(",
            (f"{T_CONTACT}::test_a_contact_at_any_other_step_is_deleted_and_changes_nothing",)),
+    # -- trust, round two (issue 18): storage -------------------------------------------
+    Mutant("an open data dir stays open", "bot/datalock.py",
+           "    if not mode & 0o077:\n        return False\n",
+           "    if True:\n        return False\n",
+           (f"{T_KEYS}::test_an_existing_open_data_dir_is_tightened_to_0700_and_logged_once",)),
 ]
 
 
