@@ -19,6 +19,8 @@ from storage.db import SCHEMA_VERSION, Database, immediate
 from storage.otp_repo import OtpRepo
 
 KEY_CHECK = "key_check"
+#: The key of the rate records, wrapped under the master key; it survives rotations.
+RATE_KEY = "rate_key"
 
 
 class KeyError_(Exception):
@@ -74,18 +76,29 @@ async def check_key(db: Database, vault: Vault, key_path: Path | None = None) ->
     stored = await db.get_meta(KEY_CHECK)
     if stored is None:
         await db.set_meta(KEY_CHECK, vault.check_value())
-        return vault
+        return await _with_rate_key(db, vault)
     if vault.matches(stored):
-        return vault
+        return await _with_rate_key(db, vault)
     if key_path is not None:
         pending = key_path.with_name(key_path.name + ".new")
         if pending.exists():
             candidate = Vault(_decode(pending.read_text(encoding="ascii"), str(pending)))
             if candidate.matches(stored):
                 _finish_rotation(key_path)
-                return candidate
+                return await _with_rate_key(db, candidate)
     raise KeyError_("the master key does not match this database (wrong KK_MASTER_KEY or "
                     "master.key?); refusing to start, nothing was changed")
+
+
+async def _with_rate_key(db: Database, vault: Vault) -> Vault:
+    """Adopt the database's rate key, recording the current one if it has none yet (a
+    database from before rate keys: its records were keyed exactly so, nothing is lost)."""
+    wrapped = await db.get_meta(RATE_KEY)
+    if wrapped is None:
+        await db.set_meta(RATE_KEY, vault.wrap_rate_key())
+    else:
+        vault.adopt_rate_key(wrapped)
+    return vault
 
 
 async def open_existing(data_dir: Path, db_path: Path, env_key: str | None) -> Database:
@@ -132,6 +145,7 @@ async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[b
     """
     raw = generate_master_key()
     new = Vault(raw)
+    old.carry_rate_key(new)  # rate records keep counting: a rotation resets no cap
     pending = key_path.with_name(key_path.name + ".new") if key_path else None
     if pending is not None:
         with contextlib.suppress(FileNotFoundError):
@@ -145,6 +159,8 @@ async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[b
             OtpRepo.reencrypt_all(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = ?",
                          (new.check_value(), KEY_CHECK))
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value", (RATE_KEY, new.wrap_rate_key()))
         return done
 
     try:

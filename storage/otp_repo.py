@@ -383,7 +383,7 @@ class OtpRepo:
 
     @staticmethod
     def reencrypt_all(conn: sqlite3.Connection) -> None:
-        """Inside the caller's transaction (key rotation): codes and rate records are keyed
-        under the old key and cannot be carried over, so both are dropped."""
+        """Inside the caller's transaction (key rotation): live codes are hashed under the
+        old key and cannot be carried over, so they are dropped. Rate records stay: they
+        are keyed by the rate key, which the rotation carries over, so no cap is reset."""
         conn.execute("DELETE FROM challenges")
-        conn.execute("DELETE FROM rate_events")

@@ -245,6 +245,10 @@ MUTANTS = [
            "    if not mode & 0o077:\n        return False\n",
            "    if True:\n        return False\n",
            (f"{T_KEYS}::test_an_existing_open_data_dir_is_tightened_to_0700_and_logged_once",)),
+    Mutant("a rotation resets the caps", "storage/keys.py",
+           "    old.carry_rate_key(new)  # rate records keep counting",
+           "    pass  # rate records keep counting",
+           (f"{T_KEYS}::test_a_key_rotation_gives_nobody_a_fresh_allowance",)),
 ]
 
 
