@@ -447,6 +447,12 @@ ERASED = (
     "Asisten KK. Ketik /start bila ingin memakai lagi."
 )
 ERASE_CANCELLED = "Tidak ada yang dihapus."
+#: Added to a deletion's reply while a reader (a backup copying) holds the database file.
+CLEANUP_PENDING = (
+    "\n\n⏳ Bot tidak bisa lagi membacanya, tetapi salinan terenkripsinya masih ada di "
+    "berkas database selama proses lain (misalnya pencadangan) membacanya. Bot menghapusnya "
+    "otomatis begitu proses itu selesai."
+)
 
 # -- SMS --------------------------------------------------------------------------------
 
