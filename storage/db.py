@@ -191,13 +191,14 @@ def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
     keeps older frames alive: then this returns False at once, having copied what it could,
     and :class:`Database` tries again in the background (never by holding the connection,
     which every chat shares)."""
+    waits = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
     conn.execute("PRAGMA busy_timeout = 0")
     try:
         row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     except sqlite3.OperationalError:  # busy or locked: a reader or another writer
         return False
     finally:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {waits}")
     return row is not None and int(row[0]) == 0
 
 
