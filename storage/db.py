@@ -151,7 +151,7 @@ BUSY_TIMEOUT_MS = 5000
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 #: A cleanup a reader held up is tried again after this long, doubling up to the maximum.
 CLEANUP_RETRY_SECONDS = 0.25
-CLEANUP_RETRY_MAX_SECONDS = 5.0
+CLEANUP_RETRY_MAX_SECONDS = 2.0
 
 
 def _create_private(path: Path) -> None:

@@ -84,6 +84,7 @@ async def check_key(db: Database, vault: Vault, key_path: Path | None = None) ->
         if key_path is not None:  # a rotation that died before its commit: never used
             with contextlib.suppress(FileNotFoundError):
                 key_path.with_name(key_path.name + ".new").unlink()
+            adopt_legacy_old_key(key_path)
         return await _with_rate_key(db, vault)
     if key_path is not None:
         pending = key_path.with_name(key_path.name + ".new")
@@ -138,18 +139,31 @@ def retired_keys(key_path: Path) -> list[Path]:
 _RETIRED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}Z(\.[0-9]+)?")
 
 
-def _retire(key_path: Path) -> None:
-    """Keep the current key as ``master.key.<UTC time>``, never overwriting one kept
-    before (``os.link`` fails on an existing name), and only once however often an
-    interrupted rotation is finished."""
-    current = key_path.read_bytes()
+def adopt_legacy_old_key(key_path: Path) -> None:
+    """Rotations before retired keys had names kept the last old key as ``master.key.old``:
+    it becomes a retired key like the others, named by the time ``master.key`` was written
+    (the rotation that retired it), so ``forget-keys`` sees it too."""
+    legacy = key_path.with_name(key_path.name + ".old")
+    if not legacy.exists() or not key_path.exists():
+        return
+    _retire(legacy, datetime.fromtimestamp(key_path.stat().st_mtime, UTC), key_path)
+    legacy.unlink()
+
+
+def _retire(key_file: Path, when: datetime | None = None, key_path: Path | None = None
+            ) -> None:
+    """Keep ``key_file`` (the current key) as ``master.key.<UTC time>``, never
+    overwriting one kept before (``os.link`` fails on an existing name), and only once
+    however often an interrupted rotation is finished."""
+    key_path = key_path or key_file
+    current = key_file.read_bytes()
     if any(p.read_bytes() == current for p in retired_keys(key_path)):
         return
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H-%M-%SZ")
     for n in itertools.count(1):
         name = f"{key_path.name}.{stamp}" + (f".{n}" if n > 1 else "")
         with contextlib.suppress(FileExistsError):
-            os.link(key_path, key_path.with_name(name))
+            os.link(key_file, key_path.with_name(name))
             return
 
 
@@ -197,6 +211,7 @@ def forget_retired(key_path: Path, keep_for: list[Path]) -> tuple[list[Path], li
             raise KeyError_(f"{backup} is not a readable Asisten KK database; nothing was "
                             "removed")
         checks.append(check)
+    adopt_legacy_old_key(key_path)
     removed, kept = [], []
     for key_file in retired_keys(key_path):
         if any(opens(key_file, check) for check in checks):

@@ -271,7 +271,7 @@ MUTANTS = [
            "            if evicted is not None:",
            (f"{T_CLEANUP}::test_a_used_code_leaves_no_copy_of_its_payload",)),
     Mutant("a rotation overwrites the last retired key", "storage/keys.py",
-           '    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")\n',
+           '    stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H-%M-%SZ")\n',
            '    stamp = "2000-01-01T00-00-00Z"\n'
            '    key_path.with_name(f"{key_path.name}.{stamp}").unlink(missing_ok=True)\n',
            (f"{T_KEYS}::test_every_retired_key_is_kept_named_and_forgotten_only_when_asked",)),

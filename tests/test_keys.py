@@ -143,3 +143,16 @@ async def test_a_rotation_killed_at_any_point_leaves_a_key_that_opens_everything
         row = await cur.fetchone()
     assert row == (1,), "the wrong code still counts against the participant"
     assert reopened.otp.keys(2, NIK_B, PHONE).subject == subject
+
+
+async def test_a_master_key_old_of_an_earlier_version_becomes_a_named_retired_key(
+        services_factory: ServicesFactory, data_dir: Path) -> None:
+    svc: Services = await services_factory()
+    await svc.close()
+    legacy = data_dir / "master.key.old"
+    legacy.write_text("b2xkIGtleSBvZiBhbiBlYXJsaWVyIHJvdGF0aW9uISE=\n")
+    legacy.chmod(0o600)
+    await services_factory()
+    assert not legacy.exists()
+    assert [key_of(p) for p in retired_keys(data_dir / "master.key")] == [
+        "b2xkIGtleSBvZiBhbiBlYXJsaWVyIHJvdGF0aW9uISE=\n"], "forget-keys will see it"
