@@ -96,7 +96,9 @@ PRIVACY = (
     "24 jam untuk mencegah penyalahgunaan, juga setelah /hapus_data.\n\n"
     "<b>Hak Anda</b> (UU 27/2022 tentang Pelindungan Data Pribadi): hapus satu akun dengan "
     "/hapus_kk, atau hapus semua data dan cabut persetujuan dengan /hapus_data — langsung "
-    "terhapus saat itu juga, tanpa sisa di berkas database."
+    "terhapus saat itu juga. Bila berkas database sedang dicadangkan, sisa salinan "
+    "terenkripsinya dibersihkan otomatis begitu pencadangan selesai, dan bot memberi tahu "
+    "Anda."
 )
 
 UNKNOWN_COMMAND = "Perintah itu tidak saya kenal. Lihat daftar perintah di /bantuan."
@@ -454,6 +456,12 @@ ERASED = (
     "Asisten KK. Ketik /start bila ingin memakai lagi."
 )
 ERASE_CANCELLED = "Tidak ada yang dihapus."
+#: Added to a deletion's reply while a reader (a backup copying) holds the database file.
+CLEANUP_PENDING = (
+    "\n\n⏳ Bot tidak bisa lagi membacanya, tetapi salinan terenkripsinya masih ada di "
+    "berkas database selama proses lain (misalnya pencadangan) membacanya. Bot menghapusnya "
+    "otomatis begitu proses itu selesai."
+)
 
 # -- SMS --------------------------------------------------------------------------------
 

@@ -519,6 +519,8 @@ async def _save(update: Update, context: Context, label: str) -> int:
     if outcome.evicted is not None:
         text += texts.SAVED_EVICTED.format(label=html.escape(outcome.evicted.label),
                                            masked=mask_nik(outcome.evicted.nik))
+        if svc.db.cleanup_pending:
+            text += texts.CLEANUP_PENDING
     now = svc.clock()
     view = StatusView(outcome.account, participant, now, Source.LIVE, now)
     await send(update, context, text + "\n\n" + render.card(view, detailed=False),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.crypto import Vault
-from storage.db import Database, checkpoint_truncate, count, immediate
+from storage.db import Database, count, immediate
 
 SENSITIVE_FIELDS = ("nik", "card", "name", "phone", "label")
 _COLUMNS = ("slot, nik_ct, card_ct, name_ct, phone_ct, label_ct, status_ct, status_at, "
@@ -240,6 +240,7 @@ class AccountsRepo:
 
         def unit(conn: sqlite3.Connection) -> str | None:
             evicted: str | None = None
+            consumed = 0
             with immediate(conn):
                 if conn.execute("SELECT 1 FROM accounts WHERE chat_id = ? AND nik_index = ?",
                                 (chat_id, index)).fetchone() or self._card_slot(
@@ -264,9 +265,10 @@ class AccountsRepo:
                     (chat_id, slot, index, *fields, status_ct, status_at, now, now, now,
                      new.lookup_kind))
                 if consume_challenge:
-                    conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
-            if evicted is not None:
-                checkpoint_truncate(conn)
+                    consumed = conn.execute("DELETE FROM challenges WHERE chat_id = ?",
+                                            (chat_id,)).rowcount
+            if evicted is not None or consumed:  # the evicted row, the used code's payload
+                self.db.scrub(conn)
             return evicted
 
         evicted = await self.db.run(unit)
@@ -289,6 +291,7 @@ class AccountsRepo:
                             consume_challenge: bool = False) -> bool:
         """A fresh OTP for a cached account: renew its session and make it active."""
         def unit(conn: sqlite3.Connection) -> bool:
+            consumed = 0
             with immediate(conn):
                 if conn.execute("UPDATE accounts SET verified_at = ?, last_used_at = ? "
                                 "WHERE chat_id = ? AND slot = ?",
@@ -296,7 +299,10 @@ class AccountsRepo:
                     return False
                 _activate(conn, chat_id, slot)
                 if consume_challenge:
-                    conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
+                    consumed = conn.execute("DELETE FROM challenges WHERE chat_id = ?",
+                                            (chat_id,)).rowcount
+            if consumed:  # the used code's payload leaves the WAL too
+                self.db.scrub(conn)
             return True
         return await self.db.run(unit)
 
@@ -314,7 +320,7 @@ class AccountsRepo:
                         "UPDATE accounts SET active = 1 WHERE chat_id = ? AND slot = ("
                         "SELECT slot FROM accounts WHERE chat_id = ? "
                         "ORDER BY last_used_at DESC, slot LIMIT 1)", (chat_id, chat_id))
-            checkpoint_truncate(conn)
+            self.db.scrub(conn)
             return True
         return await self.db.run(unit)
 

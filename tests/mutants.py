@@ -38,6 +38,8 @@ T_STORAGE = "tests/test_storage.py"
 T_CONTACT = "tests/test_contact.py"
 T_CONTACT_HTTP = "tests/test_contact_process.py"
 T_ANSWERS = "tests/test_bpjs_answers.py"
+T_KEYS = "tests/test_keys.py"
+T_CLEANUP = "tests/test_cleanup.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -113,7 +115,7 @@ MUTANTS = [
            "        pass  # a re-verification of it",
            (f"{T_TRUST}::test_removing_an_account_mid_re_verification_leaves_nothing_of_it",)),
     Mutant("a dropped challenge stays in the wal", "storage/otp_repo.py",
-           "            if gone:\n                checkpoint_truncate(conn)\n"
+           "            if gone:\n                self.db.scrub(conn)\n"
            "        await self.db.run",
            "            pass\n        await self.db.run",
            (f"{T_TRUST}::test_removing_an_account_mid_re_verification_leaves_nothing_of_it",)),
@@ -137,15 +139,16 @@ MUTANTS = [
            (f"{T_TRUST}::test_a_challenge_keeps_only_what_the_code_needs_until_it_is_accepted",)),
     Mutant("erase leaves the wal", "storage/db.py",
            '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n'
-           "            checkpoint_truncate(conn)\n",
-           '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n',
+           "            return self.scrub(conn)\n",
+           '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n'
+           "            return True\n",
            (f"{T_STORAGE}::test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files",)),
     Mutant("erase without secure_delete", "storage/db.py",
            '"synchronous=NORMAL", "secure_delete=ON"', '"synchronous=NORMAL", "secure_delete=OFF"',
            (f"{T_STORAGE}::test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files",)),
     Mutant("remove leaves the wal", "storage/accounts_repo.py",
-           "            checkpoint_truncate(conn)\n            return True\n",
-           "            return True\n",
+           "(chat_id, chat_id))\n            self.db.scrub(conn)\n",
+           "(chat_id, chat_id))\n",
            (f"{T_STORAGE}::test_removing_or_evicting_one_account_leaves_no_copy_of_it",)),
     Mutant("rate records keyed by the chat id", "storage/crypto.py",
            'return self.global_index(str(chat_id), "chat")', "return str(chat_id).encode()",
@@ -273,6 +276,48 @@ MUTANTS = [
            'return raw.decode("utf-16-le", "replace")', "return units",
            (f"{T_ANSWERS}::test_a_facility_name_compressed_by_the_reference_javascript_decodes"
             "_intact",)),
+    # -- trust, round two (issue 18): storage -------------------------------------------
+    Mutant("an open data dir stays open", "bot/datalock.py",
+           "    if not mode & 0o077:\n        return False\n",
+           "    if True:\n        return False\n",
+           (f"{T_KEYS}::test_an_existing_open_data_dir_is_tightened_to_0700_and_logged_once",)),
+    Mutant("a rotation resets the caps", "storage/keys.py",
+           "    old.carry_rate_key(new)  # rate records keep counting",
+           "    pass  # rate records keep counting",
+           (f"{T_KEYS}::test_a_key_rotation_gives_nobody_a_fresh_allowance",)),
+    Mutant("an erase's cleanup waits for the reader", "storage/db.py",
+           '    conn.execute("PRAGMA busy_timeout = 0")\n',
+           '    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS * 4}")\n',
+           (f"{T_CLEANUP}::test_an_erase_under_a_15_s_reader_holds_no_other_chat_up_and_its_"
+            "bytes_go_after",)),
+    Mutant("a held-up cleanup is never retried", "storage/db.py",
+           "        if self._residue:\n            self._ensure_cleaner()\n",
+           "        if self._residue:\n            pass\n",
+           (f"{T_CLEANUP}::test_every_other_deletion_under_a_reader_answers_at_once_and_cleans_"
+            "up_after",)),
+    Mutant("the erase reply hides a held-up cleanup", "handlers/hapus.py",
+           '    await edit_query(context, query, texts.ERASED + ("" if clean else '
+           'texts.CLEANUP_PENDING))',
+           "    await edit_query(context, query, texts.ERASED)",
+           (f"{T_CLEANUP}::test_an_erase_under_a_15_s_reader_holds_no_other_chat_up_and_its_"
+            "bytes_go_after",)),
+    Mutant("a used code stays in the wal", "storage/accounts_repo.py",
+           "            if evicted is not None or consumed:",
+           "            if evicted is not None:",
+           (f"{T_CLEANUP}::test_a_used_code_leaves_no_copy_of_its_payload",)),
+    Mutant("a rotation overwrites the last retired key", "storage/keys.py",
+           '    stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H-%M-%SZ")\n',
+           '    stamp = "2000-01-01T00-00-00Z"\n'
+           '    key_path.with_name(f"{key_path.name}.{stamp}").unlink(missing_ok=True)\n',
+           (f"{T_KEYS}::test_every_retired_key_is_kept_named_and_forgotten_only_when_asked",)),
+    Mutant("forget-keys removes a key a kept backup needs", "storage/keys.py",
+           "        if any(opens(key_file, check) for check in checks):",
+           "        if False:",
+           (f"{T_KEYS}::test_every_retired_key_is_kept_named_and_forgotten_only_when_asked",)),
+    Mutant("a key of a rotation that died is left lying", "storage/keys.py",
+           '                key_path.with_name(key_path.name + ".new").unlink()',
+           "                pass",
+           (f"{T_KEYS}::test_a_rotation_killed_at_any_point_leaves_a_key_that_opens_everything",)),
 ]
 
 
