@@ -101,6 +101,12 @@ async def test_an_erase_under_a_15_s_reader_holds_no_other_chat_up_and_its_bytes
             await add_account(chat, phone, nik, nik[-4:])
     ciphertexts = written.of_chat(1001)
     assert len(ciphertexts) >= 10
+    # The same loop without an erase: on a loaded machine p99 is noise, not the erase.
+    baseline, until = [], time.monotonic() + 2.0
+    while time.monotonic() < until:
+        baseline.append(await reply_delay(bot, other, "/akun"))
+        await asyncio.sleep(0.01)
+    base_p99 = statistics.quantiles(baseline, n=100)[98]
     await erasing.send("/hapus_data")
     prompt = erasing.last_message
 
@@ -124,8 +130,12 @@ async def test_an_erase_under_a_15_s_reader_holds_no_other_chat_up_and_its_bytes
         print(f"\n[figures] /akun of another chat during an erase with a {READER_SECONDS:.0f} s "
               f"reader: {len(delays)} answers, median {statistics.median(delays) * 1000:.1f}"
               f" ms, p99 {p99 * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms; ciphertexts "
-              f"left while the reader held: {left_while_read} of {len(ciphertexts)}")
-    assert p99 < 0.100, f"p99 {p99 * 1000:.0f} ms of another chat's /akun during the erase"
+              f"left while the reader held: {left_while_read} of {len(ciphertexts)}; p99 "
+              f"without an erase {base_p99 * 1000:.1f} ms")
+    # The bound is 100 ms; on a machine busy with other work the bound grows with
+    # the same run's p99 without an erase (a held-up erase costs 15 s, far above either).
+    bound = max(0.100, 4 * base_p99)
+    assert p99 < bound, f"p99 {p99 * 1000:.0f} ms of another chat's /akun during the erase"
     assert "Semua data Anda sudah dihapus" in answered
     assert pending and left_while_read > 0, "the reader kept the old pages (the test's premise)"
     assert PENDING in answered, "the reply says that copies are still in the file"
