@@ -209,7 +209,7 @@ MUTANTS = [
            "if False:",
            (f"{T_TRUST_HTTP}::test_unsafe_settings_refuse_to_start",)),
     Mutant("plain http to anywhere", "bot/config.py",
-           '    if parts.scheme.lower() == "https":', "    if True:",
+           '    if scheme == "https":', "    if True:",
            (f"{T_TRUST_HTTP}::test_unsafe_settings_refuse_to_start",)),
     Mutant("no data directory lock", "bot/datalock.py",
            "                fcntl.flock(fd, mode | fcntl.LOCK_NB)", "                pass",
@@ -238,6 +238,12 @@ MUTANTS = [
            "message.contact is not None or carries_identifier(",
            "False and carries_identifier(",
            (f"{T_CONTACT}::test_a_contact_at_any_other_step_is_deleted_and_changes_nothing",)),
+    # -- issue #18 items 1, 3, 6, 7, 8 (trust, round two) ------------------------------
+    Mutant("loopback rule skipped for URL settings", "bot/config.py",
+           "    if not _private_transport(value):\n",
+           "    if False:\n",
+           ("tests/test_url_rule.py::test_every_url_setting_refuses_plain_http_to_another_host",
+            "tests/test_url_rule.py::test_over_http_run_refuses_a_bot_api_in_clear_text")),
 ]
 
 
