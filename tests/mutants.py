@@ -244,6 +244,22 @@ MUTANTS = [
            "    if False:\n",
            ("tests/test_url_rule.py::test_every_url_setting_refuses_plain_http_to_another_host",
             "tests/test_url_rule.py::test_over_http_run_refuses_a_bot_api_in_clear_text")),
+    Mutant("reminders ignore the session", "bot/reminders.py",
+           "if a.slot in slots and self.accounts.is_fresh(a)]:",
+           "if a.slot in slots]:",
+           ("tests/test_reminders_session.py::"
+            "test_an_expired_session_gets_no_reminder_and_cannot_be_switched_on",
+            "tests/test_trust_round2_process.py::"
+            "test_over_http_an_expired_session_gets_no_reminder_and_no_switch_on")),
+    Mutant("an expired account's reminder switches on", "handlers/reminders.py",
+           "    if account is not None and not account.remind and not svc.accounts.is_fresh(",
+           "    if False and not svc.accounts.is_fresh(",
+           ("tests/test_reminders_session.py::"
+            "test_an_expired_session_gets_no_reminder_and_cannot_be_switched_on",)),
+    Mutant("the round does not re-read the chat before sending", "bot/reminders.py",
+           "            notice.keep(held)\n", "            held = held and list(notice.seen)\n",
+           ("tests/test_reminders_session.py::"
+            "test_an_account_removed_or_a_chat_erased_during_the_round_gets_nothing",)),
 ]
 
 

@@ -1,0 +1,54 @@
+"""Issue #18 (trust, round two) driven from outside: `python -m bot run` and its CLI over
+HTTP on 127.0.0.1, the way a user (or an attacker) reaches the bot."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.process import RemoteChat, RunningBot, acli, wait_for
+
+ARREARS = ("3174014506900001", "3174014506880001")  # the sandbox's participants in arrears
+DAYS = 86400
+
+
+def reminders(chat: RemoteChat) -> list[str]:
+    return [m.text for m in chat.messages if m.text.startswith("🔔 Pengingat JKN —")]
+
+
+def age_sessions(bot: RunningBot, chat_id: int, days: int) -> None:
+    """As if the chat's last code was ``days`` ago (only the clock is not ours to move)."""
+    conn = sqlite3.connect(bot.data_dir / "kk.sqlite3", timeout=10)
+    try:
+        with conn:
+            conn.execute("UPDATE accounts SET verified_at = verified_at - ? WHERE chat_id = ?",
+                         (days * DAYS, chat_id))
+    finally:
+        conn.close()
+
+
+async def test_over_http_an_expired_session_gets_no_reminder_and_no_switch_on(
+        tmp_path: Path) -> None:
+    async with RunningBot(tmp_path) as bot:
+        old, fresh = bot.chat(8100), bot.chat(8101)
+        for chat, nik in ((old, ARREARS[0]), (fresh, ARREARS[1])):
+            await chat.consent()
+            await chat.add(nik, "Nunggak")
+            await chat.send("/pengingat", expect="Ketuk akun")
+            await chat.tap("Nunggak", expect="dinyalakan")
+        age_sessions(bot, 8100, 200)
+        result = await acli(tmp_path, "remind", "--date", "2026-12-07", **bot.env)
+        assert result.returncode == 0 and "1 sent" in result.stderr, result.stderr
+        await wait_for(lambda: bool(reminders(fresh)), "the fresh chat's reminder")
+        assert "Iuran belum dibayar" in reminders(fresh)[0]
+        assert reminders(old) == [], "200 days after its last code: not a word"
+        assert bot.read_db("SELECT count(*) FROM reminder_log WHERE chat_id = 8100") == [(0,)]
+
+        await old.send("/pengingat", expect="Ketuk akun")
+        assert [t for t, _ in old.last.buttons] == ["✅ Nunggak · 3174********0001 ⏳"]
+        await old.tap("Nunggak", expect="dimatikan")  # off needs nothing
+        sms = len(bot.sms)
+        await old.tap("⬜ Nunggak", expect="Sesi akun «Nunggak» sudah lewat")
+        await old.until("Kode OTP 6 angka sudah dikirim")
+        assert len(bot.sms) == sms + 1
+        assert bot.read_db("SELECT remind FROM accounts WHERE chat_id = 8100") == [(0,)]
