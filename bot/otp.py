@@ -20,7 +20,7 @@ import enum
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +125,12 @@ class OtpService:
                                 ttl=self.ttl, owner=owner)
         return result
 
-    async def resend(self, chat_id: int) -> SendResult:
+    async def resend(self, chat_id: int, *,
+                     held: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
+                     ) -> SendResult:
+        """A new code for the chat's live challenge. For an owner's challenge (a
+        re-verification), ``held(payload)`` must confirm that the chat still holds the
+        account before the owner's allowance is used; if not, the challenge is dropped."""
         challenge = await self.repo.get(chat_id)
         if challenge is None or challenge.consumed_at is not None:
             return SendResult(SendOutcome.NO_CHALLENGE)
@@ -136,6 +141,9 @@ class OtpService:
         if found is None:
             return SendResult(SendOutcome.NO_CHALLENGE)
         keys, owner = found
+        if owner and (held is None or not await held(challenge.payload)):
+            await self.repo.delete(chat_id)
+            return SendResult(SendOutcome.NO_CHALLENGE)
         result, code = await self._deliver(keys, str(challenge.payload["phone"]), owner)
         if code is not None and not await self.repo.replace_code(
                 chat_id, code, now=self.clock(), ttl=self.ttl):

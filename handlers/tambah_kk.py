@@ -89,6 +89,33 @@ def _clear(context: Context) -> None:
         context.chat_data.pop(_BAD, None)
 
 
+def forget_steps_of(context: Context, chat_id: int, slot: str) -> None:
+    """An account left the chat (/hapus_kk): a sealed step about it (a re-verification
+    waiting for "Kirim kode", an eviction question naming it) goes with it."""
+    payload = _unseal(context, chat_id)
+    if payload is not None and slot in (payload.get("slot"), payload.get("evict")):
+        _clear(context)
+
+
+async def _held(context: Context, chat_id: int, payload: Mapping[str, Any],
+                nik: str | None = None) -> bool:
+    """Does the chat still hold the account a re-verification is for (and is it this
+    participant)? Asked at every step before an owner's allowance is used."""
+    account = await services(context).accounts.get(chat_id, str(payload.get("slot")))
+    return account is not None and (nik is None or account.nik == nik)
+
+
+async def _gone(update: Update, context: Context, progress: Message | None) -> int:
+    """The account a re-verification was for left the chat: nothing is sent."""
+    await services(context).otp.cancel(chat_id_of(update))
+    off = _end_flow(context)
+    if progress is not None and off is None:
+        await edit(context, progress, texts.VERIFY_SESSION_GONE)
+    else:  # a new message: only a sent one can take the 📱 keyboard away
+        await send(update, context, texts.VERIFY_SESSION_GONE, off)
+    return END
+
+
 def drop_stale_pending(chat_data: Mapping[int, dict[Any, Any]], otp: OtpService) -> int:
     """Forget sealed steps that no longer open (abandoned longer than PENDING_TTL)."""
     stale = [data for chat_id, data in chat_data.items()
@@ -204,6 +231,8 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
     chat_id = chat_id_of(update)
     typed = _typed(payload)
     adding = payload["purpose"] == "add"
+    if not adding and not await _held(context, chat_id, payload):
+        return await _gone(update, context, progress)
     blocked = await svc.otp.blocked_for_chat(chat_id) if adding else None
     if blocked is not None or not await svc.otp.allow_lookup(chat_id):
         _clear(context)
@@ -255,6 +284,8 @@ async def _send_code(update: Update, context: Context, payload: dict[str, Any],
     chat_id = chat_id_of(update)
     assert participant.phone is not None
     owner = payload["purpose"] == "reverify"
+    if owner and not await _held(context, chat_id, payload, participant.nik):
+        return await _gone(update, context, message)  # removed while BPJS answered
     result = await svc.otp.issue(chat_id, purpose=str(payload["purpose"]),
                                  nik=participant.nik, phone=participant.phone,
                                  payload=payload, owner=owner)
@@ -411,7 +442,12 @@ async def resend(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None
     svc = services(context)
-    result = await svc.otp.resend(chat_id_of(update))
+    chat_id = chat_id_of(update)
+
+    async def held(payload: dict[str, Any]) -> bool:
+        return await _held(context, chat_id, payload)
+
+    result = await svc.otp.resend(chat_id, held=held)
     if result.outcome is SendOutcome.TOO_EARLY:
         await answer(context, query, texts.RESEND_WAIT.format(seconds=result.wait_seconds))
         return ASK_OTP

@@ -260,6 +260,18 @@ MUTANTS = [
            "            notice.keep(held)\n", "            held = held and list(notice.seen)\n",
            ("tests/test_reminders_session.py::"
             "test_an_account_removed_or_a_chat_erased_during_the_round_gets_nothing",)),
+    Mutant("an owner's step does not re-check the account", "handlers/tambah_kk.py",
+           "    return account is not None and (nik is None or account.nik == nik)",
+           "    return True",
+           ("tests/test_stale_steps.py::"
+            "test_send_code_for_an_account_removed_meanwhile_sends_nothing",
+            "tests/test_stale_steps.py::"
+            "test_resend_for_an_account_removed_meanwhile_sends_nothing")),
+    Mutant("/hapus_kk keeps a sealed step about the account", "handlers/hapus.py",
+           "    forget_steps_of(context, chat_id, removed.slot)", "    pass",
+           ("tests/test_stale_steps.py::test_hapus_kk_and_hapus_data_clear_a_sealed_step",
+            "tests/test_trust_round2_process.py::"
+            "test_over_http_a_stale_send_code_button_grants_nothing")),
 ]
 
 

@@ -52,3 +52,40 @@ async def test_over_http_an_expired_session_gets_no_reminder_and_no_switch_on(
         await old.until("Kode OTP 6 angka sudah dikirim")
         assert len(bot.sms) == sms + 1
         assert bot.read_db("SELECT remind FROM accounts WHERE chat_id = 8100") == [(0,)]
+
+
+async def test_over_http_a_stale_send_code_button_grants_nothing(tmp_path: Path) -> None:
+    """Item 7: a sealed "Kirim kode" from a re-verification, tapped after /hapus_kk removed
+    that account, sent an SMS with the owner's exemption from the caps (here the global
+    budget, used up). Now /hapus_kk forgets the sealed step and every step re-checks."""
+    async with RunningBot(tmp_path, SMS_MAX_PER_HOUR="2") as bot:
+        owner, other = bot.chat(8200), bot.chat(8201)
+        for chat, nik in ((owner, ARREARS[0]), (other, ARREARS[1])):
+            await chat.consent()
+            await chat.add(nik, "Ibu")
+        assert len(bot.sms) == 2, "the hour's budget is used up"
+        age_sessions(bot, 8200, 40)
+        bot.api.sms_refuse = 1
+        await owner.send("/akun", expect="Akun JKN Anda")
+        await owner.tap("Ibu", expect="Sesi akun «Ibu» sudah lewat")
+        await owner.until("SMS belum bisa dikirim")
+        stale = owner.last
+        assert "Kirim kode" in [t for t, _ in stale.buttons]
+
+        def pending() -> bool:
+            rows = bot.read_db("SELECT data FROM chat_data WHERE chat_id = 8200")
+            return bool(rows) and '"pending"' in rows[0][0]
+
+        assert pending(), "the step is sealed in chat data, on disk"
+        await owner.send("/hapus_kk", expect="Pilih akun")
+        await owner.tap("Ibu")
+        await owner.tap("Ya, hapus", expect="sudah dihapus")
+        await wait_for(lambda: not pending(), "the sealed step to leave the disk")
+        sms = len(bot.sms)
+        data = next(d for t, d in stale.buttons if t == "Kirim kode")
+        query = bot.emulator.user_taps(8200, stale.message_id, data)
+        await wait_for(lambda: bot.emulator.queries[query]["answered"], "the tap's answer")
+        await owner.until("Verifikasi ini sudah berakhir")
+        assert len(bot.sms) == sms, "no SMS for an account the chat no longer holds"
+        assert bot.read_db("SELECT count(*) FROM challenges WHERE chat_id = 8200") == [(0,)]
+        assert bot.read_db("SELECT count(*) FROM accounts WHERE chat_id = 8200") == [(0,)]
