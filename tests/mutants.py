@@ -234,9 +234,9 @@ MUTANTS = [
            "    result = await services(context).otp.verify_contact(chat_id_of(update), own_phone)"
            "\n    if result.outcome is not VerifyOutcome.OK:\n        return ASK_OTP",
            (f"{T_CONTACT}::test_wrong_contacts_use_up_the_same_attempts_as_wrong_codes",)),
-    Mutant("a contact is not deleted", "handlers/start.py",
-           "message.contact is not None or carries_identifier(",
-           "False and carries_identifier(",
+    Mutant("a contact is not deleted", "bot/scrub.py",
+           "    if message.contact is not None:\n        return True\n",
+           "    if False:\n        return True\n",
            (f"{T_CONTACT}::test_a_contact_at_any_other_step_is_deleted_and_changes_nothing",)),
     # -- issue #18 items 1, 3, 6, 7, 8 (trust, round two) ------------------------------
     Mutant("loopback rule skipped for URL settings", "bot/config.py",
@@ -272,6 +272,25 @@ MUTANTS = [
            ("tests/test_stale_steps.py::test_hapus_kk_and_hapus_data_clear_a_sealed_step",
             "tests/test_trust_round2_process.py::"
             "test_over_http_a_stale_send_code_button_grants_nothing")),
+    Mutant("the scrubber reads identifiers with the code's gap", "bot/identity.py",
+           "    return (any(len(group) >= MIN_IDENTIFIER_DIGITS for group in digit_groups(text))",
+           "    return (any(len(group) >= MIN_IDENTIFIER_DIGITS\n"
+           "                for group in digit_groups(text, CODE_GAP))",
+           ("tests/test_scrub.py::test_every_nik_form_the_parser_accepts_is_one_the_scrubber_deletes",
+            "tests/test_scrub.py::test_any_text_the_parser_accepts_the_scrubber_deletes")),
+    Mutant("the scrubber reads only text and caption", "bot/scrub.py",
+           "    texts = list(message_texts(message))",
+           '    texts = [message.text or "", message.caption or ""]',
+           ("tests/test_scrub.py::test_every_message_kind_with_a_nik_is_deleted_in_any_state",)),
+    Mutant("a group keeps a contact", "handlers/start.py",
+           "    if message is not None and must_scrub(message):  # a contact",
+           "    if message is not None and False:  # a contact",
+           ("tests/test_scrub.py::test_in_a_group_a_contact_and_a_file_name_are_deleted_too",)),
+    Mutant("a message dropped for the backlog is not scrubbed", "bot/processor.py",
+           "            if message is not None and self.application is not None and must_scrub(",
+           "            if False and must_scrub(",
+           ("tests/test_trust_round2_process.py::"
+            "test_over_http_a_backlog_of_nik_messages_is_deleted_to_the_last",)),
 ]
 
 

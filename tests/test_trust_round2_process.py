@@ -89,3 +89,26 @@ async def test_over_http_a_stale_send_code_button_grants_nothing(tmp_path: Path)
         assert len(bot.sms) == sms, "no SMS for an account the chat no longer holds"
         assert bot.read_db("SELECT count(*) FROM challenges WHERE chat_id = 8200") == [(0,)]
         assert bot.read_db("SELECT count(*) FROM accounts WHERE chat_id = 8200") == [(0,)]
+
+
+async def test_over_http_a_backlog_of_nik_messages_is_deleted_to_the_last(
+        tmp_path: Path) -> None:
+    """Item 6: 120 messages with a NIK queued in one chat. The backlog (50 a chat) drops
+    most of them; each dropped one is still deleted. Before: 68 were left in the chat."""
+    from tests.test_scrub import NIK_FORMS
+
+    async with RunningBot(tmp_path) as bot:
+        chat = bot.chat(8300)
+        await chat.consent()
+        queued = [bot.emulator.user_sends(8300, NIK_FORMS[i % len(NIK_FORMS)])
+                  for i in range(120)]  # all at once: one getUpdates takes 100 of them
+
+        def left() -> int:
+            return sum(not m.deleted for m in queued)
+
+        try:
+            await wait_for(lambda: left() == 0, "every NIK deleted", timeout=30)
+        finally:
+            assert left() == 0, f"{left()} of 120 NIKs left undeleted"
+        await chat.send("/akun", expect="Belum ada akun")  # the chat is served again
+        assert not any("3174" in m.text for m in chat.messages), "nothing echoed"
