@@ -70,6 +70,10 @@ def _pending_aad(chat_id: int) -> bytes:
     return Vault.aad("chat_data", chat_id, "pending", "payload")
 
 
+#: A phone number no participant has, for :meth:`OtpService.as_if_issued`.
+_NO_PHONE = "+620000000000"
+
+
 def new_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
@@ -97,6 +101,7 @@ class OtpService:
         """Reserve a send under the caps, send a fresh code; the code on success."""
         now = self.clock()
         reserved = await self.repo.reserve_send(keys, now, owner=owner)
+        assert reserved is not None
         if isinstance(reserved, SendBlock):
             if reserved is SendBlock.GLOBAL_BUDGET:
                 self._warn_budget(now)
@@ -124,6 +129,13 @@ class OtpService:
                                 payload={**payload, "phone": phone}, now=self.clock(),
                                 ttl=self.ttl, owner=owner)
         return result
+
+    async def as_if_issued(self, chat_id: int, nik: str) -> None:
+        """What :meth:`issue` asks of the database, for a look-up that found no one (or no
+        phone on file): the same keys and the same caps counted, nothing recorded. So
+        "not found" and "found but blocked" (locked, out of codes) cost the same."""
+        keys = self.keys(chat_id, nik, _NO_PHONE)
+        await self.repo.reserve_send(keys, self.clock(), dry_run=True)
 
     async def resend(self, chat_id: int, *,
                      held: Callable[[dict[str, Any]], Awaitable[bool]] | None = None

@@ -291,6 +291,10 @@ MUTANTS = [
            "            if False and must_scrub(",
            ("tests/test_trust_round2_process.py::"
             "test_over_http_a_backlog_of_nik_messages_is_deleted_to_the_last",)),
+    Mutant("not found skips the work a blocked look-up does", "handlers/tambah_kk.py",
+           "            await _as_if_found(context, chat_id, participant.nik if participant "
+           "else typed.value)\n", "            pass\n",
+           ("tests/test_timing.py::test_blocked_and_not_found_cost_the_same",)),
 ]
 
 
