@@ -78,7 +78,7 @@ async def test_over_http_a_stale_send_code_button_grants_nothing(tmp_path: Path)
 
         assert pending(), "the step is sealed in chat data, on disk"
         await owner.send("/hapus_kk", expect="Pilih akun")
-        await owner.tap("Ibu")
+        await owner.tap("Ibu", expect="Hapus «Ibu»")
         await owner.tap("Ya, hapus", expect="sudah dihapus")
         await wait_for(lambda: not pending(), "the sealed step to leave the disk")
         sms = len(bot.sms)
