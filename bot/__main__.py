@@ -1,4 +1,4 @@
-"""Command line: run | demo | keygen | rotate-key | backup PATH | remind [--date D].
+"""Command line: run | demo | keygen | rotate-key | forget-keys | backup PATH | remind.
 
 Operator-facing text is English. A bad setting or an unusable key prints one line to
 stderr and exits with status 2; nothing is touched.
@@ -20,7 +20,14 @@ from bot.logs import configure_logging
 from bot.runner import StartupRefused
 from storage.crypto import generate_master_key
 from storage.db import DatabaseError
-from storage.keys import KeyError_, encode_key, open_existing, rotate_key
+from storage.keys import (
+    KeyError_,
+    describe_keys,
+    encode_key,
+    forget_retired,
+    open_existing,
+    rotate_key,
+)
 
 EXIT_USAGE = 2
 
@@ -36,7 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run the bot (long polling, or webhook if WEBHOOK_URL)")
     commands.add_parser("demo", help="the whole bot in this terminal, sandbox, no token")
     commands.add_parser("keygen", help="print a new base64 master key")
-    commands.add_parser("rotate-key", help="re-encrypt everything under a new master key")
+    commands.add_parser("rotate-key", help="re-encrypt everything under a new master key "
+                                           "(the old one is kept as master.key.<UTC time>)")
+    forget = commands.add_parser(
+        "forget-keys", help="remove the retired master keys that open none of the backups "
+                            "you still keep")
+    forget.add_argument("keep", type=Path, nargs="*", metavar="BACKUP",
+                        help="a backup you keep: the key that opens it stays")
+    forget.add_argument("--all", action="store_true",
+                        help="no backup is kept: remove every retired key")
     backup = commands.add_parser("backup", help="consistent online copy of the database")
     backup.add_argument("path", type=Path)
     remind = commands.add_parser("remind", help="run one reminder round now (safe beside a "
@@ -60,8 +75,24 @@ async def _rotate(settings: Settings) -> int:
         sys.stderr.write(f"re-encrypted {count} account(s); set KK_MASTER_KEY to the key "
                          "printed above before the next start\n")
     else:
-        sys.stderr.write(f"re-encrypted {count} account(s); new key in {key_path}, "
-                         f"old key kept as {key_path}.old\n")
+        sys.stderr.write(f"re-encrypted {count} account(s); new key in {key_path}\n")
+        for line in describe_keys(key_path):
+            sys.stderr.write(line + "\n")
+        sys.stderr.write("once the backups of a retired key are gone, remove it with "
+                         "`python -m bot forget-keys`\n")
+    return 0
+
+
+def _forget_keys(settings: Settings, keep: list[Path], everything: bool) -> int:
+    if not keep and not everything:
+        return _fail("name the backups you still keep (their keys stay), or --all")
+    removed, kept = forget_retired(settings.master_key_path, keep)
+    for key_file in removed:
+        sys.stderr.write(f"removed {key_file}\n")
+    for key_file in kept:
+        sys.stderr.write(f"kept {key_file} (it opens a backup you keep)\n")
+    if not removed and not kept:
+        sys.stderr.write("there is no retired key\n")
     return 0
 
 
@@ -100,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     configure_logging(settings.log_level_number, settings.secret_values())
     try:
+        datalock.make_private(settings.kk_data_dir)
         with datalock.hold(settings.kk_data_dir, **LOCKS[args.command]):
             return asyncio.run(_command(args, settings))
     except (KeyError_, DatabaseError, DataDirBusy, StartupRefused) as exc:
@@ -112,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 LOCKS: dict[str, dict[str, tuple[str, ...]]] = {
     "run": {"exclusive": (datalock.INSTANCE,)},
     "rotate-key": {"exclusive": (datalock.INSTANCE, datalock.KEY)},
+    "forget-keys": {"exclusive": (datalock.KEY,)},
     "backup": {"shared": (datalock.KEY,)},
     "remind": {"shared": (datalock.KEY,)},
 }
@@ -127,6 +160,8 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
         return await _rotate(settings)
     if args.command == "backup":
         return await _backup(settings, args.path)
+    if args.command == "forget-keys":
+        return _forget_keys(settings, args.keep, args.all)
     if args.command == "remind":
         return await _remind(settings, args.date)
     return _fail(f"unknown command {args.command}")

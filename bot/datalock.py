@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+
+_LOGGER = logging.getLogger(__name__)
 
 INSTANCE = "instance.lock"
 KEY = "key.lock"
@@ -26,6 +30,23 @@ KEY = "key.lock"
 
 class DataDirBusy(Exception):
     """Another process holds a lock this command needs; ``str(exc)`` is the one line."""
+
+
+def make_private(data_dir: Path) -> bool:
+    """Tighten ``KK_DATA_DIR`` to 0700 if other users may read or enter it (a directory
+    that existed before the bot, e.g. made 0755 by ``mkdir``); logged once, when it
+    happens. Returns whether it had to."""
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if not mode & 0o077:
+        return False
+    try:
+        os.chmod(data_dir, 0o700)
+    except OSError as exc:  # not ours: refuse, as ssh does with an open key file
+        raise DataDirBusy(f"{data_dir} is open to other users (mode {mode:04o}) and cannot "
+                          f"be made private ({exc.strerror}); nothing was changed") from None
+    _LOGGER.warning("KK_DATA_DIR was open to other users (mode %04o); tightened to 0700",
+                    mode)
+    return True
 
 
 def _open(path: Path) -> int:

@@ -114,6 +114,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     reminders = ReminderService(accounts, RemindersRepo(db), backend,
                                 at=settings.reminder_at, clock=clock)
     await otp.purge()  # challenges that expired while the bot was down
+    await db.checkpoint()  # bytes a stopped bot could not clean up yet (a reader held it)
     history = HistoryService(backend, allow_call=otp.allow_backend_call, clock=clock)
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
                     backend=backend, sms=sms, status=status, reminders=reminders,

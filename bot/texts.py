@@ -96,7 +96,9 @@ PRIVACY = (
     "24 jam untuk mencegah penyalahgunaan, juga setelah /hapus_data.\n\n"
     "<b>Hak Anda</b> (UU 27/2022 tentang Pelindungan Data Pribadi): hapus satu akun dengan "
     "/hapus_kk, atau hapus semua data dan cabut persetujuan dengan /hapus_data — langsung "
-    "terhapus saat itu juga, tanpa sisa di berkas database."
+    "terhapus saat itu juga. Bila berkas database sedang dicadangkan, sisa salinan "
+    "terenkripsinya dibersihkan otomatis begitu pencadangan selesai, dan bot memberi tahu "
+    "Anda."
 )
 
 UNKNOWN_COMMAND = "Perintah itu tidak saya kenal. Lihat daftar perintah di /bantuan."
@@ -161,6 +163,8 @@ LOOKUP_CAP = (
     "Batas pencarian peserta hari ini untuk chat ini sudah tercapai. Demi keamanan data, "
     "coba lagi besok."
 )
+#: In place of a masked NIK when BPJS gave none (an empty ``noKTP``).
+NIK_UNKNOWN = "NIK tidak diketahui"
 LOOKING_UP = "⏳ Memproses {masked}…"
 #: One reply for everything that keeps a code from going out for a participant while
 #: adding (not found, no phone on file, too many codes or wrong codes for them today, an
@@ -373,6 +377,11 @@ HISTORY_MORE = "…dan {count} kunjungan lebih lama lagi."
 HISTORY_UNSUPPORTED = (
     "Riwayat kunjungan tidak tersedia lewat {backend}. Lihat riwayat di aplikasi JKN Mobile."
 )
+HISTORY_REFUSED = (
+    "Riwayat kunjungan «{label}» tidak bisa diambil: layanan data BPJS menolak "
+    "permintaannya. Ini bukan berarti tidak ada kunjungan. Lihat riwayat di aplikasi JKN "
+    "Mobile, atau beri tahu pengelola bot bila terus terjadi."
+)
 HISTORY_UNAVAILABLE = (
     "Riwayat kunjungan «{label}» belum bisa diambil: layanan data BPJS sedang tidak bisa "
     "dihubungi. Tidak ada yang berubah; coba lagi sebentar lagi."
@@ -448,6 +457,12 @@ ERASED = (
     "Asisten KK. Ketik /start bila ingin memakai lagi."
 )
 ERASE_CANCELLED = "Tidak ada yang dihapus."
+#: Added to a deletion's reply while a reader (a backup copying) holds the database file.
+CLEANUP_PENDING = (
+    "\n\n⏳ Bot tidak bisa lagi membacanya, tetapi salinan terenkripsinya masih ada di "
+    "berkas database selama proses lain (misalnya pencadangan) membacanya. Bot menghapusnya "
+    "otomatis begitu proses itu selesai."
+)
 
 # -- SMS --------------------------------------------------------------------------------
 

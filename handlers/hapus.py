@@ -57,7 +57,9 @@ async def remove_yes(update: Update, context: Context) -> None:
         await svc.otp.cancel(chat_id)  # a re-verification of it: its identifier goes too
     forget_steps_of(context, chat_id, removed.slot)  # and a sealed step about it
     await answer(context, query)
-    await edit_query(context, query, texts.REMOVED.format(label=html.escape(removed.label)))
+    pending = texts.CLEANUP_PENDING if svc.db.cleanup_pending else ""
+    await edit_query(context, query,
+                     texts.REMOVED.format(label=html.escape(removed.label)) + pending)
 
 
 async def remove_no(update: Update, context: Context) -> None:
@@ -79,11 +81,11 @@ async def erase_yes(update: Update, context: Context) -> int:
     assert query is not None
     chat_id = chat_id_of(update)
     await answer(context, query)
-    await services(context).db.erase_chat(chat_id)
+    clean = await services(context).db.erase_chat(chat_id)
     if context.chat_data is not None:
         context.chat_data.clear()
     context.application.drop_chat_data(chat_id)
-    await edit_query(context, query, texts.ERASED)
+    await edit_query(context, query, texts.ERASED + ("" if clean else texts.CLEANUP_PENDING))
     return ConversationHandler.END
 
 

@@ -37,7 +37,13 @@ from bot.identity import (
     parse_identifier,
     parse_otp,
 )
-from bot.jkn.base import JknCredentialsRejected, JknError, JknNotFound, Participant
+from bot.jkn.base import (
+    JknCredentialsRejected,
+    JknError,
+    JknInvalidRequest,
+    JknNotFound,
+    Participant,
+)
 from bot.otp import OtpService, SendOutcome
 from bot.status import Source, StatusView, identifier_of, lookup
 from handlers import keyboards, render
@@ -131,11 +137,11 @@ def _typed(payload: dict[str, Any]) -> Identifier:
 
 
 async def _find(context: Context, typed: Identifier) -> Participant | None:
-    """The participant, or None if BPJS knows no one by this identifier (other backend
-    errors are the caller's to word)."""
+    """The participant, or None if BPJS knows no one by this identifier or refused it as
+    invalid (both read as "cannot send"; other backend errors are the caller's to word)."""
     try:
         return await lookup(services(context).backend, typed)
-    except JknNotFound:
+    except (JknNotFound, JknInvalidRequest):
         return None
 
 
@@ -256,27 +262,30 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
         return END
     if participant is None or participant.phone is None:
         if adding:  # one and the same reply, next step and database work as when found
-            await _as_if_found(context, chat_id, participant.nik if participant else typed.value)
+            await _as_if_found(context, chat_id, participant or typed)
             return await _bad_input(update, context,
                                     texts.LOOKUP_FAILED.format(masked=typed.masked), progress)
         _clear(context)  # the chat's own account: no secret to keep from its owner
         await edit(context, progress, texts.REVERIFY_NO_PHONE)
         return END
     if adding:
-        existing = await svc.accounts.find_by_nik(chat_id, participant.nik)
+        existing = await svc.accounts.find_same(chat_id, participant.nik, participant.card)
         if existing is not None:
             return await _cached(update, context, existing, progress)
     return await _send_code(update, context, payload, participant, progress)
 
 
-async def _as_if_found(context: Context, chat_id: int, nik: str) -> None:
+async def _as_if_found(context: Context, chat_id: int, who: Participant | Identifier
+                       ) -> None:
     """The database round trips a found participant costs before the shared "cannot send"
     reply (is it cached here? may a code go out?), for one that was not found: a stranger
     timing the replies cannot tell "not found" from "locked / out of codes" (tests/
     test_timing.py counts the round trips and compares the medians)."""
     svc = services(context)
-    await svc.accounts.find_by_nik(chat_id, nik)
-    await svc.otp.as_if_issued(chat_id, nik)
+    nik, card = ((who.nik, who.card) if isinstance(who, Participant)
+                 else (who.value, who.value))
+    await svc.accounts.find_same(chat_id, nik, card)
+    await svc.otp.as_if_issued(chat_id, nik or card)
 
 
 async def _code_pending(context: Context, chat_id: int) -> bool:
@@ -295,10 +304,11 @@ async def _send_code(update: Update, context: Context, payload: dict[str, Any],
     chat_id = chat_id_of(update)
     assert participant.phone is not None
     owner = payload["purpose"] == "reverify"
-    if owner and not await _held(context, chat_id, payload, participant.nik):
+    if owner and not await _held(context, chat_id, payload, participant.nik or None):
         return await _gone(update, context, message)  # removed while BPJS answered
     result = await svc.otp.issue(chat_id, purpose=str(payload["purpose"]),
-                                 nik=participant.nik, phone=participant.phone,
+                                 nik=participant.nik or participant.card,  # NIK unknown
+                                 phone=participant.phone,
                                  payload=payload, owner=owner)
     if result.outcome is not SendOutcome.SENT and not owner:
         return await _bad_input(update, context,
@@ -545,7 +555,7 @@ async def _save(update: Update, context: Context, label: str) -> int:
         outcome = await svc.accounts.add(chat_id, new, evict_slot=payload.get("evict"))
     except DuplicateAccountError:
         await svc.otp.cancel(chat_id)
-        existing = await svc.accounts.find_by_nik(chat_id, participant.nik)
+        existing = await svc.accounts.find_same(chat_id, participant.nik, participant.card)
         if existing is not None:
             await svc.accounts.switch(chat_id, existing.slot)
             await send(update, context,
@@ -559,6 +569,8 @@ async def _save(update: Update, context: Context, label: str) -> int:
     if outcome.evicted is not None:
         text += texts.SAVED_EVICTED.format(label=html.escape(outcome.evicted.label),
                                            masked=mask_nik(outcome.evicted.nik))
+        if svc.db.cleanup_pending:
+            text += texts.CLEANUP_PENDING
     now = svc.clock()
     view = StatusView(outcome.account, participant, now, Source.LIVE, now)
     await send(update, context, text + "\n\n" + render.card(view, detailed=False),

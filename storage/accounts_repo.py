@@ -1,5 +1,9 @@
 """The per-chat account cache table. Every sensitive field is a vault ciphertext bound to
-``accounts|chat|slot|field``; duplicates are found through the NIK blind index.
+``accounts|chat|slot|field``; duplicates are found through the NIK blind index and, since
+BPJS may not give a participant's NIK (an empty ``noKTP``), through the card number too: an
+account whose NIK is unknown (``""``) is indexed by its card number (13 digits, so never
+equal to a 16-digit NIK), and every insert also compares the chat's cards (a chat holds a
+handful of accounts).
 
 Every method is one unit of work (:meth:`storage.db.Database.run`): one hop to the database
 thread, its statements and transaction back to back.
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.crypto import Vault
-from storage.db import Database, checkpoint_truncate, count, immediate
+from storage.db import Database, count, immediate
 
 SENSITIVE_FIELDS = ("nik", "card", "name", "phone", "label")
 _COLUMNS = ("slot, nik_ct, card_ct, name_ct, phone_ct, label_ct, status_ct, status_at, "
@@ -27,7 +31,12 @@ class CacheFullError(Exception):
 
 
 class DuplicateAccountError(Exception):
-    """The NIK is already cached in this chat."""
+    """The participant (same NIK, or same card number) is already cached in this chat."""
+
+
+def index_key(nik: str, card: str) -> str:
+    """What the blind index is made of: the NIK, or the card number when it is unknown."""
+    return nik or card
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +186,32 @@ class AccountsRepo:
         return self._row_to_account(chat_id, row) if row else None
 
     async def find_by_nik(self, chat_id: int, nik: str) -> Account | None:
+        if not nik:  # unknown: matches nothing (such accounts are indexed by card)
+            return None
         index = self.vault.blind_index(chat_id, nik)
 
         def unit(conn: sqlite3.Connection) -> Any:
             return conn.execute(f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
                                 "WHERE chat_id = ? AND nik_index = ?", (chat_id, index)
                                 ).fetchone()
+        row = await self.db.run(unit)
+        return self._row_to_account(chat_id, row) if row else None
+
+    def _card_slot(self, conn: sqlite3.Connection, chat_id: int, card: str) -> str | None:
+        """Inside a unit of work: the chat's account with this card number, if any."""
+        for slot, blob in conn.execute("SELECT slot, card_ct FROM accounts WHERE chat_id = ?",
+                                       (chat_id,)).fetchall():
+            if self._dec(chat_id, str(slot), "card", blob) == card:
+                return str(slot)
+        return None
+
+    async def find_by_card(self, chat_id: int, card: str) -> Account | None:
+        def unit(conn: sqlite3.Connection) -> Any:
+            slot = self._card_slot(conn, chat_id, card)
+            if slot is None:
+                return None
+            return conn.execute(f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
+                                "WHERE chat_id = ? AND slot = ?", (chat_id, slot)).fetchone()
         row = await self.db.run(unit)
         return self._row_to_account(chat_id, row) if row else None
 
@@ -203,7 +232,7 @@ class AccountsRepo:
         the evicted slot, if any.
         """
         slot = new_slot_token()
-        index = self.vault.blind_index(chat_id, new.nik)
+        index = self.vault.blind_index(chat_id, index_key(new.nik, new.card))
         fields = self._encrypt_new(chat_id, slot, new)
         status_ct = (self._enc(chat_id, slot, "status", json.dumps(new.status))
                      if new.status is not None else None)
@@ -211,9 +240,11 @@ class AccountsRepo:
 
         def unit(conn: sqlite3.Connection) -> str | None:
             evicted: str | None = None
+            consumed = 0
             with immediate(conn):
                 if conn.execute("SELECT 1 FROM accounts WHERE chat_id = ? AND nik_index = ?",
-                                (chat_id, index)).fetchone():
+                                (chat_id, index)).fetchone() or self._card_slot(
+                                    conn, chat_id, new.card) is not None:
                     raise DuplicateAccountError
                 held = count(conn, "SELECT count(*) FROM accounts WHERE chat_id = ?", chat_id)
                 if held >= max_accounts:
@@ -234,9 +265,10 @@ class AccountsRepo:
                     (chat_id, slot, index, *fields, status_ct, status_at, now, now, now,
                      new.lookup_kind))
                 if consume_challenge:
-                    conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
-            if evicted is not None:
-                checkpoint_truncate(conn)
+                    consumed = conn.execute("DELETE FROM challenges WHERE chat_id = ?",
+                                            (chat_id,)).rowcount
+            if evicted is not None or consumed:  # the evicted row, the used code's payload
+                self.db.scrub(conn)
             return evicted
 
         evicted = await self.db.run(unit)
@@ -259,6 +291,7 @@ class AccountsRepo:
                             consume_challenge: bool = False) -> bool:
         """A fresh OTP for a cached account: renew its session and make it active."""
         def unit(conn: sqlite3.Connection) -> bool:
+            consumed = 0
             with immediate(conn):
                 if conn.execute("UPDATE accounts SET verified_at = ?, last_used_at = ? "
                                 "WHERE chat_id = ? AND slot = ?",
@@ -266,7 +299,10 @@ class AccountsRepo:
                     return False
                 _activate(conn, chat_id, slot)
                 if consume_challenge:
-                    conn.execute("DELETE FROM challenges WHERE chat_id = ?", (chat_id,))
+                    consumed = conn.execute("DELETE FROM challenges WHERE chat_id = ?",
+                                            (chat_id,)).rowcount
+            if consumed:  # the used code's payload leaves the WAL too
+                self.db.scrub(conn)
             return True
         return await self.db.run(unit)
 
@@ -284,7 +320,7 @@ class AccountsRepo:
                         "UPDATE accounts SET active = 1 WHERE chat_id = ? AND slot = ("
                         "SELECT slot FROM accounts WHERE chat_id = ? "
                         "ORDER BY last_used_at DESC, slot LIMIT 1)", (chat_id, chat_id))
-            checkpoint_truncate(conn)
+            self.db.scrub(conn)
             return True
         return await self.db.run(unit)
 
@@ -331,7 +367,7 @@ class AccountsRepo:
                 conn.execute(
                     "UPDATE accounts SET nik_index = ?, nik_ct = ?, card_ct = ?, name_ct = ?, "
                     "phone_ct = ?, label_ct = ?, status_ct = ? WHERE chat_id = ? AND slot = ?",
-                    (new_vault.blind_index(chat_id, account.nik),
+                    (new_vault.blind_index(chat_id, index_key(account.nik, account.card)),
                      *target._encrypt_new(chat_id, slot, account), status_ct, chat_id, slot))
             done += len(batch)
             last = (int(batch[-1][0]), str(batch[-1][1]))

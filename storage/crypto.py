@@ -8,6 +8,7 @@ All subkeys are derived from the one master key with HKDF-SHA256.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -38,7 +39,7 @@ def generate_master_key() -> bytes:
 class Vault:
     """Holds the subkeys of one master key; never exposes the master key itself."""
 
-    __slots__ = ("_aead", "_check", "_index_key", "_otp_key", "key_id")
+    __slots__ = ("_aead", "_check", "_index_key", "_otp_key", "_rate_key", "key_id")
 
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) != 32:
@@ -48,6 +49,10 @@ class Vault:
         self._otp_key = _derive(master_key, b"asisten-kk/v1/otp-hash")
         self._check = _derive(master_key, b"asisten-kk/v1/key-check")
         self.key_id = hashlib.sha256(self._check).digest()[:4]
+        #: Keys the rate records (chat, participant, phone). A database keeps its own, wrapped
+        #: under the master key, and a rotation carries it over (see :meth:`adopt_rate_key`);
+        #: until one is adopted it is the blind-index subkey, as it always was.
+        self._rate_key = self._index_key
 
     @staticmethod
     def aad(table: str, chat_id: int, row: str, field: str) -> bytes:
@@ -75,8 +80,24 @@ class Vault:
         return hmac.new(self._index_key, message, hashlib.sha256).digest()
 
     def global_index(self, value: str, purpose: str) -> bytes:
-        """Deterministic HMAC of a value across chats (e.g. a phone for its rate cap)."""
-        return hmac.new(self._index_key, f"{purpose}|*|{value}".encode(), hashlib.sha256).digest()
+        """Deterministic HMAC of a value across chats (e.g. a phone for its rate cap), under
+        the rate key, which does not change when the master key is rotated."""
+        return hmac.new(self._rate_key, f"{purpose}|*|{value}".encode(), hashlib.sha256).digest()
+
+    _RATE_AAD = b"meta|0|rate_key|key"
+
+    def wrap_rate_key(self) -> bytes:
+        """The rate key encrypted under this master key, as the database keeps it."""
+        return self.encrypt(base64.b64encode(self._rate_key).decode("ascii"), self._RATE_AAD)
+
+    def adopt_rate_key(self, wrapped: bytes) -> None:
+        """Use the database's own rate key (kept by :meth:`wrap_rate_key`)."""
+        self._rate_key = base64.b64decode(self.decrypt(wrapped, self._RATE_AAD))
+
+    def carry_rate_key(self, successor: Vault) -> None:
+        """A rotation: the new master key keys rate records exactly as this one did, so
+        every record of the last 24 hours still counts against its chat, NIK and phone."""
+        successor._rate_key = self._rate_key
 
     def chat_key(self, chat_id: int) -> bytes:
         """Keyed hash of a chat id: rate records carry this, never the id itself."""

@@ -149,7 +149,9 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 5000
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
-_CHECKPOINT_TRIES = 50
+#: A cleanup a reader held up is tried again after this long, doubling up to the maximum.
+CLEANUP_RETRY_SECONDS = 0.25
+CLEANUP_RETRY_MAX_SECONDS = 2.0
 
 
 def _create_private(path: Path) -> None:
@@ -183,20 +185,31 @@ def count(conn: sqlite3.Connection, sql: str, *params: object) -> int:
 
 
 def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
-    """Copy the WAL into the database and truncate it to zero bytes, so that pages holding
-    deleted rows (already zeroed by ``secure_delete``) leave no older copy in the WAL.
-    Readers of other processes can hold it up briefly; returns False if they never let go."""
-    for _ in range(_CHECKPOINT_TRIES):
+    """One attempt, without waiting, to copy the WAL into the database and truncate it to
+    zero bytes, so that pages holding deleted rows (already zeroed by ``secure_delete``)
+    leave no older copy in either file. A reader of another process (``backup`` copying)
+    keeps older frames alive: then this returns False at once, having copied what it could,
+    and :class:`Database` tries again in the background (never by holding the connection,
+    which every chat shares)."""
+    waits = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
         row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if row is None or int(row[0]) == 0:
-            return True
-        time.sleep(0.01)
-    _LOGGER.warning("WAL checkpoint after an erase was blocked by another reader")
-    return False
+    except sqlite3.OperationalError:  # busy or locked: a reader or another writer
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {waits}")
+    return row is not None and int(row[0]) == 0
 
 
 class Database:
-    """An open database; units of work run one at a time on its connection's thread."""
+    """An open database; units of work run one at a time on its connection's thread.
+
+    Forgetting something (an erase, a removed or evicted account, a dropped or used code)
+    ends with :meth:`scrub` inside its unit: one checkpoint attempt that never waits. If a
+    reader holds it up, :attr:`cleanup_pending` says so (the reply tells the user) and a
+    background task tries again until the WAL is empty, each try holding the connection
+    for one non-waiting checkpoint only, so no other chat is held up."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path | str,
                  clock: Callable[[], float] = time.time) -> None:
@@ -204,6 +217,41 @@ class Database:
         self.path = path
         self.lock = asyncio.Lock()
         self.clock = clock
+        self._residue = False
+        self._cleaner: asyncio.Task[None] | None = None
+
+    @property
+    def cleanup_pending(self) -> bool:
+        """Bytes of rows forgotten earlier may still be in the files (a reader held up
+        their cleanup); a background task is removing them."""
+        return self._residue
+
+    def scrub(self, conn: sqlite3.Connection) -> bool:
+        """Inside a unit of work, after a deletion committed: empty the WAL now if no
+        reader is in the way, else leave it to the background task. True if done now."""
+        done = checkpoint_truncate(conn)
+        self._residue = not done
+        return done
+
+    def _ensure_cleaner(self) -> None:
+        if self._cleaner is None or self._cleaner.done():
+            _LOGGER.warning("a reader holds the database: the cleanup after a deletion is "
+                            "retried in the background")
+            self._cleaner = asyncio.get_running_loop().create_task(self._clean_later())
+
+    async def _clean_later(self) -> None:
+        delay = CLEANUP_RETRY_SECONDS
+        while self._residue:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, CLEANUP_RETRY_MAX_SECONDS)
+            with contextlib.suppress(sqlite3.Error):
+                await self.run(self.scrub)
+        _LOGGER.info("the cleanup after a deletion has finished")
+
+    async def wait_clean(self) -> None:
+        """Return once no cleanup is pending (tests: put a timeout around it)."""
+        if self._cleaner is not None:
+            await asyncio.shield(self._cleaner)
 
     @classmethod
     async def open(cls, path: Path | str, *, clock: Callable[[], float] = time.time,
@@ -236,6 +284,10 @@ class Database:
         return db
 
     async def close(self) -> None:
+        if self._cleaner is not None:
+            self._cleaner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cleaner
         async with self.lock:
             with contextlib.suppress(sqlite3.Error):  # best effort
                 await self.conn.execute("PRAGMA optimize")
@@ -252,7 +304,9 @@ class Database:
             raw = self.conn._conn
             result: T = await self.conn._execute(  # type: ignore[no-untyped-call]
                 fn, raw, *args, **kwargs)
-            return result
+        if self._residue:
+            self._ensure_cleaner()
+        return result
 
     async def user_version(self) -> int:
         async with self.conn.execute("PRAGMA user_version") as cur:
@@ -333,25 +387,28 @@ class Database:
             return float(row[0]) if row else None
         return await self.run(unit)
 
-    async def erase_chat(self, chat_id: int) -> None:
+    async def erase_chat(self, chat_id: int) -> bool:
         """Delete every row of the chat in one transaction, then truncate the WAL.
 
         ``secure_delete`` zeroes the deleted cells in the pages; the checkpoint copies those
         pages into the database file and empties the WAL, so no earlier copy of the rows is
-        left in either file when this returns. Rate records are kept (keyed by an HMAC of
+        left in either file. Returns True if that is so when this returns; False if a reader
+        of another process held the checkpoint up (then it is retried in the background
+        until it succeeds, see :meth:`scrub`). Rate records are kept (keyed by an HMAC of
         the chat, never its id) so that an erase cannot reset the caps."""
-        def unit(conn: sqlite3.Connection) -> None:
+        def unit(conn: sqlite3.Connection) -> bool:
             with immediate(conn):
                 for table in CHAT_TABLES:
                     conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",  # noqa: S608
                                  (chat_id,))
                 conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))
-            checkpoint_truncate(conn)
-        await self.run(unit)
+            return self.scrub(conn)
+        return await self.run(unit)
 
-    async def checkpoint(self) -> None:
-        """Empty the WAL into the database (after forgetting something outside a unit)."""
-        await self.run(checkpoint_truncate)
+    async def checkpoint(self) -> bool:
+        """Empty the WAL into the database (after forgetting something outside a unit, and
+        at start); retried in the background if a reader holds it up."""
+        return await self.run(self.scrub)
 
     async def integrity_ok(self) -> bool:
         def unit(conn: sqlite3.Connection) -> bool:

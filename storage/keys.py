@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import os
+import re
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 from storage.accounts_repo import AccountsRepo
@@ -19,6 +22,8 @@ from storage.db import SCHEMA_VERSION, Database, immediate
 from storage.otp_repo import OtpRepo
 
 KEY_CHECK = "key_check"
+#: The key of the rate records, wrapped under the master key; it survives rotations.
+RATE_KEY = "rate_key"
 
 
 class KeyError_(Exception):
@@ -74,18 +79,33 @@ async def check_key(db: Database, vault: Vault, key_path: Path | None = None) ->
     stored = await db.get_meta(KEY_CHECK)
     if stored is None:
         await db.set_meta(KEY_CHECK, vault.check_value())
-        return vault
+        return await _with_rate_key(db, vault)
     if vault.matches(stored):
-        return vault
+        if key_path is not None:  # a rotation that died before its commit: never used
+            with contextlib.suppress(FileNotFoundError):
+                key_path.with_name(key_path.name + ".new").unlink()
+            adopt_legacy_old_key(key_path)
+        return await _with_rate_key(db, vault)
     if key_path is not None:
         pending = key_path.with_name(key_path.name + ".new")
         if pending.exists():
             candidate = Vault(_decode(pending.read_text(encoding="ascii"), str(pending)))
             if candidate.matches(stored):
                 _finish_rotation(key_path)
-                return candidate
+                return await _with_rate_key(db, candidate)
     raise KeyError_("the master key does not match this database (wrong KK_MASTER_KEY or "
                     "master.key?); refusing to start, nothing was changed")
+
+
+async def _with_rate_key(db: Database, vault: Vault) -> Vault:
+    """Adopt the database's rate key, recording the current one if it has none yet (a
+    database from before rate keys: its records were keyed exactly so, nothing is lost)."""
+    wrapped = await db.get_meta(RATE_KEY)
+    if wrapped is None:
+        await db.set_meta(RATE_KEY, vault.wrap_rate_key())
+    else:
+        vault.adopt_rate_key(wrapped)
+    return vault
 
 
 async def open_existing(data_dir: Path, db_path: Path, env_key: str | None) -> Database:
@@ -109,18 +129,109 @@ async def open_existing(data_dir: Path, db_path: Path, env_key: str | None) -> D
     return db
 
 
+def retired_keys(key_path: Path) -> list[Path]:
+    """The keys earlier rotations retired, oldest first: ``master.key.<UTC time>``."""
+    found = [p for p in key_path.parent.glob(key_path.name + ".*")
+             if _RETIRED.fullmatch(p.name[len(key_path.name) + 1:])]
+    return sorted(found, key=lambda p: p.name)
+
+
+_RETIRED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}Z(\.[0-9]+)?")
+
+
+def adopt_legacy_old_key(key_path: Path) -> None:
+    """Rotations before retired keys had names kept the last old key as ``master.key.old``:
+    it becomes a retired key like the others, named by the time ``master.key`` was written
+    (the rotation that retired it), so ``forget-keys`` sees it too."""
+    legacy = key_path.with_name(key_path.name + ".old")
+    if not legacy.exists() or not key_path.exists():
+        return
+    _retire(legacy, datetime.fromtimestamp(key_path.stat().st_mtime, UTC), key_path)
+    legacy.unlink()
+
+
+def _retire(key_file: Path, when: datetime | None = None, key_path: Path | None = None
+            ) -> None:
+    """Keep ``key_file`` (the current key) as ``master.key.<UTC time>``, never
+    overwriting one kept before (``os.link`` fails on an existing name), and only once
+    however often an interrupted rotation is finished."""
+    key_path = key_path or key_file
+    current = key_file.read_bytes()
+    if any(p.read_bytes() == current for p in retired_keys(key_path)):
+        return
+    stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H-%M-%SZ")
+    for n in itertools.count(1):
+        name = f"{key_path.name}.{stamp}" + (f".{n}" if n > 1 else "")
+        with contextlib.suppress(FileExistsError):
+            os.link(key_file, key_path.with_name(name))
+            return
+
+
 def _finish_rotation(key_path: Path) -> None:
-    """Keep the old key as ``.old`` and put the new one in place, so that at every instant
-    (a crash can come between any two steps) ``master.key`` exists and a key that opens
-    the database is on disk: the old one is hard-linked first, the new one then replaces
+    """Retire the old key and put the new one in place, so that at every instant (a crash
+    can come between any two steps) ``master.key`` exists and a key that opens the
+    database is on disk: the old one is hard-linked first, the new one then replaces
     ``master.key`` in one atomic rename."""
     pending = key_path.with_name(key_path.name + ".new")
-    old = key_path.with_name(key_path.name + ".old")
     if key_path.exists():
-        with contextlib.suppress(FileNotFoundError):
-            old.unlink()
-        os.link(key_path, old)
+        _retire(key_path)
     os.replace(pending, key_path)
+
+
+def backup_key_check(backup: Path) -> bytes | None:
+    """The key check value of a backup (or any copy of the database), read-only; None if
+    it is not a readable database of this bot."""
+    uri = backup.resolve().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (KEY_CHECK,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return bytes(row[0]) if row else None
+
+
+def opens(key_file: Path, check: bytes) -> bool:
+    try:
+        return Vault(_decode(key_file.read_text(encoding="ascii"), str(key_file))).matches(check)
+    except (KeyError_, OSError, UnicodeDecodeError):
+        return False
+
+
+def forget_retired(key_path: Path, keep_for: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Remove every retired key that opens none of the backups in ``keep_for`` (the ones
+    the operator still keeps); returns (removed, kept). A backup that cannot be read
+    raises :class:`KeyError_` before anything is removed."""
+    checks = []
+    for backup in keep_for:
+        check = backup_key_check(backup) if backup.is_file() else None
+        if check is None:
+            raise KeyError_(f"{backup} is not a readable Asisten KK database; nothing was "
+                            "removed")
+        checks.append(check)
+    adopt_legacy_old_key(key_path)
+    removed, kept = [], []
+    for key_file in retired_keys(key_path):
+        if any(opens(key_file, check) for check in checks):
+            kept.append(key_file)
+        else:
+            key_file.unlink()
+            removed.append(key_file)
+    return removed, kept
+
+
+def describe_keys(key_path: Path) -> list[str]:
+    """Which key opens which backups, from the names of the retired keys (each retired
+    at the time in its name)."""
+    lines, since = [], "the first start"
+    for key_file in retired_keys(key_path):
+        until = key_file.name[len(key_path.name) + 1:].split(".")[0]
+        lines.append(f"{key_file} opens backups made from {since} until {until}")
+        since = until
+    lines.append(f"{key_path} opens the database and backups made from {since} on")
+    return lines
 
 
 async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[bytes, int]:
@@ -132,6 +243,7 @@ async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[b
     """
     raw = generate_master_key()
     new = Vault(raw)
+    old.carry_rate_key(new)  # rate records keep counting: a rotation resets no cap
     pending = key_path.with_name(key_path.name + ".new") if key_path else None
     if pending is not None:
         with contextlib.suppress(FileNotFoundError):
@@ -145,6 +257,8 @@ async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[b
             OtpRepo.reencrypt_all(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = ?",
                          (new.check_value(), KEY_CHECK))
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET value = excluded.value", (RATE_KEY, new.wrap_rate_key()))
         return done
 
     try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.crypto import Vault
-from storage.db import Database, checkpoint_truncate, count, immediate
+from storage.db import Database, count, immediate
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -248,6 +248,8 @@ class OtpRepo:
 
         def unit(conn: sqlite3.Connection) -> None:
             with immediate(conn):
+                replaced = conn.execute("SELECT 1 FROM challenges WHERE chat_id = ?",
+                                        (chat_id,)).fetchone() is not None
                 conn.execute(
                     "INSERT OR REPLACE INTO challenges (chat_id, purpose, subject, phone_index, "
                     "code_hash, payload_ct, created_at, expires_at, last_sent_at, attempts, "
@@ -255,6 +257,8 @@ class OtpRepo:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, ?)",
                     (chat_id, purpose, keys.subject, keys.phone, code_hash, blob, now,
                      now + ttl, now, int(owner)))
+            if replaced:  # the dropped code's payload leaves the WAL too
+                self.db.scrub(conn)
         await self.db.run(unit)
 
     async def replace_code(self, chat_id: int, code: str, *, now: float, ttl: float) -> bool:
@@ -323,6 +327,12 @@ class OtpRepo:
         chat_key = self.vault.chat_key(chat_id)
 
         def unit(conn: sqlite3.Connection) -> tuple[VerifyOutcome, int, bytes | None]:
+            outcome = attempt(conn)
+            if outcome[0] is VerifyOutcome.LOCKED:  # the challenge was deleted: its
+                self.db.scrub(conn)                 # payload leaves the WAL too
+            return outcome
+
+        def attempt(conn: sqlite3.Connection) -> tuple[VerifyOutcome, int, bytes | None]:
             with immediate(conn):
                 row = conn.execute(
                     "SELECT subject, phone_index, code_hash, payload_ct, expires_at, attempts, "
@@ -369,7 +379,7 @@ class OtpRepo:
                 gone = conn.execute("DELETE FROM challenges WHERE chat_id = ?",
                                     (chat_id,)).rowcount
             if gone:
-                checkpoint_truncate(conn)
+                self.db.scrub(conn)
         await self.db.run(unit)
 
     async def purge_expired(self, now: float, *, grace: float, verified_for: float) -> int:
@@ -383,13 +393,13 @@ class OtpRepo:
                     "OR (consumed_at IS NOT NULL AND consumed_at < ?)",
                     (now - grace, now - verified_for)).rowcount
             if gone:
-                checkpoint_truncate(conn)
+                self.db.scrub(conn)
             return int(gone)
         return await self.db.run(unit)
 
     @staticmethod
     def reencrypt_all(conn: sqlite3.Connection) -> None:
-        """Inside the caller's transaction (key rotation): codes and rate records are keyed
-        under the old key and cannot be carried over, so both are dropped."""
+        """Inside the caller's transaction (key rotation): live codes are hashed under the
+        old key and cannot be carried over, so they are dropped. Rate records stay: they
+        are keyed by the rate key, which the rotation carries over, so no cap is reset."""
         conn.execute("DELETE FROM challenges")
-        conn.execute("DELETE FROM rate_events")

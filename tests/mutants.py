@@ -37,6 +37,9 @@ T_TRUST_HTTP = "tests/test_trust_process.py"
 T_STORAGE = "tests/test_storage.py"
 T_CONTACT = "tests/test_contact.py"
 T_CONTACT_HTTP = "tests/test_contact_process.py"
+T_ANSWERS = "tests/test_bpjs_answers.py"
+T_KEYS = "tests/test_keys.py"
+T_CLEANUP = "tests/test_cleanup.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -72,8 +75,8 @@ MUTANTS = [
            "                if matches(",
            (f"{T_STORAGE}::test_ten_wrong_codes_across_chats_lock_the_participant_for_a_day",)),
     Mutant("no participant lock on sending", "storage/otp_repo.py",
-           "                    return SendBlock.PARTICIPANT_LOCKED\n",
-           "                    pass\n",
+           "(_wrong_codes(conn, keys, now, owner) >= caps.participant_wrong_daily,",
+           "(False and _wrong_codes(conn, keys, now, owner) >= 0,",
            (f"{T_TRUST}::test_a_dozen_chats_get_ten_guesses_a_day_at_one_participant_not_six_hundred",)),
     Mutant("participants keyed per chat", "bot/otp.py",
            "        return Keys(self.vault.chat_key(chat_id), self.vault.participant_key(nik),\n"
@@ -82,10 +85,12 @@ MUTANTS = [
            "\n                    self.vault.blind_index(chat_id, phone, 'phone'))",
            (f"{T_TRUST}::test_a_dozen_chats_get_ten_guesses_a_day_at_one_participant_not_six_hundred",)),
     Mutant("no daily phone cap", "storage/otp_repo.py",
-           "                    return SendBlock.PHONE_DAILY\n", "                    pass\n",
+           "owner) >= caps.phone_daily, SendBlock.PHONE_DAILY),",
+           "owner) >= caps.phone_daily and False, SendBlock.PHONE_DAILY),",
            (f"{T_TRUST}::test_ten_codes_a_day_reach_one_phone_however_many_chats_ask",)),
     Mutant("no global sms budget", "storage/otp_repo.py",
-           "                    return SendBlock.GLOBAL_BUDGET\n", "                    pass\n",
+           "                    (_global_hour_full(conn, caps, now) and not owner,",
+           "                    (False and not owner,",
            (f"{T_TRUST}::test_the_hourly_sms_budget_refuses_new_codes_and_warns_once",
             f"{T_STORAGE}::test_the_global_budget_blocks_strangers_but_not_an_owner")),
     Mutant("owner held back by strangers", "handlers/tambah_kk.py",
@@ -112,7 +117,7 @@ MUTANTS = [
            "        pass  # a re-verification of it",
            (f"{T_TRUST}::test_removing_an_account_mid_re_verification_leaves_nothing_of_it",)),
     Mutant("a dropped challenge stays in the wal", "storage/otp_repo.py",
-           "            if gone:\n                checkpoint_truncate(conn)\n"
+           "            if gone:\n                self.db.scrub(conn)\n"
            "        await self.db.run",
            "            pass\n        await self.db.run",
            (f"{T_TRUST}::test_removing_an_account_mid_re_verification_leaves_nothing_of_it",)),
@@ -136,15 +141,16 @@ MUTANTS = [
            (f"{T_TRUST}::test_a_challenge_keeps_only_what_the_code_needs_until_it_is_accepted",)),
     Mutant("erase leaves the wal", "storage/db.py",
            '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n'
-           "            checkpoint_truncate(conn)\n",
-           '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n',
+           "            return self.scrub(conn)\n",
+           '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n'
+           "            return True\n",
            (f"{T_STORAGE}::test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files",)),
     Mutant("erase without secure_delete", "storage/db.py",
            '"synchronous=NORMAL", "secure_delete=ON"', '"synchronous=NORMAL", "secure_delete=OFF"',
            (f"{T_STORAGE}::test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files",)),
     Mutant("remove leaves the wal", "storage/accounts_repo.py",
-           "            checkpoint_truncate(conn)\n            return True\n",
-           "            return True\n",
+           "(chat_id, chat_id))\n            self.db.scrub(conn)\n",
+           "(chat_id, chat_id))\n",
            (f"{T_STORAGE}::test_removing_or_evicting_one_account_leaves_no_copy_of_it",)),
     Mutant("rate records keyed by the chat id", "storage/crypto.py",
            'return self.global_index(str(chat_id), "chat")', "return str(chat_id).encode()",
@@ -238,6 +244,82 @@ MUTANTS = [
            "    if message.contact is not None:\n        return True\n",
            "    if False:\n        return True\n",
            (f"{T_CONTACT}::test_a_contact_at_any_other_step_is_deleted_and_changes_nothing",)),
+    # -- issue 20: BPJS's real answers ---------------------------------------------------
+    Mutant("duplicate check ignores the card", "storage/accounts_repo.py",
+           "(chat_id, index)).fetchone() or self._card_slot(",
+           "(chat_id, index)).fetchone() or False and self._card_slot(",
+           (f"{T_ANSWERS}::test_accounts_without_a_nik_are_told_apart_by_card_also_after_a_key"
+            "_rotation",)),
+    Mutant("no-NIK accounts share one blind index", "storage/accounts_repo.py",
+           "    return nik or card\n", "    return nik\n",
+           (f"{T_ANSWERS}::test_accounts_without_a_nik_are_told_apart_by_card_also_after_a_key"
+            "_rotation",)),
+    Mutant("no-NIK participants share one OTP cap", "handlers/tambah_kk.py",
+           "nik=participant.nik or participant.card,", "nik=participant.nik,",
+           (f"{T_ANSWERS}::test_the_otp_caps_count_a_participant_without_a_nik_by_their_card",)),
+    Mutant("an invalid number reads as unreachable", "handlers/tambah_kk.py",
+           "    except (JknNotFound, JknInvalidRequest):\n        return None",
+           "    except JknNotFound:\n        return None",
+           (f"{T_ANSWERS}::test_not_found_or_invalid_reads_as_cannot_send_never_as_unreachable",
+            "tests/test_bpjs_answers_process.py::test_over_http_refusals_read_as_cannot_send"
+            "_and_a_nik_less_participant_is_saved")),
+    Mutant("a refused history reads as no visits", "bot/jkn/vclaim.py",
+           "        except JknNotFound:\n            return []",
+           "        except (JknNotFound, JknInvalidRequest):\n            return []",
+           (f"{T_ANSWERS}::test_a_refused_history_request_never_reads_as_no_visits",)),
+    Mutant("every 201 is not found", "bot/jkn/bridging.py",
+           "nothing_there=True,", "nothing_there=None,",
+           (f"{T_ANSWERS}::test_each_shape_on_the_history_never_reads_as_no_visits_unless_it_says_so",)),
+    Mutant("credentials rejection only a warning", "bot/jkn/bridging.py",
+           '            _LOGGER.error("%s: BPJS rejected',
+           '            _LOGGER.warning("%s: BPJS rejected',
+           (f"{T_ANSWERS}::test_rejected_credentials_alert_the_operator_without_identifiers",)),
+    Mutant("emoji left as lone surrogates", "bot/jkn/bridging.py",
+           'return raw.decode("utf-16-le", "replace")', "return units",
+           (f"{T_ANSWERS}::test_a_facility_name_compressed_by_the_reference_javascript_decodes"
+            "_intact",)),
+    # -- trust, round two (issue 18): storage -------------------------------------------
+    Mutant("an open data dir stays open", "bot/datalock.py",
+           "    if not mode & 0o077:\n        return False\n",
+           "    if True:\n        return False\n",
+           (f"{T_KEYS}::test_an_existing_open_data_dir_is_tightened_to_0700_and_logged_once",)),
+    Mutant("a rotation resets the caps", "storage/keys.py",
+           "    old.carry_rate_key(new)  # rate records keep counting",
+           "    pass  # rate records keep counting",
+           (f"{T_KEYS}::test_a_key_rotation_gives_nobody_a_fresh_allowance",)),
+    Mutant("an erase's cleanup waits for the reader", "storage/db.py",
+           '    conn.execute("PRAGMA busy_timeout = 0")\n',
+           '    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS * 4}")\n',
+           (f"{T_CLEANUP}::test_an_erase_under_a_15_s_reader_holds_no_other_chat_up_and_its_"
+            "bytes_go_after",)),
+    Mutant("a held-up cleanup is never retried", "storage/db.py",
+           "        if self._residue:\n            self._ensure_cleaner()\n",
+           "        if self._residue:\n            pass\n",
+           (f"{T_CLEANUP}::test_every_other_deletion_under_a_reader_answers_at_once_and_cleans_"
+            "up_after",)),
+    Mutant("the erase reply hides a held-up cleanup", "handlers/hapus.py",
+           '    await edit_query(context, query, texts.ERASED + ("" if clean else '
+           'texts.CLEANUP_PENDING))',
+           "    await edit_query(context, query, texts.ERASED)",
+           (f"{T_CLEANUP}::test_an_erase_under_a_15_s_reader_holds_no_other_chat_up_and_its_"
+            "bytes_go_after",)),
+    Mutant("a used code stays in the wal", "storage/accounts_repo.py",
+           "            if evicted is not None or consumed:",
+           "            if evicted is not None:",
+           (f"{T_CLEANUP}::test_a_used_code_leaves_no_copy_of_its_payload",)),
+    Mutant("a rotation overwrites the last retired key", "storage/keys.py",
+           '    stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H-%M-%SZ")\n',
+           '    stamp = "2000-01-01T00-00-00Z"\n'
+           '    key_path.with_name(f"{key_path.name}.{stamp}").unlink(missing_ok=True)\n',
+           (f"{T_KEYS}::test_every_retired_key_is_kept_named_and_forgotten_only_when_asked",)),
+    Mutant("forget-keys removes a key a kept backup needs", "storage/keys.py",
+           "        if any(opens(key_file, check) for check in checks):",
+           "        if False:",
+           (f"{T_KEYS}::test_every_retired_key_is_kept_named_and_forgotten_only_when_asked",)),
+    Mutant("a key of a rotation that died is left lying", "storage/keys.py",
+           '                key_path.with_name(key_path.name + ".new").unlink()',
+           "                pass",
+           (f"{T_KEYS}::test_a_rotation_killed_at_any_point_leaves_a_key_that_opens_everything",)),
     # -- issue #18 items 1, 3, 6, 7, 8 (trust, round two) ------------------------------
     Mutant("loopback rule skipped for URL settings", "bot/config.py",
            "    if not _private_transport(value):\n",
@@ -292,8 +374,8 @@ MUTANTS = [
            ("tests/test_trust_round2_process.py::"
             "test_over_http_a_backlog_of_nik_messages_is_deleted_to_the_last",)),
     Mutant("not found skips the work a blocked look-up does", "handlers/tambah_kk.py",
-           "            await _as_if_found(context, chat_id, participant.nik if participant "
-           "else typed.value)\n", "            pass\n",
+           "            await _as_if_found(context, chat_id, participant or typed)\n",
+           "            pass\n",
            ("tests/test_timing.py::test_blocked_and_not_found_cost_the_same",)),
 ]
 

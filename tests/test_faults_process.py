@@ -112,7 +112,7 @@ def test_a_damaged_database_is_refused_and_left_as_it_was(tmp_path: Path) -> Non
     from tests.process import cli
 
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)
     db = data / "kk.sqlite3"
     (data / "master.key").write_text(cli(tmp_path, "keygen").stdout)
     for damage in ("not a database", "malformed schema"):

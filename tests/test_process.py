@@ -146,7 +146,7 @@ def test_keygen_backup_rotate_and_wrong_key(tmp_path: Path) -> None:
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     rotated = cli(tmp_path, "rotate-key")
     assert rotated.returncode == 0 and "re-encrypted 0 account" in rotated.stderr
-    assert (tmp_path / "data" / "master.key.old").exists()
+    assert len(list((tmp_path / "data").glob("master.key.20*"))) == 2, "both old keys kept"
     again = cli(tmp_path, "backup", str(tmp_path / "second.sqlite3"))
     assert again.returncode == 0 and (tmp_path / "second.sqlite3").stat().st_size > 0
     refused = cli(tmp_path, "backup", str(tmp_path / "third.sqlite3"), KK_MASTER_KEY=key)

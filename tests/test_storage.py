@@ -13,7 +13,7 @@ from bot.services import Services
 from storage.accounts_repo import AccountsRepo, CacheFullError, DuplicateAccountError
 from storage.crypto import Vault, VaultError, generate_master_key
 from storage.db import CHAT_TABLES, SCHEMA_VERSION, Database, DatabaseError
-from storage.keys import KeyError_, check_key, resolve_master_key, rotate_key
+from storage.keys import KeyError_, check_key, resolve_master_key, retired_keys, rotate_key
 from storage.otp_repo import Caps, Keys, OtpRepo, SendBlock, VerifyOutcome
 from storage.persistence import SqlitePersistence
 from tests.conftest import (
@@ -479,7 +479,7 @@ async def test_rotation_reencrypts_everything_and_keeps_the_old_key(
     old_key = (data_dir / "master.key").read_text()
     raw, count = await rotate_key(svc.db, svc.vault, data_dir / "master.key")
     assert count == 2
-    assert (data_dir / "master.key.old").read_text() == old_key
+    assert [p.read_text() for p in retired_keys(data_dir / "master.key")] == [old_key]
     assert not (data_dir / "master.key.new").exists()
     with pytest.raises(VaultError):
         await svc.accounts.list(1)
@@ -498,11 +498,12 @@ async def test_an_interrupted_rotation_is_finished_at_the_next_start(
     await svc.db.close()
     # Put the files back as a crash right after the commit would have left them.
     os.replace(data_dir / "master.key", data_dir / "master.key.new")
-    os.replace(data_dir / "master.key.old", data_dir / "master.key")
+    (retired,) = retired_keys(data_dir / "master.key")
+    os.replace(retired, data_dir / "master.key")
     reopened: Services = await services_factory()
     assert [a.label for a in await reopened.accounts.list(1)] == ["Ibu"]
     assert not (data_dir / "master.key.new").exists()
-    assert (data_dir / "master.key.old").exists()
+    assert len(retired_keys(data_dir / "master.key")) == 1
 
 
 async def test_rotation_with_an_environment_key_prints_and_refuses_old_key(
