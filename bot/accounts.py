@@ -53,6 +53,10 @@ class AccountService:
     def is_fresh(self, account: Account | Brief) -> bool:
         return self.clock() - account.verified_at < self.session_days * 86400
 
+    def fresh_since(self) -> float:
+        """Accounts verified after this moment are within ``session_days``."""
+        return self.clock() - self.session_days * 86400
+
     async def list(self, chat_id: int) -> list[Account]:
         return await self.repo.list(chat_id)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,17 +26,20 @@ TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
 #: What each setting allows, in the words of the one-line error message.
 ALLOWED: dict[str, str] = {
     "TELEGRAM_BOT_TOKEN": "a bot token of the form 123456:ABC-secret (required for `run`)",
-    "TELEGRAM_API_URL": "an http(s) URL such as https://api.telegram.org",
+    "TELEGRAM_API_URL": "an https URL such as https://api.telegram.org, or http to a loopback "
+                        "address (a local Bot API server)",
     "KK_DATA_DIR": "a writable directory",
     "KK_MASTER_KEY": "base64 of exactly 32 bytes (see `python -m bot keygen`)",
     "KK_MAX_ACCOUNTS": "an integer from 1 to 10",
     "KK_SESSION_DAYS": "an integer from 1 to 365",
     "JKN_BACKEND": "'sandbox', 'vclaim' or 'pcare'",
-    "VCLAIM_BASE_URL": "an http(s) URL (required when JKN_BACKEND=vclaim)",
+    "VCLAIM_BASE_URL": "an https URL, or http to a loopback address (required when "
+                       "JKN_BACKEND=vclaim)",
     "VCLAIM_CONS_ID": "the consumer id (required when JKN_BACKEND=vclaim)",
     "VCLAIM_SECRET_KEY": "the consumer secret (required when JKN_BACKEND=vclaim)",
     "VCLAIM_USER_KEY": "the service user key (required when JKN_BACKEND=vclaim)",
-    "PCARE_BASE_URL": "an http(s) URL (required when JKN_BACKEND=pcare)",
+    "PCARE_BASE_URL": "an https URL, or http to a loopback address (required when "
+                      "JKN_BACKEND=pcare)",
     "PCARE_CONS_ID": "the consumer id (required when JKN_BACKEND=pcare)",
     "PCARE_SECRET_KEY": "the consumer secret (required when JKN_BACKEND=pcare)",
     "PCARE_USER_KEY": "the service user key (required when JKN_BACKEND=pcare)",
@@ -52,7 +56,8 @@ ALLOWED: dict[str, str] = {
     "OTP_TTL_SECONDS": "an integer from 1 to 600",
     "OTP_MAX_ATTEMPTS": "an integer from 1 to 10",
     "OTP_RESEND_SECONDS": "an integer from 0 to 600",
-    "WEBHOOK_URL": "an https URL Telegram can reach (enables webhook mode)",
+    "WEBHOOK_URL": "an https URL Telegram can reach, or http to a loopback address (a local "
+                   "Bot API server; enables webhook mode)",
     "WEBHOOK_LISTEN": "the address to listen on, e.g. 0.0.0.0 (required with WEBHOOK_URL)",
     "WEBHOOK_PORT": "a port from 1 to 65535 (required with WEBHOOK_URL)",
     "WEBHOOK_SECRET": "1-256 characters of A-Z a-z 0-9 _ - (required with WEBHOOK_URL)",
@@ -87,12 +92,20 @@ class SettingsError(Exception):
         super().__init__(text)
 
 
+#: Every setting that holds a URL; one rule (:func:`_private_transport`) for all of them.
+URL_SETTINGS = ("TELEGRAM_API_URL", "VCLAIM_BASE_URL", "PCARE_BASE_URL", "SMS_GATEWAY_URL",
+                "WEBHOOK_URL")
+
+
 def _check_url(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip().rstrip("/")
     if not _URL_RE.match(value):
         raise ValueError("not an http(s) URL")
+    if not _private_transport(value):
+        raise ValueError("plain http only to 127.0.0.0/8, ::1 or localhost; anything else "
+                         "would carry tokens and personal data in clear text")
     return value
 
 
@@ -243,9 +256,6 @@ class Settings(BaseSettings):
             for name in ("sms_gateway_url", "sms_gateway_token"):
                 if getattr(self, name) is None:
                     raise SettingsError(name.upper(), "missing")
-            if not _private_transport(str(self.sms_gateway_url)):
-                raise SettingsError("SMS_GATEWAY_URL", "plain http would send codes, phones "
-                                                       "and the token in clear text")
         if self.webhook_url is not None:
             for name in ("webhook_listen", "webhook_port", "webhook_secret"):
                 if getattr(self, name) is None:
@@ -261,17 +271,36 @@ class Settings(BaseSettings):
 
 
 def _private_transport(url: str) -> bool:
-    """https anywhere; plain http only to this machine (a gateway on loopback)."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() == "https":
-        return True
-    host = (parts.hostname or "").lower()
+    """https anywhere; plain http only to this machine: 127.0.0.0/8, ::1 or `localhost`.
+
+    The host must read the same to :func:`urllib.parse.urlsplit` and to httpx (which makes
+    the connection), and a URL with user info (``http://127.0.0.1@evil.example``) or any
+    other spelling of an address (``127.1``, ``0x7f.0.0.1``, ``::ffff:127.0.0.1``, a zone
+    id, ``localhost.``) is refused rather than guessed at.
+    """
+    try:
+        parts = urlsplit(url)
+        seen_by_httpx = httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        return False
+    host = parts.hostname or ""
+    if "@" in parts.netloc or "\\" in url or seen_by_httpx.userinfo or host != seen_by_httpx.host:
+        return False
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return bool(host)
+    if scheme != "http":
+        return False
     if host == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    if _IPV4_RE.match(host):
+        return ipaddress.IPv4Address(host) in _LOOPBACK_V4
+    return host == "::1"
+
+
+_IPV4_RE = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+                      r"(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$")
+_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 def decode_master_key(text: str) -> bytes:
@@ -293,6 +322,10 @@ def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Setting
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "SETTINGS"
         value = error.get("input")
+        if name in URL_SETTINGS and error["type"] == "value_error":
+            # the reason, never the value: a URL may carry user info or a token
+            raise SettingsError(name, str(error.get("ctx", {}).get("error", "")) or None) \
+                from None
         shown = "" if name in _SECRET_NAMES or value is None else f"got {str(value)[:40]!r}"
         raise SettingsError(name, shown or None) from None
     settings.check_consistency()

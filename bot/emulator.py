@@ -238,6 +238,19 @@ class BotApiEmulator:
                                 "contact": contact}})
         return message
 
+    def user_sends_kind(self, chat_id: int, fields: JSON, *, user_id: int | None = None
+                        ) -> StoredMessage:
+        """The user sends any other kind of message (a document, venue, poll, location …):
+        ``fields`` are the Bot API Message fields beside the id, sender, chat and date."""
+        chat = self.chats[chat_id]
+        sender = self.user(user_id if user_id is not None else chat_id, chat.title)
+        message = self._store(chat, StoredMessage(
+            chat_id, chat.next_message_id, False, str(fields.get("caption", "")),
+            int(self.clock()), user_id=sender["id"]))
+        self._push({"message": {"message_id": message.message_id, "from": sender,
+                                "chat": chat.as_json(), "date": message.date, **fields}})
+        return message
+
     def user_edits(self, chat_id: int, message_id: int, text: str) -> StoredMessage:
         """The user edits one of their messages (Telegram sends an edited_message)."""
         chat = self.chats[chat_id]

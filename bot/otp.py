@@ -20,7 +20,7 @@ import enum
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,10 @@ def _pending_aad(chat_id: int) -> bytes:
     return Vault.aad("chat_data", chat_id, "pending", "payload")
 
 
+#: A phone number no participant has, for :meth:`OtpService.as_if_issued`.
+_NO_PHONE = "+620000000000"
+
+
 def new_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
@@ -97,6 +101,7 @@ class OtpService:
         """Reserve a send under the caps, send a fresh code; the code on success."""
         now = self.clock()
         reserved = await self.repo.reserve_send(keys, now, owner=owner)
+        assert reserved is not None
         if isinstance(reserved, SendBlock):
             if reserved is SendBlock.GLOBAL_BUDGET:
                 self._warn_budget(now)
@@ -125,7 +130,19 @@ class OtpService:
                                 ttl=self.ttl, owner=owner)
         return result
 
-    async def resend(self, chat_id: int) -> SendResult:
+    async def as_if_issued(self, chat_id: int, nik: str) -> None:
+        """What :meth:`issue` asks of the database, for a look-up that found no one (or no
+        phone on file): the same keys and the same caps counted, nothing recorded. So
+        "not found" and "found but blocked" (locked, out of codes) cost the same."""
+        keys = self.keys(chat_id, nik, _NO_PHONE)
+        await self.repo.reserve_send(keys, self.clock(), dry_run=True)
+
+    async def resend(self, chat_id: int, *,
+                     held: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
+                     ) -> SendResult:
+        """A new code for the chat's live challenge. For an owner's challenge (a
+        re-verification), ``held(payload)`` must confirm that the chat still holds the
+        account before the owner's allowance is used; if not, the challenge is dropped."""
         challenge = await self.repo.get(chat_id)
         if challenge is None or challenge.consumed_at is not None:
             return SendResult(SendOutcome.NO_CHALLENGE)
@@ -136,6 +153,9 @@ class OtpService:
         if found is None:
             return SendResult(SendOutcome.NO_CHALLENGE)
         keys, owner = found
+        if owner and (held is None or not await held(challenge.payload)):
+            await self.repo.delete(chat_id)
+            return SendResult(SendOutcome.NO_CHALLENGE)
         result, code = await self._deliver(keys, str(challenge.payload["phone"]), owner)
         if code is not None and not await self.repo.replace_code(
                 chat_id, code, now=self.clock(), ttl=self.ttl):

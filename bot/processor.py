@@ -12,7 +12,9 @@ conversation state is on disk as soon as the update that changed it is done.
 When a chat's backlog is full (a burst of taps), an update is dropped, but never silently
 for the user: a dropped tap's callback query is still answered with a short "too fast"
 toast (so no button spins), a dropped message is counted, and the burst is logged once,
-as one line, when the chat's queue has drained.
+as one line, when the chat's queue has drained. A dropped message that may carry a NIK, a
+card number, a code or a contact is still deleted (the scrubber's own rule, bot/scrub.py):
+the backlog never lets one stay in the chat.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, BaseUpdateProcessor
 
 from bot import texts
+from bot.scrub import must_scrub, user_message
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self.dropped = 0
         self.dropped_taps = 0  # answered with the "too fast" toast
         self.dropped_messages = 0
+        self.dropped_scrubbed = 0  # dropped, but deleted since they may carry an identifier
         self._bursts: dict[int, list[int]] = {}  # chat -> [taps, messages] dropped
         self._answers: set[asyncio.Task[None]] = set()
 
@@ -114,7 +118,21 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         else:
             burst[1] += 1
             self.dropped_messages += 1
+            message = user_message(update)
+            if message is not None and self.application is not None and must_scrub(message):
+                self.dropped_scrubbed += 1
+                task = asyncio.create_task(self._delete(message.chat_id, message.message_id))
+                self._answers.add(task)
+                task.add_done_callback(self._answers.discard)
         self._done()
+
+    async def _delete(self, chat_id: int, message_id: int) -> None:
+        assert self.application is not None
+        try:
+            await self.application.bot.delete_message(chat_id, message_id)
+        except TelegramError as exc:
+            _LOGGER.warning("could not delete a sensitive dropped message: %s",
+                            type(exc).__name__)
 
     async def _answer_too_fast(self, query_id: str) -> None:
         assert self.application is not None

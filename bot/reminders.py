@@ -43,6 +43,7 @@ class Arrears:
     amount: int
     virtual_account: str
     due: date
+    slot: str = ""  # the account it is about
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class Change:
     before: str
     after: str
     active: bool  # the account's status now
+    slot: str = ""  # the account it is about
 
 
 @dataclass
@@ -66,6 +68,12 @@ class Notice:
 
     def __bool__(self) -> bool:
         return bool(self.arrears or self.changes)
+
+    def keep(self, slots: list[str]) -> None:
+        """Say nothing about accounts other than ``slots`` (those the chat still holds)."""
+        self.arrears = [a for a in self.arrears if a.slot in slots]
+        self.changes = [c for c in self.changes if c.slot in slots]
+        self.seen = {slot: seen for slot, seen in self.seen.items() if slot in slots}
 
 
 @dataclass
@@ -83,14 +91,17 @@ class RoundReport:
 Deliver = Callable[[Notice], Awaitable[bool]]
 
 
-def changes_between(label: str, before: Participant, now: Participant) -> list[Change]:
+def changes_between(label: str, before: Participant, now: Participant, slot: str = ""
+                    ) -> list[Change]:
     found = []
     if before.status_text != now.status_text or before.active != now.active:
-        found.append(Change(label, "status", before.status_text, now.status_text, now.active))
+        found.append(Change(label, "status", before.status_text, now.status_text, now.active,
+                            slot))
     if before.class_text != now.class_text:
-        found.append(Change(label, "class", before.class_text, now.class_text, now.active))
+        found.append(Change(label, "class", before.class_text, now.class_text, now.active,
+                            slot))
     if (before.fktp_code, before.fktp_name) != (now.fktp_code, now.fktp_name):
-        found.append(Change(label, "fktp", before.fktp_name, now.fktp_name, now.active))
+        found.append(Change(label, "fktp", before.fktp_name, now.fktp_name, now.active, slot))
     return found
 
 
@@ -146,10 +157,13 @@ class ReminderService:
 
     async def notice_for(self, chat_id: int, slots: list[str], day: date,
                          report: RoundReport) -> Notice:
-        """Ask the backend about each opted-in account of the chat; what to say."""
+        """Ask the backend about each opted-in account of the chat whose session has not
+        run out (an account marked ⏳ shows nothing until it is re-verified, reminders
+        included); what to say."""
         notice = Notice(chat_id, day)
         arrears_days = FIRST_ARREARS_DAY <= day.day <= DUE_DAY
-        for account in [a for a in await self.accounts.list(chat_id) if a.slot in slots]:
+        for account in [a for a in await self.accounts.list(chat_id)
+                        if a.slot in slots and self.accounts.is_fresh(a)]:
             try:
                 now = await lookup(self.backend, identifier_of(account))
             except JknError as exc:
@@ -160,7 +174,8 @@ class ReminderService:
             notice.seen[account.slot] = now
             if account.status is not None:
                 notice.changes += changes_between(account.label,
-                                                  Participant.from_dict(account.status), now)
+                                                  Participant.from_dict(account.status), now,
+                                                  account.slot)
             if arrears_days and now.arrears_known and now.unpaid_amount > 0:
                 notice.arrears.append(_arrears(account, now, day))
         return notice
@@ -174,8 +189,19 @@ class ReminderService:
         await self.pacer.wait()
         sending = False
         try:
-            if not await self.repo.claim(chat_id, day, self.clock()):
+            # Right before sending, in the claim's own transaction: which of these accounts
+            # the chat still holds, opted in and verified (one removed or the chat erased
+            # while the round ran gets nothing, and an erased chat gets no claim row).
+            held = await self.repo.claim_held(chat_id, day, self.clock(), list(notice.seen),
+                                              fresh_since=self.accounts.fresh_since())
+            if held is None:
                 report.already += 1
+                return
+            notice.keep(held)
+            if not notice:
+                if held:
+                    await self.repo.release(chat_id, day)
+                report.nothing += 1
                 return
             sending = True
             delivered = await deliver(notice)
@@ -223,4 +249,4 @@ class ReminderService:
 
 def _arrears(account: Account, now: Participant, day: date) -> Arrears:
     return Arrears(account.label, now.unpaid_months, now.unpaid_amount, now.virtual_account,
-                   day.replace(day=DUE_DAY))
+                   day.replace(day=DUE_DAY), account.slot)

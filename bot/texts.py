@@ -412,6 +412,7 @@ REMINDERS_NONE_ON = "Belum ada pengingat yang menyala."
 REMINDERS_NO_ACCOUNT = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
 REMINDER_ON = "Pengingat «{label}» dinyalakan"
 REMINDER_OFF = "Pengingat «{label}» dimatikan"
+REMINDER_NEEDS_REVERIFY = "Verifikasi OTP ulang dulu, lalu nyalakan pengingatnya."
 REMINDERS_BUTTON = "🔔 Pengingat"
 DAY_NAMES = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
 MONTH_NAMES = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",

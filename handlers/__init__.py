@@ -49,6 +49,8 @@ def build_tambah_kk() -> ConversationHandler[Any]:
                 CommandHandler("tambah_kk", tambah_kk.start_add),
                 CallbackQueryHandler(tambah_kk.start_add, pattern=f"^{keyboards.ACCT_ADD}$"),
                 CallbackQueryHandler(akun.switch_account, pattern=keyboards.SWITCH_RE),
+                # on for an account marked ⏳ starts re-verification
+                CallbackQueryHandler(reminders.toggle, pattern=keyboards.REMINDER_TOGGLE_RE),
             ],
             states={
                 tambah_kk.ASK_ID: [MessageHandler(TEXT, tambah_kk.receive_id)],
@@ -91,7 +93,6 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         CallbackQueryHandler(riwayat.show, pattern=keyboards.HISTORY_RE),
         CommandHandler("pengingat", reminders.show),
         CallbackQueryHandler(reminders.show, pattern=f"^{keyboards.REMINDERS_OPEN}$"),
-        CallbackQueryHandler(reminders.toggle, pattern=keyboards.REMINDER_TOGGLE_RE),
         CommandHandler("hapus_data", hapus.erase_start),
         CommandHandler("batal", start.nothing_to_cancel),
         CallbackQueryHandler(start.consent_yes, pattern=f"^{keyboards.CONSENT_YES}$"),

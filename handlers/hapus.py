@@ -11,6 +11,7 @@ from bot import texts
 from bot.identity import mask_nik
 from handlers import keyboards
 from handlers.common import Context, answer, chat_id_of, edit_query, send, services
+from handlers.tambah_kk import forget_steps_of
 
 
 async def remove_start(update: Update, context: Context) -> None:
@@ -54,6 +55,7 @@ async def remove_yes(update: Update, context: Context) -> None:
     challenge = await svc.otp.challenge(chat_id)
     if challenge is not None and challenge.payload.get("slot") == removed.slot:
         await svc.otp.cancel(chat_id)  # a re-verification of it: its identifier goes too
+    forget_steps_of(context, chat_id, removed.slot)  # and a sealed step about it
     await answer(context, query)
     pending = texts.CLEANUP_PENDING if svc.db.cleanup_pending else ""
     await edit_query(context, query,

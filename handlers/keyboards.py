@@ -128,9 +128,10 @@ def status(*, showing_all: bool, many: bool, history: list[Account] | None = Non
     return inline(rows)
 
 
-def reminders(items: list[Brief]) -> Keyboard:
-    return inline([[_button(("✅ " if a.remind else "⬜ ") + account_caption(a),
-                             f"rem:toggle:{a.slot}")] for a in items])
+def reminders(items: list[Brief], expired: set[str]) -> Keyboard:
+    return inline([[_button(("✅ " if a.remind else "⬜ ") + account_caption(a)
+                            + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
+                            f"rem:toggle:{a.slot}")] for a in items])
 
 
 def reverify(account: Account) -> Keyboard:

@@ -15,6 +15,7 @@ from bot.transport import never_sent
 from handlers import keyboards, render
 from handlers.common import Context, answer, chat_id_of, edit_query, send, services
 from handlers.keyboards import Keyboard
+from handlers.tambah_kk import reverify_account
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ async def _view(context: Context, chat_id: int) -> tuple[str, Keyboard | None]:
     text = texts.REMINDERS_HEADER + "\n\n" + (
         texts.REMINDERS_NEXT.format(when=render.when_wib(svc.reminders.next_round()))
         if any(a.remind for a in items) else texts.REMINDERS_NONE_ON)
-    return text, keyboards.reminders(items)
+    expired = {a.slot for a in items if not svc.accounts.is_fresh(a)}
+    return text, keyboards.reminders(items, expired)
 
 
 async def show(update: Update, context: Context) -> None:
@@ -38,14 +40,19 @@ async def show(update: Update, context: Context) -> None:
     await send(update, context, text, keyboard)
 
 
-async def toggle(update: Update, context: Context) -> None:
-    """A tap on an account: its reminder on or off, checked against the chat's own cache."""
+async def toggle(update: Update, context: Context) -> int | None:
+    """A tap on an account: its reminder on or off, checked against the chat's own cache.
+    Switching it on for an account whose session ran out (⏳) starts re-verification
+    instead (returns the conversation state): reminders show status. Off is always fine."""
     query = update.callback_query
     assert query is not None and context.match is not None
     svc = services(context)
     chat_id = chat_id_of(update)
     slot = context.match.group(1)
     account = next((a for a in await svc.accounts.list_brief(chat_id) if a.slot == slot), None)
+    if account is not None and not account.remind and not svc.accounts.is_fresh(account):
+        await answer(context, query, texts.REMINDER_NEEDS_REVERIFY)
+        return await reverify_account(update, context, slot)
     if account is None or not await svc.accounts.repo.set_remind(chat_id, slot,
                                                                  not account.remind):
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
@@ -54,6 +61,7 @@ async def toggle(update: Update, context: Context) -> None:
                                       else texts.REMINDER_ON).format(label=account.label))
     text, keyboard = await _view(context, chat_id)
     await edit_query(context, query, text, keyboard)
+    return None
 
 
 def deliver_with(bot: Bot) -> Deliver:

@@ -11,6 +11,7 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot import texts
 from bot.identity import carries_identifier
+from bot.scrub import must_scrub, user_message
 from handlers import keyboards
 from handlers.common import (
     Context,
@@ -32,8 +33,8 @@ async def private_only(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     if chat.type == ChatType.PRIVATE:
         return
-    message = update.message or update.edited_message
-    if message is not None and carries_identifier(message.text or message.caption or ""):
+    message = user_message(update)
+    if message is not None and must_scrub(message):  # a contact, a file name, a venue …
         # Best effort: in a group the bot may delete only as an administrator.
         with contextlib.suppress(TelegramError):
             await message.delete()
@@ -48,11 +49,11 @@ async def private_only(update: Update, context: Context) -> None:
 
 async def scrub(update: Update, context: Context) -> None:
     """Runs next, in every state and for any command: a message (or an edit of one) that
-    may carry a NIK, a card number or a code, and every shared contact (a phone number),
-    is deleted before anything else looks at it. Edits are not handled any further."""
-    message = update.message or update.edited_message  # the user's, never a bot message
-    if message is not None and (message.contact is not None or carries_identifier(
-            message.text or message.caption or "")):
+    may carry a NIK, a card number or a code in any of its texts (text, caption, file
+    name, venue, poll …: bot/scrub.py), and every shared contact (a phone number), is
+    deleted before anything else looks at it. Edits are not handled any further."""
+    message = user_message(update)  # the user's, never a bot message
+    if message is not None and must_scrub(message):
         await delete_user_message(update, context)
     if update.edited_message is not None:
         raise ApplicationHandlerStop

@@ -95,6 +95,33 @@ def _clear(context: Context) -> None:
         context.chat_data.pop(_BAD, None)
 
 
+def forget_steps_of(context: Context, chat_id: int, slot: str) -> None:
+    """An account left the chat (/hapus_kk): a sealed step about it (a re-verification
+    waiting for "Kirim kode", an eviction question naming it) goes with it."""
+    payload = _unseal(context, chat_id)
+    if payload is not None and slot in (payload.get("slot"), payload.get("evict")):
+        _clear(context)
+
+
+async def _held(context: Context, chat_id: int, payload: Mapping[str, Any],
+                nik: str | None = None) -> bool:
+    """Does the chat still hold the account a re-verification is for (and is it this
+    participant)? Asked at every step before an owner's allowance is used."""
+    account = await services(context).accounts.get(chat_id, str(payload.get("slot")))
+    return account is not None and (nik is None or account.nik == nik)
+
+
+async def _gone(update: Update, context: Context, progress: Message | None) -> int:
+    """The account a re-verification was for left the chat: nothing is sent."""
+    await services(context).otp.cancel(chat_id_of(update))
+    off = _end_flow(context)
+    if progress is not None and off is None:
+        await edit(context, progress, texts.VERIFY_SESSION_GONE)
+    else:  # a new message: only a sent one can take the 📱 keyboard away
+        await send(update, context, texts.VERIFY_SESSION_GONE, off)
+    return END
+
+
 def drop_stale_pending(chat_data: Mapping[int, dict[Any, Any]], otp: OtpService) -> int:
     """Forget sealed steps that no longer open (abandoned longer than PENDING_TTL)."""
     stale = [data for chat_id, data in chat_data.items()
@@ -210,6 +237,8 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
     chat_id = chat_id_of(update)
     typed = _typed(payload)
     adding = payload["purpose"] == "add"
+    if not adding and not await _held(context, chat_id, payload):
+        return await _gone(update, context, progress)
     blocked = await svc.otp.blocked_for_chat(chat_id) if adding else None
     if blocked is not None or not await svc.otp.allow_lookup(chat_id):
         _clear(context)
@@ -232,7 +261,8 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
         await edit(context, progress, texts.BACKEND_DOWN_SHORT)
         return END
     if participant is None or participant.phone is None:
-        if adding:  # one and the same reply, and the same next step, for both
+        if adding:  # one and the same reply, next step and database work as when found
+            await _as_if_found(context, chat_id, participant or typed)
             return await _bad_input(update, context,
                                     texts.LOOKUP_FAILED.format(masked=typed.masked), progress)
         _clear(context)  # the chat's own account: no secret to keep from its owner
@@ -243,6 +273,19 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
         if existing is not None:
             return await _cached(update, context, existing, progress)
     return await _send_code(update, context, payload, participant, progress)
+
+
+async def _as_if_found(context: Context, chat_id: int, who: Participant | Identifier
+                       ) -> None:
+    """The database round trips a found participant costs before the shared "cannot send"
+    reply (is it cached here? may a code go out?), for one that was not found: a stranger
+    timing the replies cannot tell "not found" from "locked / out of codes" (tests/
+    test_timing.py counts the round trips and compares the medians)."""
+    svc = services(context)
+    nik, card = ((who.nik, who.card) if isinstance(who, Participant)
+                 else (who.value, who.value))
+    await svc.accounts.find_same(chat_id, nik, card)
+    await svc.otp.as_if_issued(chat_id, nik or card)
 
 
 async def _code_pending(context: Context, chat_id: int) -> bool:
@@ -261,6 +304,8 @@ async def _send_code(update: Update, context: Context, payload: dict[str, Any],
     chat_id = chat_id_of(update)
     assert participant.phone is not None
     owner = payload["purpose"] == "reverify"
+    if owner and not await _held(context, chat_id, payload, participant.nik or None):
+        return await _gone(update, context, message)  # removed while BPJS answered
     result = await svc.otp.issue(chat_id, purpose=str(payload["purpose"]),
                                  nik=participant.nik or participant.card,  # NIK unknown
                                  phone=participant.phone,
@@ -418,7 +463,12 @@ async def resend(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None
     svc = services(context)
-    result = await svc.otp.resend(chat_id_of(update))
+    chat_id = chat_id_of(update)
+
+    async def held(payload: dict[str, Any]) -> bool:
+        return await _held(context, chat_id, payload)
+
+    result = await svc.otp.resend(chat_id, held=held)
     if result.outcome is SendOutcome.TOO_EARLY:
         await answer(context, query, texts.RESEND_WAIT.format(seconds=result.wait_seconds))
         return ASK_OTP

@@ -151,32 +151,38 @@ class OtpRepo:
 
     # -- caps -----------------------------------------------------------------------------
 
-    async def reserve_send(self, keys: Keys, now: float, *, owner: bool = False
-                           ) -> int | SendBlock:
+    async def reserve_send(self, keys: Keys, now: float, *, owner: bool = False,
+                           dry_run: bool = False) -> int | SendBlock | None:
         """Check every cap that guards a code and, if none blocks it, record the send.
 
         Returns the record id (to :meth:`release_send` if the SMS then fails) or the cap
         that blocks it. ``owner``: the chat re-verifies an account it already holds, so
         caps that protect the participant count only owners' records, and the global
-        budget (which strangers could use up) does not apply."""
+        budget (which strangers could use up) does not apply.
+
+        Every cap is counted whichever blocks (the same queries, found or not), and
+        ``dry_run`` does all of it without recording anything (None when nothing blocks):
+        what a look-up that found no one does, so that it costs what a blocked one does."""
         caps = self.caps
 
-        def unit(conn: sqlite3.Connection) -> int | SendBlock:
+        def unit(conn: sqlite3.Connection) -> int | SendBlock | None:
             with immediate(conn):
                 _prune(conn, "sms", now)
                 _prune(conn, "wrong", now)
-                if _chat_day_full(conn, caps, keys.chat, now):
-                    return SendBlock.CHAT_DAILY
-                if _wrong_codes(conn, keys, now, owner) >= caps.participant_wrong_daily:
-                    return SendBlock.PARTICIPANT_LOCKED
-                if _per_key(conn, "sms", "phone_key", keys.phone, now - HOUR,
-                            owner) >= caps.phone_hourly:
-                    return SendBlock.PHONE_HOURLY
-                if _per_key(conn, "sms", "phone_key", keys.phone, now - DAY,
-                            owner) >= caps.phone_daily:
-                    return SendBlock.PHONE_DAILY
-                if not owner and _global_hour_full(conn, caps, now):
-                    return SendBlock.GLOBAL_BUDGET
+                blocks = [
+                    (_chat_day_full(conn, caps, keys.chat, now), SendBlock.CHAT_DAILY),
+                    (_wrong_codes(conn, keys, now, owner) >= caps.participant_wrong_daily,
+                     SendBlock.PARTICIPANT_LOCKED),
+                    (_per_key(conn, "sms", "phone_key", keys.phone, now - HOUR,
+                              owner) >= caps.phone_hourly, SendBlock.PHONE_HOURLY),
+                    (_per_key(conn, "sms", "phone_key", keys.phone, now - DAY,
+                              owner) >= caps.phone_daily, SendBlock.PHONE_DAILY),
+                    (_global_hour_full(conn, caps, now) and not owner,
+                     SendBlock.GLOBAL_BUDGET),
+                ]
+                block = next((b for blocked, b in blocks if blocked), None)
+                if block is not None or dry_run:
+                    return block
                 return _record(conn, "sms", keys, now, owner)
         return await self.db.run(unit)
 

@@ -52,6 +52,27 @@ class RemindersRepo:
                     (chat_id, day.isoformat(), now)).rowcount == 1
         return await self.db.run(unit)
 
+    async def claim_held(self, chat_id: int, day: date, now: float, slots: list[str], *,
+                         fresh_since: float) -> list[str] | None:
+        """Re-read the chat right before a send and claim its reminder for ``day``, in one
+        transaction: of ``slots``, those the chat still holds, opted in and verified after
+        ``fresh_since``. None if the day's reminder was taken (or sent) already; an empty
+        list, and no claim, when none is left (an erased chat gets no row back)."""
+        def unit(conn: sqlite3.Connection) -> list[str] | None:
+            with immediate(conn):
+                rows = conn.execute(
+                    "SELECT slot FROM accounts WHERE chat_id = ? AND remind = 1 AND "
+                    "verified_at > ?", (chat_id, fresh_since)).fetchall()
+                held = [str(slot) for (slot,) in rows if str(slot) in slots]
+                if not held:
+                    return []
+                claimed = conn.execute(
+                    "INSERT INTO reminder_log (chat_id, day, state, at) VALUES (?, ?, "
+                    "'sending', ?) ON CONFLICT (chat_id, day) DO NOTHING",
+                    (chat_id, day.isoformat(), now)).rowcount == 1
+                return held if claimed else None
+        return await self.db.run(unit)
+
     async def release(self, chat_id: int, day: date) -> None:
         """Telegram refused the reminder outright: a later round may try again."""
         def unit(conn: sqlite3.Connection) -> None:

@@ -40,6 +40,7 @@ class HttpBotApi:
         self.emulator = emulator
         self.sms_token = sms_token
         self.sms: list[dict[str, Any]] = []
+        self.sms_refuse = 0  # the next N sends get 400 (certainly not delivered)
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -66,6 +67,9 @@ class HttpBotApi:
     async def _sms(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.sms_token}":
             return web.json_response({"error": "unauthorized"}, status=401)
+        if self.sms_refuse:
+            self.sms_refuse -= 1
+            return web.json_response({"error": "bad request (test)"}, status=400)
         self.sms.append(await request.json())
         return web.json_response({"queued": True}, status=202)
 

@@ -251,7 +251,8 @@ async def test_a_thousand_chats_are_each_told_once_at_twenty_a_second(
     for chat_id in range(10_000, 11_000):
         await services.accounts.repo.add(chat_id, NewAccount(
             nik=ARREARS_NIK, card=person.card, name=person.name, phone="+6281234567890",
-            label="Nunggak", status=person.to_dict()), max_accounts=3, now=1.0)
+            label="Nunggak", status=person.to_dict()), max_accounts=3,
+            now=services.accounts.clock())  # verified now: within KK_SESSION_DAYS
     async with services.db.transaction() as conn:
         await conn.execute("UPDATE accounts SET remind = 1")
     times: list[float] = []
