@@ -34,7 +34,7 @@ from storage.db import Database, immediate
 _LOGGER = logging.getLogger(__name__)
 #: How long a database check result is reused (a scraper polling fast writes no more).
 DB_CHECK_SECONDS = 5.0
-DB_CHECK_TIMEOUT = 5.0
+DB_CHECK_TIMEOUT = 8.0  # above SQLite's busy timeout (5 s), so its own error is shown
 _PROBE_KEY = "health_probe"
 
 
@@ -166,10 +166,11 @@ class SdNotify:
             target = "\0" + target[1:]
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)  # never stall the event loop on a full queue
                 sock.connect(target)
-                sock.sendall("\n".join(lines).encode())
+                sock.send("\n".join(lines).encode())
         except OSError as exc:
-            _LOGGER.warning("could not notify systemd (%s)", type(exc).__name__)
+            _LOGGER.debug("could not notify systemd (%s)", type(exc).__name__)
             return False
         return True
 
