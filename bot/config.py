@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     webhook_port: int | None = Field(default=None, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    #: Where KK_MASTER_KEY came from when it was not the environment (a credential file).
+    _key_origin: str = PrivateAttr(default="KK_MASTER_KEY")
     log_format: Literal["plain", "json"] = "plain"
     health_listen: str = "127.0.0.1:9464"
     health_window_seconds: int = Field(default=120, ge=1, le=3600)
@@ -258,7 +260,7 @@ class Settings(BaseSettings):
     @property
     def key_source(self) -> str:
         """Where the master key comes from, for the start-up line (never the key)."""
-        return "KK_MASTER_KEY" if self.kk_master_key else f"key file {self.master_key_path}"
+        return self._key_origin if self.kk_master_key else f"key file {self.master_key_path}"
 
     @property
     def log_level_number(self) -> int:
@@ -339,8 +341,32 @@ def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Setting
         raise SettingsError(name, shown or None) from None
     if _explicitly_empty("HEALTH_LISTEN", env_file):
         settings.health_listen = ""
+    if settings.kk_master_key is None:
+        _key_from_credentials(settings)
     settings.check_consistency()
     return settings
+
+
+#: The key as a credential file: systemd's LoadCredential=, or a secret mounted in a container.
+CREDENTIAL_NAME = "master.key"
+
+
+def _key_from_credentials(settings: Settings) -> None:
+    """``$CREDENTIALS_DIRECTORY/master.key`` stands for KK_MASTER_KEY when that is unset:
+    the key then lives outside the data directory and outside its backups."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not folder:
+        return
+    path = Path(folder) / CREDENTIAL_NAME
+    if not path.is_file():
+        return
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        decode_master_key(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SettingsError("KK_MASTER_KEY", f"credential {path}: {exc}") from None
+    settings.kk_master_key = SecretStr(text)
+    settings._key_origin = f"credential {path}"
 
 
 def _explicitly_empty(name: str, env_file: str | None) -> bool:
