@@ -220,3 +220,29 @@ def test_the_dockerfile_runs_unprivileged_with_a_volume_and_a_healthcheck() -> N
     for example in ("Caddyfile", "nginx.conf"):
         text = (ROOT / "deploy" / example).read_text()
         assert "/telegram" in text and "X-Telegram-Bot-Api-Secret-Token" in text, example
+
+
+def test_the_key_from_a_credential_file_and_its_source_in_the_startup_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.runner import key_custody_warning, startup_line
+    from storage.keys import encode_key
+
+    monkeypatch.delenv("KK_MASTER_KEY", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    plain = load_settings(env_file=None, kk_data_dir=tmp_path / "data")
+    assert "key from key file" in startup_line(plain) and "master.key" in startup_line(plain)
+    assert key_custody_warning(plain) is not None
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    raw = generate_master_key()
+    (credentials / "master.key").write_text(encode_key(raw) + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    settings = load_settings(env_file=None, kk_data_dir=tmp_path / "data")
+    assert settings.env_master_key == encode_key(raw)
+    assert f"key from credential {credentials / 'master.key'}" in startup_line(settings)
+    assert key_custody_warning(settings) is None
+    assert encode_key(raw) not in startup_line(settings)
+    assert encode_key(raw) in settings.secret_values(), "the redactor masks it"
+    (credentials / "master.key").write_text("c2hvcnQ=\n")
+    with pytest.raises(Exception, match="KK_MASTER_KEY"):
+        load_settings(env_file=None, kk_data_dir=tmp_path / "data")

@@ -246,3 +246,32 @@ async def test_backup_verify_restore_and_start_keeps_the_cards(tmp_path: Path) -
 def test_version_flag() -> None:
     result = cli(Path("/tmp"), "--version")
     assert result.returncode == 0 and result.stdout.strip().startswith("asisten-kk 0.")
+
+
+async def test_webhook_mode_serves_health_and_metrics_beside_the_webhook(
+        tmp_path: Path) -> None:
+    from bot.emulator import BotApiEmulator
+    from tests.botapi_http import HttpBotApi
+    from tests.process import TOKEN
+
+    emulator = BotApiEmulator(token=TOKEN)
+    api = HttpBotApi(emulator)
+    await api.start()
+    port = free_port()
+    env = http_env(tmp_path, api, WEBHOOK_URL="https://kk.example.id/hook",
+                   WEBHOOK_LISTEN="127.0.0.1", WEBHOOK_PORT=str(port),
+                   WEBHOOK_SECRET="rahasia-webhook_123", HEALTH_WINDOW_SECONDS="2")
+    proc = await spawn_bot(tmp_path, env)
+    try:
+        assert (await until_status(f"http://127.0.0.1:{port}/healthz", 200)).strip() == "ok"
+        status, text = await get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and "kk_telegram_reachable 1.0" in text
+        await api.stop()  # no deliveries, no answer to getWebhookInfo: red
+        assert "Telegram not reached" in await until_status(
+            f"http://127.0.0.1:{port}/healthz", 503)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        await api.stop()
+    assert proc.returncode == 0, stderr.decode()[-2000:]
