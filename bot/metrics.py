@@ -18,6 +18,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from telegram import Update
@@ -25,6 +26,8 @@ from telegram import Update
 from bot.identity import Identifier
 from bot.jkn.base import Capability, JknBackend, JknError, JknNotFound, Participant, Visit
 from storage.db import Database, count
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: start times are not worth a series each
 
 __all__ = ["CONTENT_TYPE_LATEST", "MeteredBackend", "exposition", "refresh", "update_kind"]
 

@@ -164,11 +164,11 @@ async def run_bot(settings: Settings, services: Services | None = None) -> int:
         if not webhook and address is not None:
             try:
                 port = server.listen(*address)
-                _LOGGER.info("health and metrics on http://%s:%d/healthz and /metrics",
-                             address[0], port)
+                # the port alone: the redactor would take an address for digits to mask
+                _LOGGER.info("/healthz and /metrics on port %d (HEALTH_LISTEN)", port)
             except OSError as exc:
-                _LOGGER.error("HEALTH_LISTEN %s: cannot listen (%s); running without "
-                              "/healthz and /metrics", settings.health_listen,
+                _LOGGER.error("HEALTH_LISTEN: cannot listen on port %d (%s); running "
+                              "without /healthz and /metrics", address[1],
                               exc.strerror or type(exc).__name__)
         tasks.append(asyncio.create_task(watchdog(notify, health, stop)))
         if not await reach_telegram(application, stop):
