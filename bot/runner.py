@@ -139,12 +139,13 @@ async def _probe_telegram(application: AnyApp, health: Health, stop: asyncio.Eve
 
 async def run_bot(settings: Settings, services: Services | None = None) -> int:
     """Serve until a signal (0) or a lasting 409 Conflict (:data:`EXIT_CONFLICT`)."""
+    health = Health(settings.health_window_seconds)
+    # a refused start (key, database) stays one line: these come once the data is open
+    services = services or await open_services(settings)
     _LOGGER.info("%s", startup_line(settings))
     warning = key_custody_warning(settings)
     if warning:
         _LOGGER.warning("%s", warning)
-    health = Health(settings.health_window_seconds)
-    services = services or await open_services(settings)
     health.db = services.db
     application = build_application(services, health=health)
     webhook = settings.webhook_url is not None
