@@ -91,13 +91,15 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             outcome = "failed"
             _LOGGER.exception("update processing failed")
         finally:
-            await self._persist()
-            elapsed = time.monotonic() - started
-            metrics.observe_update(kind, elapsed)
-            if _LOGGER.isEnabledFor(logging.DEBUG):
-                _LOGGER.debug("update %s: kind=%s state=%s took %.1f ms", outcome, kind,
-                              self._state(key), elapsed * 1000)
-            self._done()
+            try:
+                await self._persist()
+                elapsed = time.monotonic() - started
+                metrics.observe_update(kind, elapsed)
+                if _LOGGER.isEnabledFor(logging.DEBUG):
+                    _LOGGER.debug("update %s: kind=%s state=%s took %.1f ms", outcome, kind,
+                                  self._state(key), elapsed * 1000)
+            finally:
+                self._done()
 
     def _state(self, key: int | None) -> str:
         """The chat's conversation state after the update ("idle" outside one)."""
