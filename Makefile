@@ -1,12 +1,14 @@
 # Every target bootstraps .venv itself (python3 -m venv + pip install -e '.[dev]') when it
-# is missing or pyproject.toml is newer than the last install.
+# is missing or pyproject.toml is newer than the last install. `make run` installs only what
+# the bot needs, pinned with hashes from requirements.lock (`make lock` writes it).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 PACKAGES := bot handlers storage
 
-.PHONY: demo run test test-slow mutants lint bench clean
+.PHONY: demo run lock test test-slow mutants lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +19,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@$(BIN)/python -m bot demo
 
-run: $(STAMP)
+# Production: no dev extras, exactly the versions and hashes of requirements.lock.
+$(RUN_STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/python -m bot run
+
+# Re-pin after a change of dependencies in pyproject.toml (tests/test_ops.py checks it).
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PACKAGES) tests bench

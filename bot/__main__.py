@@ -1,4 +1,5 @@
-"""Command line: run | demo | keygen | rotate-key | forget-keys | backup PATH | remind.
+"""Command line: run | demo | keygen | rotate-key | forget-keys | backup PATH |
+verify-backup PATH | restore PATH [--force] | remind [--date D]; ``--version``.
 
 Operator-facing text is English. A bad setting or an unusable key prints one line to
 stderr and exits with status 2; nothing is touched.
@@ -13,8 +14,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from bot import datalock
-from bot.config import Settings, SettingsError, load_settings
+from bot import __version__, datalock
+from bot.backups import BackupError, inspect_backup, read_key, restore
+from bot.config import Settings, SettingsError, load_settings, unknown_settings
 from bot.datalock import DataDirBusy
 from bot.logs import configure_logging
 from bot.runner import StartupRefused
@@ -27,6 +29,7 @@ from storage.keys import (
     forget_retired,
     open_existing,
     rotate_key,
+    write_key_file,
 )
 
 EXIT_USAGE = 2
@@ -39,6 +42,7 @@ def _fail(message: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Asisten KK bot")
+    parser.add_argument("--version", action="version", version=f"asisten-kk {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the bot (long polling, or webhook if WEBHOOK_URL)")
     commands.add_parser("demo", help="the whole bot in this terminal, sandbox, no token")
@@ -54,6 +58,19 @@ def _parser() -> argparse.ArgumentParser:
                         help="no backup is kept: remove every retired key")
     backup = commands.add_parser("backup", help="consistent online copy of the database")
     backup.add_argument("path", type=Path)
+    verify = commands.add_parser("verify-backup", help="open a backup with the key: schema, "
+                                                       "row counts, integrity")
+    verify.add_argument("path", type=Path)
+    verify.add_argument("--key-file", type=Path, default=None,
+                        help="the key kept apart (default: KK_MASTER_KEY, else master.key)")
+    restore_cmd = commands.add_parser("restore", help="restore a backup into KK_DATA_DIR "
+                                                      "(the bot stopped)")
+    restore_cmd.add_argument("path", type=Path)
+    restore_cmd.add_argument("--force", action="store_true",
+                             help="replace an existing database (it is kept as a copy)")
+    restore_cmd.add_argument("--key-file", type=Path, default=None,
+                             help="the key kept apart; installed as master.key when the "
+                                  "data directory has none and KK_MASTER_KEY is not set")
     remind = commands.add_parser("remind", help="run one reminder round now (safe beside a "
                                                 "running bot; never sends anything twice)")
     remind.add_argument("--date", type=date.fromisoformat, default=None,
@@ -104,7 +121,12 @@ async def _backup(settings: Settings, target: Path) -> int:
     db = await open_existing(settings.kk_data_dir, settings.database_path,
                              settings.env_master_key)
     try:
-        await db.backup_to(target)
+        try:
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            await db.backup_to(target)
+        except OSError as exc:
+            return _fail(f"cannot write {target} ({exc.strerror or type(exc).__name__}); "
+                         "nothing was written")
     finally:
         await db.close()
     sys.stderr.write(f"backup written to {target} (it needs the same master key)\n")
@@ -129,12 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         settings.ensure_data_dir()
     except SettingsError as exc:
         return _fail(str(exc))
-    configure_logging(settings.log_level_number, settings.secret_values())
+    configure_logging(settings.log_level_number, settings.secret_values(),
+                      settings.log_format)
+    for line in unknown_settings():
+        logging.getLogger("bot.config").warning("%s", line)
     try:
         datalock.make_private(settings.kk_data_dir)
         with datalock.hold(settings.kk_data_dir, **LOCKS[args.command]):
             return asyncio.run(_command(args, settings))
-    except (KeyError_, DatabaseError, DataDirBusy, StartupRefused) as exc:
+    except (KeyError_, DatabaseError, DataDirBusy, StartupRefused, BackupError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 0
@@ -147,6 +172,8 @@ LOCKS: dict[str, dict[str, tuple[str, ...]]] = {
     "forget-keys": {"exclusive": (datalock.KEY,)},
     "backup": {"shared": (datalock.KEY,)},
     "remind": {"shared": (datalock.KEY,)},
+    "verify-backup": {},
+    "restore": {"exclusive": (datalock.INSTANCE, datalock.KEY)},
 }
 
 
@@ -154,8 +181,7 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         from bot.runner import run_bot
 
-        await run_bot(settings)
-        return 0
+        return await run_bot(settings)
     if args.command == "rotate-key":
         return await _rotate(settings)
     if args.command == "backup":
@@ -164,6 +190,10 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
         return _forget_keys(settings, args.keep, args.all)
     if args.command == "remind":
         return await _remind(settings, args.date)
+    if args.command == "verify-backup":
+        return _verify(settings, args.path, args.key_file)
+    if args.command == "restore":
+        return _restore(settings, args.path, args.key_file, args.force)
     return _fail(f"unknown command {args.command}")
 
 
@@ -199,5 +229,38 @@ async def _remind(settings: Settings, day: date | None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def _verify(settings: Settings, path: Path, key_file: Path | None) -> int:
+    report = inspect_backup(path, read_key(settings.kk_data_dir, settings.env_master_key,
+                                           key_file))
+    sys.stdout.write("\n".join(report.lines()) + "\n")
+    return 0 if report.usable else 1
+
+
+def _restore(settings: Settings, path: Path, key_file: Path | None, force: bool) -> int:
+    key = read_key(settings.kk_data_dir, settings.env_master_key, key_file)
+    installed = settings.kk_master_key is None and key_file is not None
+    if installed and settings.master_key_path.exists():
+        if read_key(settings.kk_data_dir, None, None) != key:
+            return _fail(f"--key-file differs from {settings.master_key_path}; move that one "
+                         "away first if the backup's key is the right one; nothing was "
+                         "changed")
+        installed = False
+    report, kept = restore(path, settings.database_path, key, force=force)
+    if installed:
+        write_key_file(settings.master_key_path, key)
+    accounts = report.rows.get("accounts", 0)
+    sys.stderr.write(f"restored {path} into {settings.database_path} (schema "
+                     f"{report.schema}, {accounts} account(s))"
+                     + (f"; the database it replaced is kept as {kept}" if kept else "")
+                     + ("; master.key installed from --key-file" if installed else "")
+                     + "\n")
+    return 0
+
+
+def main_exit() -> None:
+    """The ``asisten-kk`` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    main_exit()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot import metrics
 from storage.accounts_repo import (
     Account,
     AccountsRepo,
@@ -127,6 +128,7 @@ class AccountService:
         account = await self.repo.get(chat_id, slot)
         if account is None or not await self.repo.remove(chat_id, slot):
             return None
+        metrics.ERASES.labels("account").inc()
         return account
 
     async def save_status(self, chat_id: int, slot: str, status: dict[str, Any]) -> None:

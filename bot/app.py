@@ -12,6 +12,7 @@ from telegram.ext import Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot import texts
+from bot.health import Health, ObservedRequest
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
 from bot.transport import RetryingRequest
@@ -48,10 +49,12 @@ async def _post_init(application: AnyApp) -> None:
 
 def build_application(services: Services, *, token: str | None = None,
                       request: BaseRequest | None = None,
-                      processor: ChatOrderedProcessor | None = None) -> AnyApp:
+                      processor: ChatOrderedProcessor | None = None,
+                      health: Health | None = None) -> AnyApp:
     """The bot: requests go to ``{TELEGRAM_API_URL}/bot{token}/{method}`` unless an
     in-process ``request`` transport is given (demo, tests, benchmarks). Every call but
-    getUpdates goes through :class:`RetryingRequest` (bot/transport.py)."""
+    getUpdates goes through :class:`RetryingRequest` (bot/transport.py); every answer is
+    seen by :class:`ObservedRequest` (metrics, and ``health`` when given)."""
     settings = services.settings
     api = settings.telegram_api_url
     processor = processor or ChatOrderedProcessor()
@@ -70,8 +73,8 @@ def build_application(services: Services, *, token: str | None = None,
         .persistence(SqlitePersistence(services.db))
         .concurrent_updates(processor)
         .post_init(_post_init)
-        .request(RetryingRequest(calls))
-        .get_updates_request(updates)
+        .request(RetryingRequest(ObservedRequest(calls, health)))
+        .get_updates_request(ObservedRequest(updates, health))
     )
     application = builder.build()
     processor.application = application

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import difflib
 import ipaddress
 import logging
 import os
@@ -18,7 +19,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from dotenv import dotenv_values
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
@@ -62,6 +64,13 @@ ALLOWED: dict[str, str] = {
     "WEBHOOK_PORT": "a port from 1 to 65535 (required with WEBHOOK_URL)",
     "WEBHOOK_SECRET": "1-256 characters of A-Z a-z 0-9 _ - (required with WEBHOOK_URL)",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "LOG_FORMAT": "'plain' (default) or 'json' (one JSON object a line)",
+    "HEALTH_LISTEN": "host:port for /healthz and /metrics in polling mode, e.g. "
+                     "127.0.0.1:9464; empty or 'off' turns it off",
+    "HEALTH_WINDOW_SECONDS": "an integer from 1 to 3600 (Telegram must have answered within "
+                             "this many seconds for /healthz to say ok)",
+    "TELEGRAM_CONFLICT_EXIT_SECONDS": "an integer from 0 to 86400 (seconds after a 409 "
+                                      "Conflict before the bot exits with status 3)",
 }
 
 _SECRET_NAMES = {
@@ -152,8 +161,14 @@ class Settings(BaseSettings):
     webhook_port: int | None = Field(default=None, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    #: Where KK_MASTER_KEY came from when it was not the environment (a credential file).
+    _key_origin: str = PrivateAttr(default="KK_MASTER_KEY")
+    log_format: Literal["plain", "json"] = "plain"
+    health_listen: str = "127.0.0.1:9464"
+    health_window_seconds: int = Field(default=120, ge=1, le=3600)
+    telegram_conflict_exit_seconds: int = Field(default=60, ge=0, le=86_400)
 
-    @field_validator("log_level", "jkn_backend", "otp_sender", mode="before")
+    @field_validator("log_level", "jkn_backend", "otp_sender", "log_format", mode="before")
     @classmethod
     def _normalise_choice(cls, value: object) -> object:
         return value.strip() if isinstance(value, str) else value
@@ -168,6 +183,22 @@ class Settings(BaseSettings):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return _check_url(value)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("health_listen")
+    @classmethod
+    def _health_listen(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("", "off"):
+            return ""
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("not host:port")
+        return value
 
     @field_validator("pcare_app_code")
     @classmethod
@@ -230,6 +261,19 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.kk_data_dir / "master.key"
+
+    @property
+    def health_address(self) -> tuple[str, int] | None:
+        """HEALTH_LISTEN as (host, port), or None when it is off."""
+        if not self.health_listen:
+            return None
+        host, _, port = self.health_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def key_source(self) -> str:
+        """Where the master key comes from, for the start-up line (never the key)."""
+        return self._key_origin if self.kk_master_key else f"key file {self.master_key_path}"
 
     @property
     def log_level_number(self) -> int:
@@ -328,5 +372,66 @@ def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Setting
                 from None
         shown = "" if name in _SECRET_NAMES or value is None else f"got {str(value)[:40]!r}"
         raise SettingsError(name, shown or None) from None
+    if _explicitly_empty("HEALTH_LISTEN", env_file):
+        settings.health_listen = ""
+    if settings.kk_master_key is None:
+        _key_from_credentials(settings)
     settings.check_consistency()
     return settings
+
+
+#: The key as a credential file: systemd's LoadCredential=, or a secret mounted in a container.
+CREDENTIAL_NAME = "master.key"
+
+
+def _key_from_credentials(settings: Settings) -> None:
+    """``$CREDENTIALS_DIRECTORY/master.key`` stands for KK_MASTER_KEY when that is unset:
+    the key then lives outside the data directory and outside its backups."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not folder:
+        return
+    path = Path(folder) / CREDENTIAL_NAME
+    if not path.is_file():
+        return
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        decode_master_key(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SettingsError("KK_MASTER_KEY", f"credential {path}: {exc}") from None
+    settings.kk_master_key = SecretStr(text)
+    settings._key_origin = f"credential {path}"
+
+
+def _explicitly_empty(name: str, env_file: str | None) -> bool:
+    """``NAME=`` given on purpose (empty values are otherwise taken as unset)."""
+    for key, value in os.environ.items():
+        if key.upper() == name:
+            return not value.strip()
+    if env_file and Path(env_file).is_file():
+        for key, found in dotenv_values(env_file).items():
+            if key.upper() == name:
+                return not (found or "").strip()
+    return False
+
+
+#: Prefixes of this program's settings: an unknown name with one of them is likely a typo.
+OUR_PREFIXES = ("KK_", "JKN_", "VCLAIM_", "PCARE_", "OTP_", "SMS_", "WEBHOOK_", "TELEGRAM_",
+                "REMINDER_", "HEALTH_", "LOG_", "STATUS_")
+
+
+def unknown_settings(env_file: str | None = ".env",
+                     environ: dict[str, str] | None = None) -> list[str]:
+    """One warning line for each name in the environment or ``.env`` that looks like one of
+    ours but is not, with the nearest real name when there is a close one."""
+    known = sorted(name.upper() for name in Settings.model_fields)
+    names = {key.upper() for key in (os.environ if environ is None else environ)}
+    if env_file and Path(env_file).is_file():
+        names |= {key.upper() for key in dotenv_values(env_file)}
+    lines = []
+    for name in sorted(names):
+        if name in known or not name.startswith(OUR_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else " (ignored)"
+        lines.append(f"{name} is not a setting{hint}")
+    return lines

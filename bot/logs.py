@@ -3,7 +3,13 @@
 The filter masks the bot token and anything shaped like a NIK (16 digits), a JKN card
 number (13 digits), an Indonesian mobile number or a 6-digit OTP — typed plain or grouped
 with spaces, dots or dashes — in the message, its arguments and any traceback text,
-before a handler formats the record. Any other run of ten or more digits is masked too.
+before a handler formats the record. Any other run of ten or more digits is masked too,
+except an update id (a number right after "update", "update_id" or "update with id"): it
+identifies no person and an operator needs it to follow one update through the log.
+
+``LOG_FORMAT=json`` writes one JSON object a line: ``time`` (ISO 8601 with the offset),
+``level``, ``logger``, ``message`` and, when there is one, ``exception`` (the whole
+traceback as one string), all after redaction.
 
 python-telegram-bot logs request parameters (message texts, so names on status cards) at
 DEBUG, and httpx logs URLs (with the token) at INFO: those libraries stay at INFO and
@@ -12,10 +18,12 @@ WARNING whatever ``LOG_LEVEL`` says.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -29,9 +37,16 @@ LIBRARY_FLOORS = {"telegram": logging.INFO, "httpx": logging.WARNING,
                   "aiohttp.access": logging.WARNING}
 
 
+#: Just before an update id: "update 123", "update_id=123", "Update with ID 123".
+_UPDATE_BEFORE_RE = re.compile(r"(?i)\bupdate(?:[ _]?id| with id)?[\s:=#'\"]{0,3}$")
+
+
 def _mask_digits(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = "".join(ch for ch in text if ch.isdigit())
+    if (digits == text and not text.startswith("0") and len(digits) <= 10
+            and _UPDATE_BEFORE_RE.search(match.string, 0, match.start())):
+        return text  # an update id
     if digits.startswith(("62", "08")) and 9 <= len(digits) <= 15:
         return "[phone]"
     if len(digits) == 16:
@@ -85,18 +100,40 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (``LOG_FORMAT=json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, str] = {
+            "time": datetime.fromtimestamp(record.created, UTC).astimezone().isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False)
+
+
 REDACTOR = Redactor()
 
 
-def configure_logging(level: int | str = logging.INFO, secrets: Iterable[str] = ()) -> None:
-    """Install one stderr handler with the redaction filter; quiet httpx and httpcore."""
+def configure_logging(level: int | str = logging.INFO, secrets: Iterable[str] = (),
+                      fmt: str = "plain") -> None:
+    """Install one stderr handler with the redaction filter; quiet httpx and httpcore.
+    ``fmt``: "plain" (LOG_FORMAT above) or "json"."""
     for secret in secrets:
         REDACTOR.add_secret(secret)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(LOG_FORMAT))
     handler.addFilter(RedactingFilter(REDACTOR))
     root.addHandler(handler)
     root.setLevel(level)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot import metrics
 from bot.identity import phone_tail
 from bot.sms.base import SmsError, SmsSender, otp_message
 from storage.crypto import Vault, VaultError
@@ -105,6 +106,7 @@ class OtpService:
         if isinstance(reserved, SendBlock):
             if reserved is SendBlock.GLOBAL_BUDGET:
                 self._warn_budget(now)
+            metrics.SMS_REFUSED.labels(_BLOCKS[reserved].value).inc()
             return SendResult(_BLOCKS[reserved]), None
         code = self.code_factory()
         try:
@@ -112,9 +114,11 @@ class OtpService:
                 await self.sender.send(phone, otp_message(code, self.ttl))
         except (SmsError, TimeoutError) as exc:
             _LOGGER.warning("OTP SMS failed: %s", type(exc).__name__)
+            metrics.SMS_FAILED.inc()
             if isinstance(exc, SmsError) and not exc.maybe_delivered:
                 await self.repo.release_send(reserved)  # it never left: it costs nothing
             return SendResult(SendOutcome.SMS_FAILED), None
+        metrics.SMS_SENT.inc()
         return SendResult(SendOutcome.SENT, phone_tail(phone)), code
 
     async def issue(self, chat_id: int, *, purpose: str, nik: str, phone: str,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import Any
@@ -29,7 +30,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, BaseUpdateProcessor
 
-from bot import texts
+from bot import metrics, texts
 from bot.scrub import must_scrub, user_message
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self.max_backlog = max_backlog
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
-        self._queues: dict[int, deque[Awaitable[Any]]] = {}
+        self._queues: dict[int, deque[tuple[Awaitable[Any], str]]] = {}
         self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -84,14 +85,33 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         if self._pending == 0:
             self._idle.set()
 
-    async def _run(self, coroutine: Awaitable[Any]) -> None:
+    async def _run(self, coroutine: Awaitable[Any], kind: str = "other",
+                   key: int | None = None) -> None:
+        started = time.monotonic()
+        outcome = "handled"
         try:
             await coroutine
         except Exception:  # Application.process_update reports handler errors itself
+            outcome = "failed"
             _LOGGER.exception("update processing failed")
         finally:
-            await self._persist()
-            self._done()
+            try:
+                await self._persist()
+                elapsed = time.monotonic() - started
+                metrics.observe_update(kind, elapsed)
+                if _LOGGER.isEnabledFor(logging.DEBUG):
+                    _LOGGER.debug("update %s: kind=%s state=%s took %.1f ms", outcome, kind,
+                                  self._state(key), elapsed * 1000)
+            finally:
+                self._done()
+
+    def _state(self, key: int | None) -> str:
+        """The chat's conversation state after the update ("idle" outside one)."""
+        persistence = self.application.persistence if self.application else None
+        state_of = getattr(persistence, "state_of", None)
+        if key is None or state_of is None:
+            return "idle"
+        return str(state_of(key))
 
     async def _persist(self) -> None:
         app = self.application
@@ -105,6 +125,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     def _drop(self, key: int, update: object, coroutine: Awaitable[Any]) -> None:
         """Over the backlog: the update is not handled, but a tap is still answered."""
         self.dropped += 1
+        metrics.UPDATES_DROPPED.inc()
         burst = self._bursts.setdefault(key, [0, 0])
         if isinstance(coroutine, Coroutine):
             coroutine.close()
@@ -152,26 +173,28 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._pending += 1
         self._idle.clear()
         key = chat_key(update)
+        kind = metrics.update_kind(update)
         if key is None:
-            await self._run(coroutine)
+            await self._run(coroutine, kind)
             return
         queue = self._queues.get(key)
         if queue is not None:
             if len(queue) >= self.max_backlog:
                 self._drop(key, update, coroutine)
                 return
-            queue.append(coroutine)
+            queue.append((coroutine, kind))
             return
-        queue = deque([coroutine])
+        queue = deque([(coroutine, kind)])
         self._queues[key] = queue
         try:
             while queue:
-                await self._run(queue.popleft())
+                next_coroutine, next_kind = queue.popleft()
+                await self._run(next_coroutine, next_kind, key)
         finally:
             del self._queues[key]
             self._end_burst(key)
             while queue:  # only if this worker was cancelled: release what it held
-                leftover = queue.popleft()
+                leftover, _ = queue.popleft()
                 if isinstance(leftover, Coroutine):
                     leftover.close()
                 self._done()

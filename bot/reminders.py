@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 
+from bot import metrics
 from bot.accounts import Account, AccountService
 from bot.jkn.base import JknBackend, JknError, Participant
 from bot.status import identifier_of, lookup
@@ -244,6 +245,8 @@ class ReminderService:
                      "%d already sent, %d failed, %d backend failure(s)", day.isoformat(),
                      report.chats, report.sent, report.nothing, report.already,
                      report.failed, report.backend_failures)
+        metrics.reminder_round(report.sent, report.nothing, report.already, report.failed,
+                               report.backend_failures)
         return report
 
 

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.accounts import AccountService
+from bot.backups import backup_before_migration
 from bot.config import Settings
 from bot.history import HistoryService
 from bot.jkn.base import JknBackend
 from bot.jkn.pcare import PCareBackend
 from bot.jkn.sandbox import SandboxBackend
 from bot.jkn.vclaim import VClaimBackend
+from bot.metrics import MeteredBackend
 from bot.otp import OtpService
 from bot.reminders import ReminderService
 from bot.sms.base import SmsSender
@@ -96,11 +98,12 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         if await db.user_version() == 0:  # a brand-new (or empty) database
             await db.migrate()
         vault = await check_key(db, Vault(raw), None if env_key else settings.master_key_path)
+        await backup_before_migration(db, settings.kk_data_dir)
         await db.migrate()
     except BaseException:
         await db.close()
         raise
-    backend = backend or make_backend(settings)
+    backend = MeteredBackend(backend or make_backend(settings))
     sms = sms or make_sender(settings)
     accounts = AccountService(AccountsRepo(db, vault), max_accounts=settings.kk_max_accounts,
                               session_days=settings.kk_session_days, clock=clock)

@@ -34,6 +34,8 @@ import httpx
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from bot import metrics
+
 _LOGGER = logging.getLogger(__name__)
 
 #: Sending these twice shows the user the same thing twice.
@@ -145,6 +147,7 @@ class RetryingRequest(BaseRequest):
                     if told is not None and told <= self.max_retry_after:
                         self._paused_until = max(self._paused_until, self._clock() + told)
                         self.retries += 1
+                        metrics.BOT_API_RETRIES.inc()
                         continue
                 if code >= 500 and not last and (repeatable or code in GATEWAY):
                     _LOGGER.debug("Bot API %s: HTTP %d, retrying", api, code)
@@ -157,5 +160,6 @@ class RetryingRequest(BaseRequest):
                                         attempt, code)
                     return code, payload
             self.retries += 1
+            metrics.BOT_API_RETRIES.inc()
             await self._sleep(self._backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover

@@ -7,7 +7,7 @@ import html
 from telegram import Update
 from telegram.ext import ConversationHandler
 
-from bot import texts
+from bot import metrics, texts
 from bot.identity import mask_nik
 from handlers import keyboards
 from handlers.common import Context, answer, chat_id_of, edit_query, send, services
@@ -82,6 +82,7 @@ async def erase_yes(update: Update, context: Context) -> int:
     chat_id = chat_id_of(update)
     await answer(context, query)
     clean = await services(context).db.erase_chat(chat_id)
+    metrics.ERASES.labels("chat").inc()
     if context.chat_data is not None:
         context.chat_data.clear()
     context.application.drop_chat_data(chat_id)

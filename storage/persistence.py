@@ -35,12 +35,14 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         # data dirty on every update, so unchanged data must not cost a write.
         self._written: dict[int, str] = {}
         self._states: dict[tuple[str, str], str] = {}  # likewise for conversation states
+        self._names: set[str] = set()
 
     # -- conversations --------------------------------------------------------------------
 
     async def get_conversations(self, name: str) -> ConversationDict:
         rows = await self.db.run(db_rows, "SELECT key, state FROM conversations WHERE name = ?",
                                  name)
+        self._names.add(name)
         self._states.update({(name, str(key)): str(state) for key, state in rows})
         return {tuple(json.loads(key)): json.loads(state) for key, state in rows}
 
@@ -68,6 +70,14 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
             self._states.pop((name, encoded_key), None)
         else:
             self._states[(name, encoded_key)] = encoded
+
+    def state_of(self, chat_id: int) -> str:
+        """The chat's conversation states as ``name=state`` (for a log line: it names no
+        one), or "idle"."""
+        key = json.dumps([chat_id])
+        found = [f"{name}={self._states[(name, key)]}" for name in sorted(self._names)
+                 if (name, key) in self._states]
+        return ",".join(found) or "idle"
 
     # -- chat data ------------------------------------------------------------------------
 

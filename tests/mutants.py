@@ -40,6 +40,8 @@ T_CONTACT_HTTP = "tests/test_contact_process.py"
 T_ANSWERS = "tests/test_bpjs_answers.py"
 T_KEYS = "tests/test_keys.py"
 T_CLEANUP = "tests/test_cleanup.py"
+T_OPS = "tests/test_ops.py"
+T_OPS_HTTP = "tests/test_ops_process.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -377,6 +379,31 @@ MUTANTS = [
            "            await _as_if_found(context, chat_id, participant or typed)\n",
            "            pass\n",
            ("tests/test_timing.py::test_blocked_and_not_found_cost_the_same",)),
+    # -- operations (issue 23) -------------------------------------------------------------
+    Mutant("webhook secret not checked", "bot/web.py",
+           "if not hmac.compare_digest(given.encode(), secret.encode()):",
+           "if False:",
+           ("tests/test_process.py::test_webhook_mode_checks_the_secret_and_answers",)),
+    Mutant("a chat id as a metric label", "bot/processor.py",
+           "metrics.observe_update(kind, elapsed)",
+           "metrics.observe_update(str(key), elapsed)",
+           (f"{T_OPS_HTTP}::test_metrics_after_a_whole_conversation_hold_counts_and_no_identifier",)),
+    Mutant("update-id exception lets a NIK through", "bot/logs.py",
+           "and len(digits) <= 10", "and len(digits) <= 16",
+           (f"{T_OPS}::test_update_ids_are_not_masked_but_identifiers_still_are",)),
+    Mutant("restore overwrites without --force", "bot/backups.py",
+           "        if not force:\n", "        if False:\n",
+           (f"{T_OPS_HTTP}::test_backup_verify_restore_and_start_keeps_the_cards",)),
+    Mutant("restore does not check the key", "bot/backups.py",
+           "    if not report.key_matches:\n", "    if False:\n",
+           (f"{T_OPS_HTTP}::test_backup_verify_restore_and_start_keeps_the_cards",)),
+    Mutant("no backup before a migration", "bot/backups.py",
+           "if current == 0 or current >= SCHEMA_VERSION:", "if True:",
+           (f"{T_OPS}::test_a_migration_is_preceded_by_a_backup_of_the_old_schema",)),
+    Mutant("a 409 conflict goes unnoticed", "bot/health.py",
+           'if code == 409 and api == "getupdates":', "if False:",
+           (f"{T_OPS_HTTP}::test_a_second_instance_on_the_same_token_gets_409_and_exits_3",)),
+
 ]
 
 

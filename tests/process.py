@@ -22,12 +22,14 @@ from tests.botapi_http import HttpBotApi
 TOKEN = "7012345678:AAHk3vZ_secretSECRETsecret-0123456789ab"
 ROOT = Path(__file__).resolve().parent.parent
 _SETTING_PREFIXES = ("TELEGRAM_", "KK_", "JKN_", "OTP_", "SMS_", "WEBHOOK_", "VCLAIM_",
-                     "PCARE_", "LOG_", "STATUS_", "REMINDER_")
+                     "PCARE_", "LOG_", "STATUS_", "REMINDER_", "HEALTH_")
 
 
 def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTING_PREFIXES)}
-    env.update({"KK_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)})
+    # HEALTH_LISTEN off unless a test asks: its default port is one for the whole machine
+    env.update({"KK_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
+                "HEALTH_LISTEN": ""})
     env.update(extra)
     return env
 
