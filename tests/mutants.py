@@ -37,6 +37,7 @@ T_TRUST_HTTP = "tests/test_trust_process.py"
 T_STORAGE = "tests/test_storage.py"
 T_CONTACT = "tests/test_contact.py"
 T_CONTACT_HTTP = "tests/test_contact_process.py"
+T_WINDOWS = "tests/test_cap_windows.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -238,6 +239,32 @@ MUTANTS = [
            "message.contact is not None or carries_identifier(",
            "False and carries_identifier(",
            (f"{T_CONTACT}::test_a_contact_at_any_other_step_is_deleted_and_changes_nothing",)),
+    # -- issue 19, class 1: the time window of every cap -----------------------------------
+    Mutant("phone day read as an hour", "storage/otp_repo.py",
+           "keys.phone, now - DAY,", "keys.phone, now - HOUR,",
+           (f"{T_WINDOWS}::test_the_phone_day_holds_for_the_whole_day_and_not_longer",)),
+    Mutant("phone hour read as a day", "storage/otp_repo.py",
+           "keys.phone, now - HOUR,", "keys.phone, now - DAY,",
+           (f"{T_WINDOWS}::test_the_phone_hour_holds_for_the_whole_hour_and_not_longer",)),
+    Mutant("chat day read as an hour", "storage/otp_repo.py",
+           '"sms", chat_key, now - DAY)', '"sms", chat_key, now - HOUR)',
+           (f"{T_WINDOWS}::test_the_chat_day_holds_for_the_whole_day_and_not_longer",)),
+    Mutant("wrong codes day read as an hour", "storage/otp_repo.py",
+           "    since = now - DAY\n", "    since = now - HOUR\n",
+           (f"{T_WINDOWS}::test_a_locked_participant_stays_locked_for_the_whole_day",)),
+    Mutant("global hour read as a minute", "storage/otp_repo.py",
+           "now - HOUR) >= caps.global_hourly", "now - 60.0) >= caps.global_hourly",
+           (f"{T_WINDOWS}::test_the_global_budget_holds_for_the_whole_hour_and_not_longer",)),
+    Mutant("lookup day read as an hour", "storage/otp_repo.py",
+           "self.caps.lookups_daily, DAY)", "self.caps.lookups_daily, HOUR)",
+           (f"{T_WINDOWS}::test_the_lookup_day_holds_for_the_whole_day_and_not_longer",)),
+    Mutant("backend hour read as a minute", "storage/otp_repo.py",
+           "self.caps.backend_hourly, HOUR)", "self.caps.backend_hourly, 60.0)",
+           (f"{T_WINDOWS}::test_the_backend_hour_holds_for_the_whole_hour_and_not_longer",)),
+    Mutant("rate records kept an hour", "storage/otp_repo.py",
+           "RATE_RETENTION = DAY", "RATE_RETENTION = HOUR",
+           (f"{T_WINDOWS}::test_the_phone_day_holds_for_the_whole_day_and_not_longer",
+            f"{T_WINDOWS}::test_rate_records_are_kept_a_day_and_pruned_after")),
 ]
 
 
