@@ -265,6 +265,22 @@ MUTANTS = [
            "RATE_RETENTION = DAY", "RATE_RETENTION = HOUR",
            (f"{T_WINDOWS}::test_the_phone_day_holds_for_the_whole_day_and_not_longer",
             f"{T_WINDOWS}::test_rate_records_are_kept_a_day_and_pruned_after")),
+    # -- issue 19, class 8: the checks that could not fail ---------------------------------
+    Mutant("erase skips reminder_log", "storage/db.py",
+           "                for table in CHAT_TABLES:\n",
+           "                for table in [t for t in CHAT_TABLES if t != 'reminder_log']:\n",
+           (f"{T_STORAGE}::test_erase_chat_removes_every_row_of_that_chat_only",
+            "tests/test_e2e_flows.py::test_remove_one_account_then_erase_everything")),
+    Mutant("erase of one chat takes another's reminder", "storage/db.py",
+           "                for table in CHAT_TABLES:\n"
+           '                    conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",',
+           "                conn.execute('DELETE FROM reminder_log')\n"
+           "                for table in CHAT_TABLES:\n"
+           '                    conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",',
+           (f"{T_STORAGE}::test_erase_chat_removes_every_row_of_that_chat_only",)),
+    Mutant("daily round at 07:00 UTC", "bot/app.py",
+           "time=rounds.at.replace(tzinfo=WIB_ZONE))", "time=rounds.at)",
+           ("tests/test_reminders.py::test_the_daily_job_is_scheduled_and_runs_a_round",)),
 ]
 
 
