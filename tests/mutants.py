@@ -38,6 +38,7 @@ T_STORAGE = "tests/test_storage.py"
 T_CONTACT = "tests/test_contact.py"
 T_CONTACT_HTTP = "tests/test_contact_process.py"
 T_WINDOWS = "tests/test_cap_windows.py"
+T_LOCKS = "tests/test_locks.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -281,6 +282,35 @@ MUTANTS = [
     Mutant("daily round at 07:00 UTC", "bot/app.py",
            "time=rounds.at.replace(tzinfo=WIB_ZONE))", "time=rounds.at)",
            ("tests/test_reminders.py::test_the_daily_job_is_scheduled_and_runs_a_round",)),
+    # -- issue 19, class 2: each command × lock pair of decision 14 --------------------------
+    Mutant("run takes no instance lock", "bot/__main__.py",
+           '    "run": {"exclusive": (datalock.INSTANCE,)},', '    "run": {},',
+           (f"{T_LOCKS}::test_a_command_is_refused_while_the_other_side_holds_its_lock",)),
+    Mutant("rotation takes no instance lock", "bot/__main__.py",
+           '"rotate-key": {"exclusive": (datalock.INSTANCE, datalock.KEY)},',
+           '"rotate-key": {"exclusive": (datalock.KEY,)},',
+           (f"{T_LOCKS}::test_a_command_is_refused_while_the_other_side_holds_its_lock",)),
+    Mutant("rotation takes no key lock", "bot/__main__.py",
+           '"rotate-key": {"exclusive": (datalock.INSTANCE, datalock.KEY)},',
+           '"rotate-key": {"exclusive": (datalock.INSTANCE,)},',
+           (f"{T_LOCKS}::test_a_command_is_refused_while_the_other_side_holds_its_lock",
+            f"{T_LOCKS}::test_a_rotation_runs_once_the_other_side_lets_go")),
+    Mutant("backup takes no key lock", "bot/__main__.py",
+           '    "backup": {"shared": (datalock.KEY,)},', '    "backup": {},',
+           (f"{T_LOCKS}::test_a_backup_is_refused_during_a_rotation_and_runs_beside_a_bot_or_a"
+            "_reader",)),
+    Mutant("backup locks the key exclusively", "bot/__main__.py",
+           '    "backup": {"shared": (datalock.KEY,)},',
+           '    "backup": {"exclusive": (datalock.KEY,)},',
+           (f"{T_LOCKS}::test_a_backup_is_refused_during_a_rotation_and_runs_beside_a_bot_or_a"
+            "_reader",)),
+    Mutant("remind takes no key lock", "bot/__main__.py",
+           '    "remind": {"shared": (datalock.KEY,)},', '    "remind": {},',
+           (f"{T_LOCKS}::test_a_command_is_refused_while_the_other_side_holds_its_lock",)),
+    Mutant("remind takes the instance lock", "bot/__main__.py",
+           '    "remind": {"shared": (datalock.KEY,)},',
+           '    "remind": {"shared": (datalock.KEY,), "exclusive": (datalock.INSTANCE,)},',
+           (f"{T_LOCKS}::test_a_reminder_round_runs_beside_a_bot_and_a_backup",)),
 ]
 
 
