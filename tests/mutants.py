@@ -39,6 +39,7 @@ T_CONTACT = "tests/test_contact.py"
 T_CONTACT_HTTP = "tests/test_contact_process.py"
 T_WINDOWS = "tests/test_cap_windows.py"
 T_LOCKS = "tests/test_locks.py"
+T_RECHECK = "tests/test_rechecks.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -311,6 +312,22 @@ MUTANTS = [
            '    "remind": {"shared": (datalock.KEY,)},',
            '    "remind": {"shared": (datalock.KEY,), "exclusive": (datalock.INSTANCE,)},',
            (f"{T_LOCKS}::test_a_reminder_round_runs_beside_a_bot_and_a_backup",)),
+    # -- issue 19, class 4: the re-checks after the code -----------------------------------
+    Mutant("no phone re-check after the code", "handlers/tambah_kk.py",
+           '    if participant is None or participant.phone != payload["phone"]:',
+           "    if participant is None:",
+           (f"{T_RECHECK}::test_a_phone_changed_between_the_code_and_the_label_saves_nothing",)),
+    Mutant("no participant re-check after the code", "handlers/tambah_kk.py",
+           '    if participant is None or participant.phone != payload["phone"]:',
+           '    if participant is not None and participant.phone != payload["phone"]:',
+           (f"{T_RECHECK}::test_a_participant_gone_between_the_code_and_the_label_saves_nothing",)),
+    Mutant("the phone re-checked against itself", "handlers/tambah_kk.py",
+           'participant.phone != payload["phone"]:', "participant.phone != participant.phone:",
+           (f"{T_RECHECK}::test_a_phone_changed_between_the_code_and_the_label_saves_nothing",)),
+    Mutant("the first look-up's name saved", "handlers/tambah_kk.py",
+           "card=participant.card, name=participant.name,",
+           "card=participant.card, name='SITI RAHMAWATI',",
+           (f"{T_RECHECK}::test_the_saved_account_holds_what_bpjs_says_after_the_code",)),
 ]
 
 
