@@ -40,6 +40,7 @@ T_CONTACT_HTTP = "tests/test_contact_process.py"
 T_WINDOWS = "tests/test_cap_windows.py"
 T_LOCKS = "tests/test_locks.py"
 T_RECHECK = "tests/test_rechecks.py"
+T_UNKNOWN = "tests/test_unknown_outcomes.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -328,6 +329,35 @@ MUTANTS = [
            "card=participant.card, name=participant.name,",
            "card=participant.card, name='SITI RAHMAWATI',",
            (f"{T_RECHECK}::test_the_saved_account_holds_what_bpjs_says_after_the_code",)),
+    # -- issue 19, class 6: outcomes that are not known ------------------------------------
+    Mutant("an unknown reminder outcome released", "bot/reminders.py",
+           '            _LOGGER.exception("reminder: sending failed with an unknown outcome")\n',
+           '            _LOGGER.exception("reminder: sending failed with an unknown outcome")\n'
+           "            await self.repo.release(chat_id, day)\n",
+           (f"{T_UNKNOWN}::test_a_reminder_whose_answer_is_unknown_is_not_sent_again_that_day",
+            f"{T_UNKNOWN}::test_a_reminder_that_ends_in_an_error_not_from_telegram_is_not_sent"
+            "_again")),
+    Mutant("every network error read as never sent", "handlers/reminders.py",
+           "            if never_sent(exc):\n                return False\n            raise\n",
+           "            return False\n",
+           (f"{T_UNKNOWN}::test_a_reminder_whose_answer_is_unknown_is_not_sent_again_that_day",)),
+    Mutant("a refused reminder kept claimed", "bot/reminders.py",
+           "        if not delivered:\n            await self.repo.release(chat_id, day)\n",
+           "        if not delivered:\n",
+           (f"{T_UNKNOWN}::test_a_reminder_that_never_left_is_released_and_sent_later_that_day",)),
+    Mutant("a timed-out sms costs nothing", "bot/otp.py",
+           "            if isinstance(exc, SmsError) and not exc.maybe_delivered:",
+           '            if not getattr(exc, "maybe_delivered", False):',
+           (f"{T_UNKNOWN}::test_a_code_whose_sms_may_have_gone_out_still_counts",)),
+    Mutant("an unexpected sms error releases the send", "bot/otp.py",
+           "                await self.sender.send(phone, otp_message(code, self.ttl))\n",
+           "                try:\n"
+           "                    await self.sender.send(phone, otp_message(code, self.ttl))\n"
+           "                except Exception as exc:\n"
+           "                    if not isinstance(exc, (SmsError, TimeoutError)):\n"
+           "                        await self.repo.release_send(reserved)\n"
+           "                    raise\n",
+           (f"{T_UNKNOWN}::test_a_code_whose_send_ends_in_an_unexpected_error_still_counts",)),
 ]
 
 
