@@ -41,6 +41,7 @@ T_WINDOWS = "tests/test_cap_windows.py"
 T_LOCKS = "tests/test_locks.py"
 T_RECHECK = "tests/test_rechecks.py"
 T_UNKNOWN = "tests/test_unknown_outcomes.py"
+T_TEMPLATES = "tests/test_every_template.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -358,6 +359,28 @@ MUTANTS = [
            "                        await self.repo.release_send(reserved)\n"
            "                    raise\n",
            (f"{T_UNKNOWN}::test_a_code_whose_send_ends_in_an_unexpected_error_still_counts",)),
+    # -- issue 19, class 5: escaping and masking in every reply -----------------------------
+    Mutant("removed label not escaped", "handlers/hapus.py",
+           "texts.REMOVED.format(label=html.escape(removed.label))",
+           "texts.REMOVED.format(label=removed.label)",
+           (T_TEMPLATES,)),
+    Mutant("reminder change label not escaped", "handlers/render.py",
+           "label=e(change.label), what=", "label=change.label, what=",
+           (T_TEMPLATES,)),
+    Mutant("evicted nik not masked", "handlers/tambah_kk.py",
+           "masked=mask_nik(outcome.evicted.nik))", "masked=outcome.evicted.nik)",
+           (T_TEMPLATES,)),
+    Mutant("history button label escaped twice", "handlers/keyboards.py",
+           "texts.HISTORY_BUTTON_OF.format(label=a.label)",
+           "texts.HISTORY_BUTTON_OF.format(label=html.escape(a.label))",
+           (T_TEMPLATES,)),
+    Mutant("tap answer label escaped", "handlers/akun.py",
+           "texts.SWITCHED.format(label=tapped.label)",
+           "texts.SWITCHED.format(label=tapped.label.replace('<', '&lt;'))",
+           (T_TEMPLATES,)),
+    Mutant("removal question shows the nik", "handlers/hapus.py",
+           "masked=mask_nik(account.nik)),", "masked=account.nik),",
+           (T_TEMPLATES,)),
 ]
 
 
