@@ -42,6 +42,7 @@ T_LOCKS = "tests/test_locks.py"
 T_RECHECK = "tests/test_rechecks.py"
 T_UNKNOWN = "tests/test_unknown_outcomes.py"
 T_TEMPLATES = "tests/test_every_template.py"
+T_SAME = "tests/test_reads_the_same.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -381,6 +382,24 @@ MUTANTS = [
     Mutant("removal question shows the nik", "handlers/hapus.py",
            "masked=mask_nik(account.nik)),", "masked=account.nik),",
            (T_TEMPLATES,)),
+    # -- issue 19, class 3: "reads the same", call by call ---------------------------------
+    Mutant("a code that cannot go out answers in a new message", "handlers/tambah_kk.py",
+           "texts.LOOKUP_FAILED.format(masked=_typed(payload).masked),\n"
+           "                                message)",
+           "texts.LOOKUP_FAILED.format(masked=_typed(payload).masked),\n"
+           "                                None)",
+           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",
+            f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found")),
+    Mutant("not found answers in a new message", "handlers/tambah_kk.py",
+           "texts.LOOKUP_FAILED.format(masked=typed.masked), progress)",
+           "texts.LOOKUP_FAILED.format(masked=typed.masked), None)",
+           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",
+            f"{T_TRUST}::test_not_found_and_no_phone_on_file_read_exactly_the_same")),
+    Mutant("a code that cannot go out shows 'typing' first", "handlers/tambah_kk.py",
+           "    if result.outcome is not SendOutcome.SENT and not owner:\n",
+           "    if result.outcome is not SendOutcome.SENT and not owner:\n"
+           "        await context.bot.send_chat_action(chat_id, 'typing')\n",
+           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",)),
 ]
 
 
