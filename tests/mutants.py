@@ -43,6 +43,7 @@ T_RECHECK = "tests/test_rechecks.py"
 T_UNKNOWN = "tests/test_unknown_outcomes.py"
 T_TEMPLATES = "tests/test_every_template.py"
 T_SAME = "tests/test_reads_the_same.py"
+T_CRASH = "tests/test_crash_points.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -400,6 +401,71 @@ MUTANTS = [
            "    if result.outcome is not SendOutcome.SENT and not owner:\n"
            "        await context.bot.send_chat_action(chat_id, 'typing')\n",
            (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",)),
+    # -- issue 19, class 9: deterministic crash points -------------------------------------
+    Mutant("no checkpoint at start", "bot/services.py",
+           "        await db.run(checkpoint_truncate)\n", "        pass\n",
+           (f"{T_CRASH}::test_a_crash_right_after_an_erase_commit_leaves_nothing",
+            f"{T_CRASH}::test_a_crash_right_after_an_enrolment_commit_keeps_it_whole")),
+    Mutant("the new key written after the rotation's commit", "storage/keys.py",
+           '    if pending is not None:\n'
+           '        with contextlib.suppress(FileNotFoundError):\n'
+           '            pending.unlink()\n'
+           '        write_key_file(pending, raw)\n'
+           '    accounts = AccountsRepo(db, old)\n'
+           '\n'
+           '    def unit(conn: sqlite3.Connection) -> int:\n'
+           '        with immediate(conn):\n'
+           '            done = accounts.reencrypt_all(conn, new)\n'
+           '            OtpRepo.reencrypt_all(conn)\n'
+           '            conn.execute("UPDATE meta SET value = ? WHERE key = ?",\n'
+           '                         (new.check_value(), KEY_CHECK))\n'
+           '        return done\n'
+           '\n'
+           '    try:\n'
+           '        count = await db.run(unit)\n'
+           '    except BaseException:\n'
+           '        if pending is not None:\n'
+           '            with contextlib.suppress(FileNotFoundError):\n'
+           '                pending.unlink()\n'
+           '        raise\n'
+           '    if key_path is not None:\n'
+           '        _finish_rotation(key_path)\n',
+           '    if pending is not None:\n'
+           '        with contextlib.suppress(FileNotFoundError):\n'
+           '            pending.unlink()\n'
+           '    accounts = AccountsRepo(db, old)\n'
+           '\n'
+           '    def unit(conn: sqlite3.Connection) -> int:\n'
+           '        with immediate(conn):\n'
+           '            done = accounts.reencrypt_all(conn, new)\n'
+           '            OtpRepo.reencrypt_all(conn)\n'
+           '            conn.execute("UPDATE meta SET value = ? WHERE key = ?",\n'
+           '                         (new.check_value(), KEY_CHECK))\n'
+           '        return done\n'
+           '\n'
+           '    try:\n'
+           '        count = await db.run(unit)\n'
+           '    except BaseException:\n'
+           '        if pending is not None:\n'
+           '            with contextlib.suppress(FileNotFoundError):\n'
+           '                pending.unlink()\n'
+           '        raise\n'
+           '    if key_path is not None:\n'
+           '        assert pending is not None\n'
+           '        write_key_file(pending, raw)\n'
+           '        _finish_rotation(key_path)\n',
+           (f"{T_CRASH}::test_a_crash_right_after_a_rotation_commit_keeps_every_row_readable",)),
+    Mutant("a code consumed only once the flow has it", "storage/otp_repo.py",
+           'conn.execute("UPDATE challenges SET consumed_at = ? WHERE chat_id = ? "\n'
+           '                                 "AND consumed_at IS NULL", (now, chat_id))\n',
+           "pass\n",
+           (f"{T_CRASH}::test_a_crash_right_after_a_code_is_accepted_leaves_it_used",)),
+    Mutant("a migration step's version bumped after its commit", "storage/db.py",
+           '                    await self.conn.execute(f"PRAGMA user_version = {number + 1}")\n'
+           '                    await self.conn.execute("COMMIT")\n',
+           '                    await self.conn.execute("COMMIT")\n'
+           '                    await self.conn.execute(f"PRAGMA user_version = {number + 1}")\n',
+           (f"{T_CRASH}::test_a_crash_at_a_migration_commit_is_finished_at_the_next_start",)),
 ]
 
 
