@@ -30,7 +30,7 @@ BUDGET = 20 * 60
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "bot/identity.py": ("identity", ("tests/test_identity.py", "tests/test_identity_bounds.py",
                                      "tests/test_render.py")),
-    "storage/crypto.py": ("vault", ("tests/test_storage.py",)),
+    "storage/crypto.py": ("vault", ("tests/test_storage.py", "tests/test_vault_vectors.py")),
     "storage/otp_repo.py": ("caps and codes (storage)", (
         "tests/test_cap_windows.py", "tests/test_storage.py",
         "tests/test_e2e_robustness.py::test_resend_replaces_the_code_and_the_hourly_cap_stops_a_"
