@@ -38,6 +38,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/test_contact.py")),
     "bot/otp.py": ("caps and codes (service)", (
         "tests/test_trust.py", "tests/test_unknown_outcomes.py", "tests/test_contact.py",
+        "tests/test_otp_service_edges.py",
         "tests/test_e2e_robustness.py::test_resend_replaces_the_code_and_the_hourly_cap_stops_a_"
         "sixth")),
     "bot/reminders.py": ("reminder round", (
