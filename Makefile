@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 PACKAGES := bot handlers storage
 
-.PHONY: demo run lock test test-slow mutants lint bench clean
+.PHONY: demo run lock test test-slow mutants mutation lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test-slow: $(STAMP)
 # Prove each security or data-loss control by breaking it (tests/mutants.py).
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py
+
+# mutmut over the rule modules with the fast tests that cover them (≤ 20 minutes;
+# docs/testing.md keeps the scores). `make mutation ARGS=identity` for one module.
+mutation: $(STAMP)
+	$(BIN)/python tests/mutation.py $(ARGS)
 
 bench: $(STAMP)
 	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \

@@ -24,7 +24,7 @@ from bot.sms.http import HttpSender
 from bot.status import StatusService
 from storage.accounts_repo import AccountsRepo
 from storage.crypto import Vault
-from storage.db import Database
+from storage.db import Database, checkpoint_truncate
 from storage.keys import check_key, resolve_master_key
 from storage.otp_repo import Caps, OtpRepo
 from storage.reminders_repo import RemindersRepo
@@ -100,6 +100,9 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         vault = await check_key(db, Vault(raw), None if env_key else settings.master_key_path)
         await backup_before_migration(db, settings.kk_data_dir)
         await db.migrate()
+        # A crash between an erase's (or an eviction's) commit and its checkpoint leaves
+        # older copies of the deleted rows in the WAL: they go before anything else runs.
+        await db.run(checkpoint_truncate)
     except BaseException:
         await db.close()
         raise

@@ -8,6 +8,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,7 @@ async def fill_every_table(services: Services, chat: int) -> None:
     await persistence.update_chat_data(chat, {"bad_inputs": 1})
     async with services.db.transaction() as conn:
         await conn.execute("INSERT INTO user_data (user_id, data) VALUES (?, '{}')", (chat,))
+    assert await services.reminders.repo.claim(chat, date(2026, 1, 5), 1.0)  # reminder_log
 
 
 async def chat_rows(services: Services, chat: int) -> dict[str, int]:
@@ -276,3 +278,10 @@ async def chat_rows(services: Services, chat: int) -> dict[str, int]:
                     counts[table] = int(row[0]) if row else 0
     assert set(counts) >= {*CHAT_TABLES, "user_data"}
     return counts
+
+
+def assert_a_row_in_every_table(counts: dict[str, int]) -> None:
+    """Every table with a chat id holds at least one row of the chat (a dict's values, not
+    its keys: ``all(counts)`` is true for any dict with non-empty names)."""
+    assert set(counts) >= {*CHAT_TABLES, "user_data"}
+    assert [table for table, rows in counts.items() if rows < 1] == []

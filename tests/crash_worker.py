@@ -103,6 +103,9 @@ async def main(data_dir: Path, seed: int) -> None:
             await persistence.update_conversation("tambah_kk", (chat,), 2)
             await persistence.update_chat_data(chat, {"bad_inputs": step})
             await svc.reminders.repo.claim(chat, date(2026, 1, 1 + step % 28), float(step))
+            async with svc.db.transaction() as conn:  # so that every table holds a row
+                await conn.execute("INSERT OR IGNORE INTO user_data (user_id, data) "
+                                   "VALUES (?, '{}')", (chat,))
             say(f"FILLED {chat}")
             await svc.db.erase_chat(chat)
             say(f"ERASED {chat}")

@@ -42,6 +42,13 @@ T_KEYS = "tests/test_keys.py"
 T_CLEANUP = "tests/test_cleanup.py"
 T_OPS = "tests/test_ops.py"
 T_OPS_HTTP = "tests/test_ops_process.py"
+T_WINDOWS = "tests/test_cap_windows.py"
+T_LOCKS = "tests/test_locks.py"
+T_RECHECK = "tests/test_rechecks.py"
+T_UNKNOWN = "tests/test_unknown_outcomes.py"
+T_TEMPLATES = "tests/test_every_template.py"
+T_SAME = "tests/test_reads_the_same.py"
+T_CRASH = "tests/test_crash_points.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -404,6 +411,227 @@ MUTANTS = [
            'if code == 409 and api == "getupdates":', "if False:",
            (f"{T_OPS_HTTP}::test_a_second_instance_on_the_same_token_gets_409_and_exits_3",)),
 
+    # -- issue 19, class 1: the time window of every cap -----------------------------------
+    Mutant("phone day read as an hour", "storage/otp_repo.py",
+           "keys.phone, now - DAY,", "keys.phone, now - HOUR,",
+           (f"{T_WINDOWS}::test_the_phone_day_holds_for_the_whole_day_and_not_longer",)),
+    Mutant("phone hour read as a day", "storage/otp_repo.py",
+           "keys.phone, now - HOUR,", "keys.phone, now - DAY,",
+           (f"{T_WINDOWS}::test_the_phone_hour_holds_for_the_whole_hour_and_not_longer",)),
+    Mutant("chat day read as an hour", "storage/otp_repo.py",
+           '"sms", chat_key, now - DAY)', '"sms", chat_key, now - HOUR)',
+           (f"{T_WINDOWS}::test_the_chat_day_holds_for_the_whole_day_and_not_longer",)),
+    Mutant("wrong codes day read as an hour", "storage/otp_repo.py",
+           "    since = now - DAY\n", "    since = now - HOUR\n",
+           (f"{T_WINDOWS}::test_a_locked_participant_stays_locked_for_the_whole_day",)),
+    Mutant("global hour read as a minute", "storage/otp_repo.py",
+           "now - HOUR) >= caps.global_hourly", "now - 60.0) >= caps.global_hourly",
+           (f"{T_WINDOWS}::test_the_global_budget_holds_for_the_whole_hour_and_not_longer",)),
+    Mutant("lookup day read as an hour", "storage/otp_repo.py",
+           "self.caps.lookups_daily, DAY)", "self.caps.lookups_daily, HOUR)",
+           (f"{T_WINDOWS}::test_the_lookup_day_holds_for_the_whole_day_and_not_longer",)),
+    Mutant("backend hour read as a minute", "storage/otp_repo.py",
+           "self.caps.backend_hourly, HOUR)", "self.caps.backend_hourly, 60.0)",
+           (f"{T_WINDOWS}::test_the_backend_hour_holds_for_the_whole_hour_and_not_longer",)),
+    Mutant("rate records kept an hour", "storage/otp_repo.py",
+           "RATE_RETENTION = DAY", "RATE_RETENTION = HOUR",
+           (f"{T_WINDOWS}::test_the_phone_day_holds_for_the_whole_day_and_not_longer",
+            f"{T_WINDOWS}::test_rate_records_are_kept_a_day_and_pruned_after")),
+    # -- issue 19, class 8: the checks that could not fail ---------------------------------
+    Mutant("erase skips reminder_log", "storage/db.py",
+           "                for table in CHAT_TABLES:\n",
+           "                for table in [t for t in CHAT_TABLES if t != 'reminder_log']:\n",
+           (f"{T_STORAGE}::test_erase_chat_removes_every_row_of_that_chat_only",
+            "tests/test_e2e_flows.py::test_remove_one_account_then_erase_everything")),
+    Mutant("erase of one chat takes another's reminder", "storage/db.py",
+           "                for table in CHAT_TABLES:\n"
+           '                    conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",',
+           "                conn.execute('DELETE FROM reminder_log')\n"
+           "                for table in CHAT_TABLES:\n"
+           '                    conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",',
+           (f"{T_STORAGE}::test_erase_chat_removes_every_row_of_that_chat_only",)),
+    Mutant("daily round at 07:00 UTC", "bot/app.py",
+           "time=rounds.at.replace(tzinfo=WIB_ZONE))", "time=rounds.at)",
+           ("tests/test_reminders.py::test_the_daily_job_is_scheduled_and_runs_a_round",)),
+    # -- issue 19, class 2: each command × lock pair of decision 14 --------------------------
+    Mutant("run takes no instance lock", "bot/__main__.py",
+           '    "run": {"exclusive": (datalock.INSTANCE,)},', '    "run": {},',
+           (f"{T_LOCKS}::test_a_command_is_refused_while_the_other_side_holds_its_lock",)),
+    Mutant("rotation takes no instance lock", "bot/__main__.py",
+           '"rotate-key": {"exclusive": (datalock.INSTANCE, datalock.KEY)},',
+           '"rotate-key": {"exclusive": (datalock.KEY,)},',
+           (f"{T_LOCKS}::test_a_command_is_refused_while_the_other_side_holds_its_lock",)),
+    Mutant("rotation takes no key lock", "bot/__main__.py",
+           '"rotate-key": {"exclusive": (datalock.INSTANCE, datalock.KEY)},',
+           '"rotate-key": {"exclusive": (datalock.INSTANCE,)},',
+           (f"{T_LOCKS}::test_a_command_is_refused_while_the_other_side_holds_its_lock",
+            f"{T_LOCKS}::test_a_rotation_runs_once_the_other_side_lets_go")),
+    Mutant("backup takes no key lock", "bot/__main__.py",
+           '    "backup": {"shared": (datalock.KEY,)},', '    "backup": {},',
+           (f"{T_LOCKS}::test_a_backup_is_refused_during_a_rotation_and_runs_beside_a_bot_or_a"
+            "_reader",)),
+    Mutant("backup locks the key exclusively", "bot/__main__.py",
+           '    "backup": {"shared": (datalock.KEY,)},',
+           '    "backup": {"exclusive": (datalock.KEY,)},',
+           (f"{T_LOCKS}::test_a_backup_is_refused_during_a_rotation_and_runs_beside_a_bot_or_a"
+            "_reader",)),
+    Mutant("remind takes no key lock", "bot/__main__.py",
+           '    "remind": {"shared": (datalock.KEY,)},', '    "remind": {},',
+           (f"{T_LOCKS}::test_a_command_is_refused_while_the_other_side_holds_its_lock",)),
+    Mutant("remind takes the instance lock", "bot/__main__.py",
+           '    "remind": {"shared": (datalock.KEY,)},',
+           '    "remind": {"shared": (datalock.KEY,), "exclusive": (datalock.INSTANCE,)},',
+           (f"{T_LOCKS}::test_a_reminder_round_runs_beside_a_bot_and_a_backup",)),
+    # -- issue 19, class 4: the re-checks after the code -----------------------------------
+    Mutant("no phone re-check after the code", "handlers/tambah_kk.py",
+           '    if participant is None or participant.phone != payload["phone"]:',
+           "    if participant is None:",
+           (f"{T_RECHECK}::test_a_phone_changed_between_the_code_and_the_label_saves_nothing",)),
+    Mutant("no participant re-check after the code", "handlers/tambah_kk.py",
+           '    if participant is None or participant.phone != payload["phone"]:',
+           '    if participant is not None and participant.phone != payload["phone"]:',
+           (f"{T_RECHECK}::test_a_participant_gone_between_the_code_and_the_label_saves_nothing",)),
+    Mutant("the phone re-checked against itself", "handlers/tambah_kk.py",
+           'participant.phone != payload["phone"]:', "participant.phone != participant.phone:",
+           (f"{T_RECHECK}::test_a_phone_changed_between_the_code_and_the_label_saves_nothing",)),
+    Mutant("the first look-up's name saved", "handlers/tambah_kk.py",
+           "card=participant.card, name=participant.name,",
+           "card=participant.card, name='SITI RAHMAWATI',",
+           (f"{T_RECHECK}::test_the_saved_account_holds_what_bpjs_says_after_the_code",)),
+    # -- issue 19, class 6: outcomes that are not known ------------------------------------
+    Mutant("an unknown reminder outcome released", "bot/reminders.py",
+           '            _LOGGER.exception("reminder: sending failed with an unknown outcome")\n',
+           '            _LOGGER.exception("reminder: sending failed with an unknown outcome")\n'
+           "            await self.repo.release(chat_id, day)\n",
+           (f"{T_UNKNOWN}::test_a_reminder_whose_answer_is_unknown_is_not_sent_again_that_day",
+            f"{T_UNKNOWN}::test_a_reminder_that_ends_in_an_error_not_from_telegram_is_not_sent"
+            "_again")),
+    Mutant("every network error read as never sent", "handlers/reminders.py",
+           "            if never_sent(exc):\n                return False\n            raise\n",
+           "            return False\n",
+           (f"{T_UNKNOWN}::test_a_reminder_whose_answer_is_unknown_is_not_sent_again_that_day",)),
+    Mutant("a refused reminder kept claimed", "bot/reminders.py",
+           "        if not delivered:\n            await self.repo.release(chat_id, day)\n",
+           "        if not delivered:\n",
+           (f"{T_UNKNOWN}::test_a_reminder_that_never_left_is_released_and_sent_later_that_day",)),
+    Mutant("a timed-out sms costs nothing", "bot/otp.py",
+           "            if isinstance(exc, SmsError) and not exc.maybe_delivered:",
+           '            if not getattr(exc, "maybe_delivered", False):',
+           (f"{T_UNKNOWN}::test_a_code_whose_sms_may_have_gone_out_still_counts",)),
+    Mutant("an unexpected sms error releases the send", "bot/otp.py",
+           "                await self.sender.send(phone, otp_message(code, self.ttl))\n",
+           "                try:\n"
+           "                    await self.sender.send(phone, otp_message(code, self.ttl))\n"
+           "                except Exception as exc:\n"
+           "                    if not isinstance(exc, (SmsError, TimeoutError)):\n"
+           "                        await self.repo.release_send(reserved)\n"
+           "                    raise\n",
+           (f"{T_UNKNOWN}::test_a_code_whose_send_ends_in_an_unexpected_error_still_counts",)),
+    # -- issue 19, class 5: escaping and masking in every reply -----------------------------
+    Mutant("removed label not escaped", "handlers/hapus.py",
+           "texts.REMOVED.format(label=html.escape(removed.label))",
+           "texts.REMOVED.format(label=removed.label)",
+           (T_TEMPLATES,)),
+    Mutant("reminder change label not escaped", "handlers/render.py",
+           "label=e(change.label), what=", "label=change.label, what=",
+           (T_TEMPLATES,)),
+    Mutant("evicted nik not masked", "handlers/tambah_kk.py",
+           "masked=mask_nik(outcome.evicted.nik))", "masked=outcome.evicted.nik)",
+           (T_TEMPLATES,)),
+    Mutant("history button label escaped twice", "handlers/keyboards.py",
+           "texts.HISTORY_BUTTON_OF.format(label=a.label)",
+           "texts.HISTORY_BUTTON_OF.format(label=html.escape(a.label))",
+           (T_TEMPLATES,)),
+    Mutant("tap answer label escaped", "handlers/akun.py",
+           "texts.SWITCHED.format(label=tapped.label)",
+           "texts.SWITCHED.format(label=tapped.label.replace('<', '&lt;'))",
+           (T_TEMPLATES,)),
+    Mutant("removal question shows the nik", "handlers/hapus.py",
+           "masked=mask_nik(account.nik)),", "masked=account.nik),",
+           (T_TEMPLATES,)),
+    # -- issue 19, class 3: "reads the same", call by call ---------------------------------
+    Mutant("a code that cannot go out answers in a new message", "handlers/tambah_kk.py",
+           "texts.LOOKUP_FAILED.format(masked=_typed(payload).masked),\n"
+           "                                message)",
+           "texts.LOOKUP_FAILED.format(masked=_typed(payload).masked),\n"
+           "                                None)",
+           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",
+            f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found")),
+    Mutant("not found answers in a new message", "handlers/tambah_kk.py",
+           "texts.LOOKUP_FAILED.format(masked=typed.masked), progress)",
+           "texts.LOOKUP_FAILED.format(masked=typed.masked), None)",
+           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",
+            f"{T_TRUST}::test_not_found_and_no_phone_on_file_read_exactly_the_same")),
+    Mutant("a code that cannot go out shows 'typing' first", "handlers/tambah_kk.py",
+           "    if result.outcome is not SendOutcome.SENT and not owner:\n",
+           "    if result.outcome is not SendOutcome.SENT and not owner:\n"
+           "        await context.bot.send_chat_action(chat_id, 'typing')\n",
+           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",)),
+    # -- issue 19, class 9: deterministic crash points -------------------------------------
+    Mutant("no checkpoint at start", "bot/services.py",
+           "        await db.run(checkpoint_truncate)\n", "        pass\n",
+           (f"{T_CRASH}::test_a_crash_right_after_an_erase_commit_leaves_nothing",
+            f"{T_CRASH}::test_a_crash_right_after_an_enrolment_commit_keeps_it_whole")),
+    Mutant("the new key written after the rotation's commit", "storage/keys.py",
+           '    if pending is not None:\n'
+           '        with contextlib.suppress(FileNotFoundError):\n'
+           '            pending.unlink()\n'
+           '        write_key_file(pending, raw)\n'
+           '    accounts = AccountsRepo(db, old)\n'
+           '\n'
+           '    def unit(conn: sqlite3.Connection) -> int:\n'
+           '        with immediate(conn):\n'
+           '            done = accounts.reencrypt_all(conn, new)\n'
+           '            OtpRepo.reencrypt_all(conn)\n'
+           '            conn.execute("UPDATE meta SET value = ? WHERE key = ?",\n'
+           '                         (new.check_value(), KEY_CHECK))\n'
+           '        return done\n'
+           '\n'
+           '    try:\n'
+           '        count = await db.run(unit)\n'
+           '    except BaseException:\n'
+           '        if pending is not None:\n'
+           '            with contextlib.suppress(FileNotFoundError):\n'
+           '                pending.unlink()\n'
+           '        raise\n'
+           '    if key_path is not None:\n'
+           '        _finish_rotation(key_path)\n',
+           '    if pending is not None:\n'
+           '        with contextlib.suppress(FileNotFoundError):\n'
+           '            pending.unlink()\n'
+           '    accounts = AccountsRepo(db, old)\n'
+           '\n'
+           '    def unit(conn: sqlite3.Connection) -> int:\n'
+           '        with immediate(conn):\n'
+           '            done = accounts.reencrypt_all(conn, new)\n'
+           '            OtpRepo.reencrypt_all(conn)\n'
+           '            conn.execute("UPDATE meta SET value = ? WHERE key = ?",\n'
+           '                         (new.check_value(), KEY_CHECK))\n'
+           '        return done\n'
+           '\n'
+           '    try:\n'
+           '        count = await db.run(unit)\n'
+           '    except BaseException:\n'
+           '        if pending is not None:\n'
+           '            with contextlib.suppress(FileNotFoundError):\n'
+           '                pending.unlink()\n'
+           '        raise\n'
+           '    if key_path is not None:\n'
+           '        assert pending is not None\n'
+           '        write_key_file(pending, raw)\n'
+           '        _finish_rotation(key_path)\n',
+           (f"{T_CRASH}::test_a_crash_right_after_a_rotation_commit_keeps_every_row_readable",)),
+    Mutant("a code consumed only once the flow has it", "storage/otp_repo.py",
+           'conn.execute("UPDATE challenges SET consumed_at = ? WHERE chat_id = ? "\n'
+           '                                 "AND consumed_at IS NULL", (now, chat_id))\n',
+           "pass\n",
+           (f"{T_CRASH}::test_a_crash_right_after_a_code_is_accepted_leaves_it_used",)),
+    Mutant("a migration step's version bumped after its commit", "storage/db.py",
+           '                    await self.conn.execute(f"PRAGMA user_version = {number + 1}")\n'
+           '                    await self.conn.execute("COMMIT")\n',
+           '                    await self.conn.execute("COMMIT")\n'
+           '                    await self.conn.execute(f"PRAGMA user_version = {number + 1}")\n',
+           (f"{T_CRASH}::test_a_crash_at_a_migration_commit_is_finished_at_the_next_start",)),
 ]
 
 

@@ -72,6 +72,8 @@ async def check_after_a_kill(data_dir: Path, journal: list[str]) -> None:
             if kind == "ERASED":
                 assert not any(rows.values()), f"chat {chat}: an erase left rows behind"
             elif kind == "FILLED":  # killed during (or before) the erase
+                # the worker fills every table (user_data and reminder_log too), so a
+                # whole set is every count above zero, and an erase that ran none
                 assert all(rows.values()) or not any(rows.values()), \
                     f"chat {chat}: a half-done erase {rows}"
             elif kind == "ADDED":

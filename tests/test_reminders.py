@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -285,7 +285,12 @@ async def test_the_daily_job_is_scheduled_and_runs_a_round(
     assert bot.app is not None and bot.app.job_queue is not None
     (job,) = bot.app.job_queue.get_jobs_by_name("reminders")
     trigger: Any = job.trigger
-    assert "hour='7'" in str(trigger) and "minute='0'" in str(trigger)
+    # the next run after 01:00 UTC (08:00 in Jakarta) is 00:00 UTC the next day: 07:00 WIB,
+    # not 07:00 in UTC or the machine's zone ("hour='7'" in the text reads the same either way)
+    after = datetime(2026, 11, 6, 1, 0, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, after) == datetime(2026, 11, 7, 0, 0, tzinfo=UTC)
+    before = datetime(2026, 11, 6, 23, 59, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, before) == datetime(2026, 11, 7, 0, 0, tzinfo=UTC)
     await consent(chat)
     await add_account(chat, phone, NIK_C, "Mertua")
     await opt_in(chat, "Mertua")
