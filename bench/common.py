@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.emulator import BotApiEmulator
+from bot.devtools.emulator import BotApiEmulator
 from bot.services import Services
 from storage.accounts_repo import NewAccount
 

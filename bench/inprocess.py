@@ -41,8 +41,8 @@ from bench.common import (
 from bench.echo_bot import build_echo_application
 from bench.params import Params
 from bot import texts
-from bot.emulator import EmulatorRequest
-from bot.harness import BotHarness
+from bot.devtools.emulator import EmulatorRequest
+from bot.devtools.harness import BotHarness
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services, open_services
 

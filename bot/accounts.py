@@ -122,3 +122,11 @@ class AccountService:
 
     async def save_status(self, chat_id: int, slot: str, status: dict[str, Any]) -> None:
         await self.repo.update_status(chat_id, slot, status, now=self.clock())
+
+    async def set_remind(self, chat_id: int, slot: str, on: bool) -> bool:
+        """Reminders for one account of the chat on or off; False if it is not there."""
+        return await self.repo.set_remind(chat_id, slot, on)
+
+    def status_blob(self, chat_id: int, slot: str, status: dict[str, Any]) -> bytes:
+        """A status sealed for its account's row (written with the reminder log)."""
+        return self.repo.status_blob(chat_id, slot, status)

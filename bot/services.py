@@ -40,6 +40,7 @@ class Services:
     status: StatusService
     reminders: ReminderService
     history: HistoryService
+    caps: Caps
     clock: Callable[[], float]
 
     @property
@@ -117,4 +118,4 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     history = HistoryService(backend, allow_call=otp.allow_backend_call, clock=clock)
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
                     backend=backend, sms=sms, status=status, reminders=reminders,
-                    history=history, clock=clock)
+                    history=history, caps=caps, clock=clock)

@@ -46,8 +46,7 @@ async def toggle(update: Update, context: Context) -> None:
     chat_id = chat_id_of(update)
     slot = context.match.group(1)
     account = next((a for a in await svc.accounts.list_brief(chat_id) if a.slot == slot), None)
-    if account is None or not await svc.accounts.repo.set_remind(chat_id, slot,
-                                                                 not account.remind):
+    if account is None or not await svc.accounts.set_remind(chat_id, slot, not account.remind):
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
     else:
         await answer(context, query, (texts.REMINDER_OFF if account.remind

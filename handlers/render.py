@@ -13,7 +13,6 @@ from bot.jkn.base import Participant
 from bot.reminders import Notice
 from bot.status import Source, StatusView
 from bot.wib import jakarta_now
-from storage.otp_repo import Caps
 
 e = html.escape
 
@@ -57,8 +56,8 @@ def _family(p: Participant, detailed: bool) -> list[str]:
                       for m in p.family)]
 
 
-def card(view: StatusView, *, detailed: bool = True) -> str:
-    """One account's status block."""
+def card(view: StatusView, *, backend_hourly: int, detailed: bool = True) -> str:
+    """One account's status block; ``backend_hourly`` is the cap a capped card names."""
     account, p = view.account, view.participant
     head = f"<b>{e(account.label)}</b>" + (" ✅" if account.active else "")
     if p is None:
@@ -72,7 +71,7 @@ def card(view: StatusView, *, detailed: bool = True) -> str:
         f"FKTP: {e(p.fktp_name)}",
         _arrears(p),
         *_family(p, detailed),
-        freshness(view),
+        freshness(view, backend_hourly=backend_hourly),
     ]
     return "\n".join(line for line in lines if line)
 
@@ -88,7 +87,7 @@ def age(seconds: float) -> str:
     return texts.AGE_DAYS.format(n=int(seconds // 86400))
 
 
-def freshness(view: StatusView) -> str:
+def freshness(view: StatusView, *, backend_hourly: int) -> str:
     """The card's last line: where the data came from and how old it is."""
     if view.at is None or view.age is None:
         return ""
@@ -96,7 +95,7 @@ def freshness(view: StatusView) -> str:
     if view.source is Source.STALE:
         return texts.STATUS_STALE.format(when=when, age=how_old)
     if view.source is Source.CAPPED:
-        return texts.STATUS_CAPPED.format(limit=Caps().backend_hourly, when=when, age=how_old)
+        return texts.STATUS_CAPPED.format(limit=backend_hourly, when=when, age=how_old)
     if view.source is Source.CACHED:
         return f"<i>{texts.STATUS_CACHED.format(when=when, age=how_old)}</i>"
     return f"<i>{texts.STATUS_UPDATED.format(when=when)}</i>"
@@ -152,7 +151,7 @@ def short_date(iso: str) -> str:
         return e(iso)
 
 
-def history(account: Account, found: History, *, backend: str) -> str:
+def history(account: Account, found: History, *, backend: str, backend_hourly: int) -> str:
     """The /riwayat message: visits newest first, or why there are none to show."""
     label = e(account.label)
     if found.outcome is HistoryOutcome.UNSUPPORTED:
@@ -160,7 +159,7 @@ def history(account: Account, found: History, *, backend: str) -> str:
     if found.outcome is HistoryOutcome.UNAVAILABLE:
         return texts.HISTORY_UNAVAILABLE.format(label=label)
     if found.outcome is HistoryOutcome.CAPPED:
-        return texts.HISTORY_CAPPED.format(limit=Caps().backend_hourly)
+        return texts.HISTORY_CAPPED.format(limit=backend_hourly)
     lines = [texts.HISTORY_TITLE.format(label=label, start=found.start.strftime("%d/%m/%Y"),
                                         end=found.end.strftime("%d/%m/%Y")), ""]
     if not found.visits:

@@ -41,4 +41,5 @@ async def _history(context: Context, account: Account
                                                     days=svc.accounts.session_days),
                 keyboards.reverify(account))
     return render.history(account, await svc.history.visits(account),
-                          backend=svc.backend.label), None
+                          backend=svc.backend.label,
+                          backend_hourly=svc.caps.backend_hourly), None

@@ -38,7 +38,7 @@ from bot.identity import (
     parse_otp,
 )
 from bot.jkn.base import JknCredentialsRejected, JknError, JknNotFound, Participant
-from bot.otp import OtpService, SendOutcome
+from bot.otp import OtpService, SendOutcome, VerifyOutcome, VerifyResult
 from bot.status import Source, StatusView, identifier_of, lookup
 from handlers import keyboards, render
 from handlers.common import (
@@ -53,7 +53,6 @@ from handlers.common import (
     send,
     services,
 )
-from storage.otp_repo import VerifyOutcome, VerifyResult
 
 ASK_ID, CONFIRM, ASK_OTP, ASK_LABEL = range(4)
 END = ConversationHandler.END
@@ -514,8 +513,8 @@ async def _save(update: Update, context: Context, label: str) -> int:
                                            masked=mask_nik(outcome.evicted.nik))
     now = svc.clock()
     view = StatusView(outcome.account, participant, now, Source.LIVE, now)
-    await send(update, context, text + "\n\n" + render.card(view, detailed=False),
-               protect=True)
+    block = render.card(view, backend_hourly=svc.caps.backend_hourly, detailed=False)
+    await send(update, context, text + "\n\n" + block, protect=True)
     return END
 
 

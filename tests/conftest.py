@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.emulator import BotApiEmulator, Fault
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.emulator import BotApiEmulator, Fault
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services, open_services
 from bot.sms.base import SmsError

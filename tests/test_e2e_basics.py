@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from tests.conftest import consent
 

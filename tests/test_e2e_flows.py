@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from handlers.tambah_kk import ASK_LABEL, ASK_OTP, CONFIRM
 from tests.conftest import (

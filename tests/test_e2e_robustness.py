@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import texts
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.identity import Identifier, IdKind
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services
@@ -204,7 +204,7 @@ async def test_an_html_label_is_stored_and_shown_literally(
 async def test_a_failed_delete_is_logged_and_the_flow_goes_on(
         bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services,
         caplog: pytest.LogCaptureFixture) -> None:
-    from bot.emulator import ApiError
+    from bot.devtools.emulator import ApiError
 
     async def refuse(params: dict[str, object]) -> bool:
         raise ApiError(400, "Bad Request: message can't be deleted for everyone")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from telegram.ext import CallbackContext
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.identity import Identifier, IdKind
 from bot.jkn.sandbox import SandboxBackend
 from bot.reminders import Notice, Pacer, RoundReport

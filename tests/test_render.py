@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bot import texts
 from bot.accounts import Account
-from bot.emulator import parse_html
+from bot.devtools.emulator import parse_html
 from bot.jkn.base import FamilyMember, Participant
 from bot.status import Source, StatusView
 from handlers import keyboards, render
@@ -42,26 +42,29 @@ def test_any_label_name_or_clinic_renders_as_valid_html(label: str, name: str,
     views = [StatusView(account(label), participant(name, clinic), 1_764_000_000.0, source,
                         1_764_000_000.0 + 4000) for source in Source]
     view = views[0]
-    for text in (*(render.card(v) for v in views), render.card(view, detailed=False),
-                 render.all_accounts([render.card(view), render.expired_block(account(label))]),
+    for text in (*(render.card(v, backend_hourly=30) for v in views),
+                 render.card(view, backend_hourly=30, detailed=False),
+                 render.all_accounts([render.card(view, backend_hourly=30),
+                                      render.expired_block(account(label))]),
                  texts.SAVED.format(label=html.escape(label)),
                  texts.REMOVE_CONFIRM.format(label=html.escape(label), masked="x"),
                  keyboards.account_title(account(label))):
         parse_html(text)  # raises as Telegram would on anything unescaped
     assert f"«{label}»" in parse_html(texts.SAVED.format(label=html.escape(label)))[0]
-    assert f"FKTP: {clinic}" in parse_html(render.card(view))[0]
+    assert f"FKTP: {clinic}" in parse_html(render.card(view, backend_hourly=30))[0]
     assert f"{label} (" in parse_html(keyboards.account_title(account(label)))[0]
 
 
 def test_the_card_says_where_the_data_came_from_and_how_old_it_is() -> None:
     at = 1_764_000_000.0  # 24/11/2025 23:00 WIB
     lines = {source: parse_html(render.card(StatusView(
-        account("Ibu"), participant("SITI", "Puskesmas"), at, source, at + 600)))[0]
+        account("Ibu"), participant("SITI", "Puskesmas"), at, source, at + 600),
+        backend_hourly=7))[0]
         .splitlines()[-1] for source in Source}
     assert lines[Source.LIVE] == "Diperbarui: 24/11/2025 23:00 WIB"
     assert lines[Source.CACHED] == "Data per 24/11/2025 23:00 WIB (10 menit lalu)."
     assert "belum bisa diperbarui" in lines[Source.STALE] and "10 menit lalu" in lines[Source.STALE]
-    assert "30 per jam" in lines[Source.CAPPED] and "10 menit lalu" in lines[Source.CAPPED]
+    assert "7 per jam" in lines[Source.CAPPED] and "10 menit lalu" in lines[Source.CAPPED]
 
 
 def test_ages_in_words() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from telegram.ext import CallbackContext
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.identity import Identifier, IdKind, mask_nik
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services
