@@ -85,7 +85,7 @@ def spread(values: Sequence[float], digits: int = 4) -> JSON:
 def one_cpu() -> Iterator[int | None]:
     """Every thread of this process (and every thread started meanwhile) on one CPU of
     those allowed, restored afterwards. Yields that CPU (None where Linux affinity is not
-    available). With two databases on two aiosqlite threads, the scheduler may put one
+    available). With two databases on two database threads, the scheduler may put one
     thread on the event loop's core and the other on the second core; each hop to a
     thread on another, idle core then costs a wake-up that has nothing to do with the
     database, and which thread gets which core changes from run to run."""
@@ -547,7 +547,7 @@ def new_account(chat_id: int, number: int, label: str) -> NewAccount:
 
 async def add_real_chat(services: Services, chat_id: int, accounts: int = 3) -> None:
     """Consent and ``accounts`` accounts, through the repository (they decrypt)."""
-    await services.db.record_consent(chat_id)
+    await services.consent.record(chat_id)
     repo = services.accounts.repo
     for number in range(accounts):
         await repo.add(chat_id, new_account(chat_id, number, LABELS[number % len(LABELS)]),

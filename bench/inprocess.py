@@ -90,7 +90,7 @@ async def populate(services: Services, chat_ids: list[int], accounts: int) -> No
         if accounts:
             await add_real_chat(services, chat_id, accounts)
         else:
-            await services.db.record_consent(chat_id)
+            await services.consent.record(chat_id)
 
 
 async def start_harness(services: Services, emulator: TrackingEmulator,
@@ -191,7 +191,7 @@ async def profile_switch(p: Params) -> str:
             profiler.disable()
     out = io.StringIO()
     out.write(f"in-process switch under cProfile: {p.chats} chats, {result.completed} taps, "
-              f"{result.per_s:.0f} taps/s (profiled); SQLite runs on aiosqlite's thread "
+              f"{result.per_s:.0f} taps/s (profiled); SQLite runs on the database thread "
               "and is not in this profile\n")
     for key in ("cumulative", "tottime"):
         out.write(f"\n=== top 30 by {key} ===\n")
@@ -255,7 +255,7 @@ async def run_burst(p: Params) -> JSON:
 async def run_isolation(p: Params) -> JSON:
     async with bot_session(1) as s:
         chat_b, chat_a = s.chat_ids[0], 999
-        await s.services.db.record_consent(chat_a)
+        await s.services.consent.record(chat_a)
         s.harness.chat(chat_a)
         item = s.emulator.send(chat_a, "/tambah_kk")
         await wait_items([item], "the NIK question", 30)

@@ -96,7 +96,7 @@ async def main(data_dir: Path, seed: int) -> None:
         elif op == "erase":
             if not await svc.accounts.list(chat):
                 continue
-            await svc.db.record_consent(chat)
+            await svc.consent.record(chat)
             await svc.otp.issue(chat, purpose="add", nik="3578016712010033", phone=PHONE,
                                 payload={"kind": "nik", "value": "3578016712010033"})
             persistence = SqlitePersistence(svc.db)

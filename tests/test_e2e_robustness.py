@@ -25,6 +25,7 @@ from tests.conftest import (
     add_account,
     consent,
 )
+from tests.dbsql import query_one
 
 
 async def test_a_crash_in_a_handler_gets_a_kind_answer_without_internals(
@@ -234,10 +235,8 @@ async def test_a_hanging_sms_gateway_times_out_and_the_send_still_counts(
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
     assert "Kode OTP tidak bisa dikirim" in chat.last_text
-    async with services.db.read() as conn, conn.execute(
-            "SELECT count(*) FROM rate_events WHERE kind = 'sms'") as cur:
-        row = await cur.fetchone()
-    assert row is not None and row[0] == 1, "it may have gone out late: it still counts"
+    row = await query_one(services.db, "SELECT count(*) AS n FROM rate_events WHERE kind = 'sms'")
+    assert row is not None and row["n"] == 1, "it may have gone out late: it still counts"
     assert await services.otp.challenge(chat.chat_id) is None
 
 

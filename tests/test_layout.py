@@ -1,6 +1,6 @@
 """Rooms say what they hold: imports point one way (handlers → bot → storage), the
 development tooling stays in bot/devtools/, handlers never reach through a service into its
-repository."""
+repository, and no dependency's private module or attribute is used."""
 
 from __future__ import annotations
 
@@ -49,5 +49,18 @@ def test_no_reach_through_a_service_into_its_repository() -> None:
     found = [(_rel(p), line.strip()) for p in _modules("handlers", "bot")
              for line in p.read_text(encoding="utf-8").splitlines()
              if "devtools" not in p.parts and reach.search(line.split("#")[0])]
+    assert found == []
+
+
+
+def test_no_private_module_or_attribute_of_a_dependency_is_used() -> None:
+    ours = {"bot", "handlers", "storage", "tests", "bench"}
+    found: list[tuple[str, str]] = []
+    for path in _modules(*PACKAGES):
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] not in ours and any(p.startswith("_") and not p.startswith("__")
+                                            for p in parts):
+                found.append((_rel(path), name))
     assert found == []
 
