@@ -36,8 +36,7 @@ mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py
 
 bench: $(STAMP)
-	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \
-	else echo "bench: not yet (see the benchmarks issue)"; fi
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

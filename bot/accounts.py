@@ -73,9 +73,6 @@ class AccountService:
     async def get(self, chat_id: int, slot: str) -> Account | None:
         return await self.repo.get(chat_id, slot)
 
-    async def active(self, chat_id: int) -> Account | None:
-        return next((a for a in await self.repo.list(chat_id) if a.active), None)
-
     async def find_by_nik(self, chat_id: int, nik: str) -> Account | None:
         return await self.repo.find_by_nik(chat_id, nik)
 

@@ -97,7 +97,7 @@ def _check_url(value: str | None) -> str | None:
 
 
 class Settings(BaseSettings):
-    """Every setting of SPEC §7. Field names are the environment names in lower case."""
+    """Every setting (.env.example). Field names are the environment names in lower case."""
 
     model_config = SettingsConfigDict(
         env_file=".env",

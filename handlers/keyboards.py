@@ -8,7 +8,6 @@ needs more than the JSON."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from bot import texts
@@ -54,11 +53,6 @@ def inline(rows: list[list[dict[str, str]]]) -> Keyboard:
 def account_caption(account: Account | Brief) -> str:
     """Plain text (buttons are not HTML): label and masked NIK."""
     return f"{account.label} · {mask_nik(account.nik)}"
-
-
-def account_title(account: Account) -> str:
-    """HTML: escaped label with masked NIK."""
-    return f"{html.escape(account.label)} ({mask_nik(account.nik)})"
 
 
 def consent() -> Keyboard:

@@ -194,10 +194,6 @@ class AccountsRepo:
         row = await self.db.run(unit)
         return self._row_to_account(chat_id, row) if row else None
 
-    async def count(self, chat_id: int) -> int:
-        return await self.db.run(count, "SELECT count(*) FROM accounts WHERE chat_id = ?",
-                                 chat_id)
-
     # -- writes ---------------------------------------------------------------------------
 
     async def add(self, chat_id: int, new: NewAccount, *, max_accounts: int,

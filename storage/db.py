@@ -307,12 +307,6 @@ class Database:
         """Empty the WAL into the database (after forgetting something outside a unit)."""
         await self.run(checkpoint_truncate)
 
-    async def integrity_ok(self) -> bool:
-        def unit(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("PRAGMA quick_check").fetchone()
-            return row is not None and row["quick_check"] == "ok"
-        return await self.run(unit)
-
     async def backup_to(self, target: Path) -> None:
         """A consistent online copy through SQLite's backup API (mode 0600)."""
         _create_private(target)

@@ -32,7 +32,7 @@ RATE_RETENTION = DAY
 
 @dataclass(frozen=True, slots=True)
 class Caps:
-    """Every cap in one place (SPEC §3); the global budget is a setting."""
+    """Every cap in one place (docs/decisions.md 6, 7, 12); the global budget is a setting."""
 
     phone_hourly: int = 5
     phone_daily: int = 10

@@ -98,7 +98,7 @@ async def test_add_evicts_in_the_same_transaction_and_never_exceeds_the_bound(tm
             await repo.add(7, new(NIK_D), max_accounts=3, now=200.0)
         with pytest.raises(CacheFullError):
             await repo.add(7, new(NIK_D), max_accounts=3, now=200.0, evict_slot="missing")
-        assert await repo.count(7) == 3
+        assert len(await repo.list(7)) == 3
         account, evicted = await repo.add(7, new(NIK_D), max_accounts=3, now=201.0,
                                           evict_slot=slots[0])
         assert evicted == slots[0]
@@ -106,7 +106,7 @@ async def test_add_evicts_in_the_same_transaction_and_never_exceeds_the_bound(tm
         assert [a.active for a in await repo.list(7)] == [False, False, True]
         with pytest.raises(DuplicateAccountError):
             await repo.add(7, new(NIK_B), max_accounts=3, now=202.0, evict_slot=slots[1])
-        assert await repo.count(7) == 3
+        assert len(await repo.list(7)) == 3
     finally:
         await db.close()
 
@@ -120,7 +120,7 @@ async def test_concurrent_adds_never_leave_more_than_the_bound(tmp_path: Path) -
             *(repo.add(9, new(nik), max_accounts=2, now=3.0, evict_slot=first.slot)
               for nik in (NIK_C, NIK_D)), return_exceptions=True)
         assert sum(isinstance(r, CacheFullError) for r in results) == 1
-        assert await repo.count(9) == 2
+        assert len(await repo.list(9)) == 2
     finally:
         await db.close()
 
