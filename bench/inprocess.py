@@ -18,7 +18,6 @@ from pathlib import Path
 from bench.common import (
     BENCH_DIR,
     JSON,
-    SWITCH_PREFIX,
     BenchError,
     ClosedLoop,
     Listing,
@@ -45,6 +44,7 @@ from bot.devtools.emulator import EmulatorRequest
 from bot.devtools.harness import BotHarness
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services, open_services
+from handlers.keyboards import SWITCH
 
 SLOW_NIK = "3174014506900003"  # the sandbox answers it after 3 seconds
 SWITCHED = texts.SWITCHED.split("{", 1)[0]
@@ -238,7 +238,7 @@ async def run_burst(p: Params) -> JSON:
         anomalies = 0
         for round_number in range(p.concurrency_rounds + 1):
             items = [s.emulator.tap(chat_id, s.listings[chat_id].message_id,
-                                    SWITCH_PREFIX + s.listings[chat_id].slot(round_number))
+                                    SWITCH.data(s.listings[chat_id].slot(round_number)))
                      for chat_id in s.chat_ids]
             await wait_items(items, f"burst round {round_number}", 120)
             await s.harness.settle()
@@ -276,7 +276,7 @@ async def run_isolation(p: Params) -> JSON:
         for number in range(p.isolation_taps):
             busy = newest_a().startswith(LOOKING_UP)
             tap = s.emulator.tap(chat_b, listing.message_id,
-                                 SWITCH_PREFIX + listing.slot(number))
+                                 SWITCH.data(listing.slot(number)))
             await wait_items([tap], "chat B's switch", 30)
             latencies.append((tap.finished - tap.started) * 1000)
             during += busy and newest_a().startswith(LOOKING_UP)

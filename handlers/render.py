@@ -25,6 +25,14 @@ def rupiah(amount: int) -> str:
     return f"{amount:,}".replace(",", ".")
 
 
+def unpaid(months: int, amount: int) -> str:
+    """What is owed: '3 bulan, Rp315.000', or the amount alone when the months are not
+    known (the card and the reminder say it the same way)."""
+    if months > 0:
+        return texts.REMINDER_AMOUNT_MONTHS.format(months=months, amount=rupiah(amount))
+    return texts.REMINDER_AMOUNT.format(amount=rupiah(amount))
+
+
 def _status_line(p: Participant) -> str:
     if p.active:
         return texts.STATUS_ACTIVE_OK.format(text=e(p.status_text))
@@ -37,11 +45,8 @@ def _arrears(p: Participant) -> str:
         return texts.STATUS_ARREARS_UNKNOWN.format(backend=e(p.source))
     if p.unpaid_amount <= 0 and p.unpaid_months <= 0:
         return texts.STATUS_ARREARS_NONE
-    amount = (texts.REMINDER_AMOUNT_MONTHS.format(months=p.unpaid_months,
-                                                  amount=rupiah(p.unpaid_amount))
-              if p.unpaid_months > 0 else texts.REMINDER_AMOUNT.format(
-                  amount=rupiah(p.unpaid_amount)))
-    return texts.STATUS_ARREARS.format(amount=amount, va=e(p.virtual_account))
+    return texts.STATUS_ARREARS.format(amount=unpaid(p.unpaid_months, p.unpaid_amount),
+                                       va=e(p.virtual_account))
 
 
 def _family(p: Participant, detailed: bool) -> list[str]:
@@ -118,12 +123,9 @@ def reminder(notice: Notice) -> str:
     if notice.arrears:
         lines += ["", texts.REMINDER_ARREARS_HEADER]
         for item in notice.arrears:
-            amount = (texts.REMINDER_AMOUNT_MONTHS.format(months=item.months,
-                                                          amount=rupiah(item.amount))
-                      if item.months > 0 else texts.REMINDER_AMOUNT.format(
-                          amount=rupiah(item.amount)))
             lines.append(texts.REMINDER_ARREARS.format(
-                label=e(item.label), amount_text=amount, va=e(item.virtual_account),
+                label=e(item.label), amount_text=unpaid(item.months, item.amount),
+                va=e(item.virtual_account),
                 due=long_date(item.due)))
     if notice.changes:
         lines += ["", texts.REMINDER_CHANGES_HEADER]

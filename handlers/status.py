@@ -56,6 +56,6 @@ async def status_button(update: Update, context: Context) -> None:
     if not items:
         await edit_query(context, query, texts.STATUS_NO_ACCOUNT, keyboards.add_only())
         return
-    view = _all_view if query.data == keyboards.STATUS_ALL else _active_view
+    view = _all_view if query.data == keyboards.STATUS_ALL.data else _active_view
     text, keyboard = await view(context, items)
     await edit_query(context, query, text, keyboard, protect=True)
