@@ -1,25 +1,27 @@
 """The one SQLite database: connection, WAL, migrations and units of work.
 
-One stdlib ``sqlite3`` connection lives on one worker thread (a one-thread executor owned
-by :class:`Database`). A unit of work is a plain function of a ``sqlite3.Connection`` that
-:meth:`Database.run` executes on that thread in one hop: its statements (and its
-transaction, see :func:`immediate`) run back to back, nothing else can interleave with
-them, and a cancelled caller cannot leave a transaction half done (docs/decisions.md 11
-and 32). Rows are ``sqlite3.Row``: repositories read columns by name.
+One stdlib ``sqlite3`` connection lives on one worker thread (:class:`DatabaseThread`, a
+one-thread executor owned by :class:`Database`). A unit of work is a plain function of a
+``sqlite3.Connection`` that :meth:`Database.run` executes on that thread in one hop: its
+statements (and its transaction, see :func:`immediate`) run back to back, nothing else can
+interleave with them, and a cancelled caller cannot leave a transaction half done
+(docs/decisions.md 11 and 32). Rows are ``sqlite3.Row``: repositories read columns by name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -193,6 +195,54 @@ def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
     return False
 
 
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # its caller was cancelled; the unit ran all the same
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class DatabaseThread:
+    """A one-thread executor: functions handed over run one at a time, in order, on its
+    thread; each caller awaits an asyncio future settled from there. A cancelled caller
+    does not take its function back: once handed over it runs (the result is dropped).
+
+    ``concurrent.futures.ThreadPoolExecutor(max_workers=1)`` gives the same order, but each
+    call then goes through a ``concurrent.futures.Future``, ``asyncio.wrap_future`` and, to
+    keep a queued unit from being cancelled, ``asyncio.shield``: 1.5 times aiosqlite's cost
+    per hop, where this is level with it (docs/decisions.md 32)."""
+
+    def __init__(self, name: str = "kk-db") -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[asyncio.Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((future, fn))
+        return future
+
+    def stop(self) -> None:
+        """The thread ends after what was handed over before this."""
+        self._queue.put(None)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn = item
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the caller, who decides
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                future.get_loop().call_soon_threadsafe(_settle, future, result, error)
+            del future, fn, result, error, item
+
+
 class Database:
     """An open database: one ``sqlite3`` connection owned by one worker thread.
 
@@ -202,10 +252,11 @@ class Database:
     :meth:`migrate`, :meth:`backup_to` and the small chat-wide operations below.
     """
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor,
+    def __init__(self, conn: sqlite3.Connection, worker: DatabaseThread,
                  path: Path | str, clock: Callable[[], float] = time.time) -> None:
         self._conn = conn
-        self._executor = executor
+        self._worker = worker
+        self._closed = False
         self.path = path
         self.clock = clock
 
@@ -215,14 +266,13 @@ class Database:
         """Open (creating the file owner-only if new). A file that is not an SQLite
         database, or is damaged, raises :class:`DatabaseError` and is left as it was."""
         _create_private(Path(path))
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kk-db")
-        loop = asyncio.get_running_loop()
+        worker = DatabaseThread()
         try:
-            conn = await loop.run_in_executor(executor, _connect, str(path))
+            conn = await worker.submit(functools.partial(_connect, str(path)))
         except BaseException:
-            executor.shutdown(wait=False)
+            worker.stop()
             raise
-        db = cls(conn, executor, path, clock)
+        db = cls(conn, worker, path, clock)
         try:
             if migrate:
                 await db.migrate()
@@ -232,7 +282,12 @@ class Database:
         return db
 
     async def close(self) -> None:
-        """Optimise (best effort) and close; waits for units already handed over."""
+        """Optimise (best effort) and close; waits for units already handed over. A second
+        call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+
         def unit(conn: sqlite3.Connection) -> None:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA optimize")
@@ -240,7 +295,7 @@ class Database:
         try:
             await self.run(unit)
         finally:
-            self._executor.shutdown(wait=False)
+            self._worker.stop()
 
     async def run(self, fn: Callable[Concatenate[sqlite3.Connection, P], T],
                   *args: P.args, **kwargs: P.kwargs) -> T:
@@ -249,8 +304,7 @@ class Database:
         Units run one at a time in the order they were handed over (one worker thread), so
         nothing interleaves with a unit's statements. A caller cancelled after handing its
         unit over does not stop it: the unit still runs to its COMMIT or ROLLBACK."""
-        handed = asyncio.wrap_future(self._executor.submit(fn, self._conn, *args, **kwargs))
-        return await asyncio.shield(handed)
+        return await self._worker.submit(functools.partial(fn, self._conn, *args, **kwargs))
 
     async def user_version(self) -> int:
         return await self.run(_user_version)
