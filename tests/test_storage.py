@@ -692,3 +692,56 @@ async def test_database_files_are_private(services: Services, data_dir: Path,
         assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
     await services.db.backup_to(tmp_path / "copy.sqlite3")
     assert stat.S_IMODE((tmp_path / "copy.sqlite3").stat().st_mode) == 0o600
+
+
+async def test_units_run_one_at_a_time_in_order_and_a_cancelled_caller_s_unit_still_commits(
+        tmp_path: Path) -> None:
+    """Decisions 11 and 32: a unit is one hop to the database thread; nothing interleaves
+    with it, and a caller cancelled after handing it over cannot take it back halfway."""
+    import sqlite3
+    import threading
+
+    from storage.db import immediate
+
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    release = threading.Event()
+    trace: list[str] = []
+
+    def slow(conn: sqlite3.Connection) -> None:
+        trace.append("slow start")
+        release.wait(5)
+        trace.append("slow end")
+
+    def insert(conn: sqlite3.Connection, key: str) -> None:
+        trace.append(key)
+        with immediate(conn):
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, x'01')", (key,))
+
+    try:
+        first = asyncio.create_task(db.run(slow))
+        cancelled = asyncio.create_task(db.run(insert, "cancelled"))
+        after = asyncio.create_task(db.run(insert, "after"))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        release.set()
+        await first
+        await after
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert trace == ["slow start", "slow end", "cancelled", "after"]
+        assert await db.get_meta("cancelled") == b"\x01", "handed over, so it ran to COMMIT"
+
+        def failing(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("INSERT INTO meta (key, value) VALUES ('half', x'02')")
+                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError, match="boom"):
+            await db.run(failing)
+        assert await db.get_meta("half") is None, "rolled back whole"
+        rows = await query(db, "SELECT key FROM meta WHERE key IN ('cancelled', 'after') "
+                               "ORDER BY key")
+        assert [row["key"] for row in rows] == ["after", "cancelled"]
+    finally:
+        release.set()
+        await db.close()
+        await db.close()  # a second close does nothing
