@@ -56,8 +56,7 @@ mutation: $(STAMP)
 	$(BIN)/python tests/mutation.py $(ARGS)
 
 bench: $(STAMP)
-	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \
-	else echo "bench: not yet (see the benchmarks issue)"; fi
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.emulator import BotApiEmulator
+from bot.devtools.emulator import BotApiEmulator
 from bot.services import Services
+from handlers.keyboards import SWITCH
 from storage.accounts_repo import NewAccount
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,6 @@ BENCH_DIR = ROOT / "bench"
 CACHE_DIR = BENCH_DIR / ".cache"
 TOKEN = "7012345678:AAHk3vZ_benchBENCHbench-0123456789abcd"
 LABELS = ("KK Saya", "KK Orang Tua", "KK Mertua")
-SWITCH_PREFIX = "acct:switch:"
 _T0 = time.monotonic()
 
 JSON = dict[str, Any]
@@ -85,7 +85,7 @@ def spread(values: Sequence[float], digits: int = 4) -> JSON:
 def one_cpu() -> Iterator[int | None]:
     """Every thread of this process (and every thread started meanwhile) on one CPU of
     those allowed, restored afterwards. Yields that CPU (None where Linux affinity is not
-    available). With two databases on two aiosqlite threads, the scheduler may put one
+    available). With two databases on two database threads, the scheduler may put one
     thread on the event loop's core and the other on the second core; each hop to a
     thread on another, idle core then costs a wake-up that has nothing to do with the
     database, and which thread gets which core changes from run to run."""
@@ -482,8 +482,8 @@ class Listing:
 def listing_of(emulator: BotApiEmulator, chat_id: int) -> Listing:
     """The newest bot message of the chat with switch buttons (one of them active: ✅)."""
     for message in reversed(emulator.bot_messages(chat_id)):
-        slots = [(label, data.removeprefix(SWITCH_PREFIX)) for label, data in message.buttons
-                 if data.startswith(SWITCH_PREFIX)]
+        slots = [(label, slot) for label, data in message.buttons
+                 if (slot := SWITCH.arg_of(data)) is not None]
         if not slots:
             continue
         active = [slot for label, slot in slots if label.startswith("✅")]
@@ -498,7 +498,7 @@ def listing_of(emulator: BotApiEmulator, chat_id: int) -> Listing:
 def switch_issuer(emulator: TrackingEmulator, listings: dict[int, Listing]) -> Issue:
     def issue(chat_id: int, number: int) -> Pending:
         listing = listings[chat_id]
-        return emulator.tap(chat_id, listing.message_id, SWITCH_PREFIX + listing.slot(number))
+        return emulator.tap(chat_id, listing.message_id, SWITCH.data(listing.slot(number)))
     return issue
 
 
@@ -547,7 +547,7 @@ def new_account(chat_id: int, number: int, label: str) -> NewAccount:
 
 async def add_real_chat(services: Services, chat_id: int, accounts: int = 3) -> None:
     """Consent and ``accounts`` accounts, through the repository (they decrypt)."""
-    await services.db.record_consent(chat_id)
+    await services.consent.record(chat_id)
     repo = services.accounts.repo
     for number in range(accounts):
         await repo.add(chat_id, new_account(chat_id, number, LABELS[number % len(LABELS)]),

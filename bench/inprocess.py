@@ -18,7 +18,6 @@ from pathlib import Path
 from bench.common import (
     BENCH_DIR,
     JSON,
-    SWITCH_PREFIX,
     BenchError,
     ClosedLoop,
     Listing,
@@ -41,10 +40,11 @@ from bench.common import (
 from bench.echo_bot import build_echo_application
 from bench.params import Params
 from bot import texts
-from bot.emulator import EmulatorRequest
-from bot.harness import BotHarness
+from bot.devtools.emulator import EmulatorRequest
+from bot.devtools.harness import BotHarness
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services, open_services
+from handlers.keyboards import SWITCH
 
 SLOW_NIK = "3174014506900003"  # the sandbox answers it after 3 seconds
 SWITCHED = texts.SWITCHED.split("{", 1)[0]
@@ -90,7 +90,7 @@ async def populate(services: Services, chat_ids: list[int], accounts: int) -> No
         if accounts:
             await add_real_chat(services, chat_id, accounts)
         else:
-            await services.db.record_consent(chat_id)
+            await services.consent.record(chat_id)
 
 
 async def start_harness(services: Services, emulator: TrackingEmulator,
@@ -191,7 +191,7 @@ async def profile_switch(p: Params) -> str:
             profiler.disable()
     out = io.StringIO()
     out.write(f"in-process switch under cProfile: {p.chats} chats, {result.completed} taps, "
-              f"{result.per_s:.0f} taps/s (profiled); SQLite runs on aiosqlite's thread "
+              f"{result.per_s:.0f} taps/s (profiled); SQLite runs on the database thread "
               "and is not in this profile\n")
     for key in ("cumulative", "tottime"):
         out.write(f"\n=== top 30 by {key} ===\n")
@@ -238,7 +238,7 @@ async def run_burst(p: Params) -> JSON:
         anomalies = 0
         for round_number in range(p.concurrency_rounds + 1):
             items = [s.emulator.tap(chat_id, s.listings[chat_id].message_id,
-                                    SWITCH_PREFIX + s.listings[chat_id].slot(round_number))
+                                    SWITCH.data(s.listings[chat_id].slot(round_number)))
                      for chat_id in s.chat_ids]
             await wait_items(items, f"burst round {round_number}", 120)
             await s.harness.settle()
@@ -255,7 +255,7 @@ async def run_burst(p: Params) -> JSON:
 async def run_isolation(p: Params) -> JSON:
     async with bot_session(1) as s:
         chat_b, chat_a = s.chat_ids[0], 999
-        await s.services.db.record_consent(chat_a)
+        await s.services.consent.record(chat_a)
         s.harness.chat(chat_a)
         item = s.emulator.send(chat_a, "/tambah_kk")
         await wait_items([item], "the NIK question", 30)
@@ -276,7 +276,7 @@ async def run_isolation(p: Params) -> JSON:
         for number in range(p.isolation_taps):
             busy = newest_a().startswith(LOOKING_UP)
             tap = s.emulator.tap(chat_b, listing.message_id,
-                                 SWITCH_PREFIX + listing.slot(number))
+                                 SWITCH.data(listing.slot(number)))
             await wait_items([tap], "chat B's switch", 30)
             latencies.append((tap.finished - tap.started) * 1000)
             during += busy and newest_a().startswith(LOOKING_UP)

@@ -144,7 +144,7 @@ async def measure(p: Params) -> JSON:
                    "switch": lambda _n: inprocess.run_switch(p)})
     echo, switch = loops.get("echo"), loops.get("switch")
     # A diagnostic beside 1+2: the same rounds with the process held on one CPU. The bot
-    # runs on two threads (event loop, aiosqlite), the echo bot on one, so switch_ratio
+    # runs on two threads (event loop, database), the echo bot on one, so switch_ratio
     # also depends on how busy the other CPU is and where the scheduler puts the thread.
     with one_cpu():
         pinned = await run.rounds(

@@ -32,9 +32,9 @@ from telegram.ext import (
 )
 
 from bot.processor import ChatOrderedProcessor
+from handlers.keyboards import SWITCH
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
-SWITCH_PREFIX = "acct:switch:"
 ACTIVE_MARK = "✅ "
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ref_accounts (
@@ -70,7 +70,7 @@ def _db(context: ContextTypes.DEFAULT_TYPE) -> aiosqlite.Connection:
 def _keyboard(rows: list[tuple[str, str]], active: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([
         [InlineKeyboardButton((ACTIVE_MARK if slot == active else "") + label,
-                              callback_data=SWITCH_PREFIX + slot)] for slot, label in rows])
+                              callback_data=SWITCH.data(slot))] for slot, label in rows])
 
 
 async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -92,10 +92,10 @@ async def switch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert query is not None and query.data is not None
     message = query.message
     assert isinstance(message, Message) and message.reply_markup is not None
-    slot = query.data.removeprefix(SWITCH_PREFIX)
+    slot = SWITCH.arg_of(query.data) or ""
     await _db(context).execute("UPDATE ref_active SET slot = ? WHERE chat_id = ?",
                                (slot, message.chat_id))
-    rows = [(str(button.callback_data).removeprefix(SWITCH_PREFIX),
+    rows = [(SWITCH.arg_of(str(button.callback_data)) or "",
              button.text.removeprefix(ACTIVE_MARK))
             for row in message.reply_markup.inline_keyboard for button in row]
     label = next(label for row_slot, label in rows if row_slot == slot)
@@ -127,7 +127,7 @@ def build_reference_application(token: str, api_url: str) -> AnyApp:
                    .concurrent_updates(ChatOrderedProcessor())
                    .post_init(_open).post_shutdown(_close).build())
     application.add_handler(CommandHandler("akun", show))
-    application.add_handler(CallbackQueryHandler(switch, pattern=f"^{SWITCH_PREFIX}"))
+    application.add_handler(CallbackQueryHandler(switch, pattern=SWITCH.pattern))
     return application
 
 

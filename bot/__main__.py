@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         # Sandbox, console SMS and a throwaway directory, whatever the environment says.
-        from bot.demo import run_demo
+        from bot.devtools.demo import run_demo
 
         configure_logging(logging.WARNING)
         return asyncio.run(run_demo())

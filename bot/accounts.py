@@ -78,9 +78,6 @@ class AccountService:
     async def get(self, chat_id: int, slot: str) -> Account | None:
         return await self.repo.get(chat_id, slot)
 
-    async def active(self, chat_id: int) -> Account | None:
-        return next((a for a in await self.repo.list(chat_id) if a.active), None)
-
     async def find_by_nik(self, chat_id: int, nik: str) -> Account | None:
         return await self.repo.find_by_nik(chat_id, nik)
 
@@ -133,3 +130,11 @@ class AccountService:
 
     async def save_status(self, chat_id: int, slot: str, status: dict[str, Any]) -> None:
         await self.repo.update_status(chat_id, slot, status, now=self.clock())
+
+    async def set_remind(self, chat_id: int, slot: str, on: bool) -> bool:
+        """Reminders for one account of the chat on or off; False if it is not there."""
+        return await self.repo.set_remind(chat_id, slot, on)
+
+    def status_blob(self, chat_id: int, slot: str, status: dict[str, Any]) -> bytes:
+        """A status sealed for its account's row (written with the reminder log)."""
+        return self.repo.status_blob(chat_id, slot, status)

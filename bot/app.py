@@ -43,7 +43,7 @@ async def _post_init(application: AnyApp) -> None:
     rounds = services.reminders
     jobs.run_daily(reminders.daily_round, name="reminders",
                    time=rounds.at.replace(tzinfo=WIB_ZONE))
-    if rounds.due_now() and not await rounds.repo.round_done(rounds.today()):
+    if await rounds.missed_today():
         jobs.run_once(reminders.daily_round, CATCH_UP_DELAY, name="reminders-catch-up")
 
 

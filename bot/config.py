@@ -25,15 +25,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOKEN_RE = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$")
 
-#: What each setting allows, in the words of the one-line error message.
+#: What each setting allows, in the words of the one-line error message. ``{low}`` and
+#: ``{high}`` are the setting's ``Field`` limits (:func:`allowed` fills them in).
 ALLOWED: dict[str, str] = {
     "TELEGRAM_BOT_TOKEN": "a bot token of the form 123456:ABC-secret (required for `run`)",
     "TELEGRAM_API_URL": "an https URL such as https://api.telegram.org, or http to a loopback "
                         "address (a local Bot API server)",
     "KK_DATA_DIR": "a writable directory",
     "KK_MASTER_KEY": "base64 of exactly 32 bytes (see `python -m bot keygen`)",
-    "KK_MAX_ACCOUNTS": "an integer from 1 to 10",
-    "KK_SESSION_DAYS": "an integer from 1 to 365",
+    "KK_MAX_ACCOUNTS": "an integer from {low} to {high}",
+    "KK_SESSION_DAYS": "an integer from {low} to {high}",
     "JKN_BACKEND": "'sandbox', 'vclaim' or 'pcare'",
     "VCLAIM_BASE_URL": "an https URL, or http to a loopback address (required when "
                        "JKN_BACKEND=vclaim)",
@@ -52,16 +53,16 @@ ALLOWED: dict[str, str] = {
     "SMS_GATEWAY_URL": "an https URL, or http to a loopback address (required when "
                        "OTP_SENDER=http)",
     "SMS_GATEWAY_TOKEN": "the gateway's bearer token (required when OTP_SENDER=http)",
-    "SMS_MAX_PER_HOUR": "an integer from 1 to 100000 (codes per hour, all chats together)",
-    "STATUS_REFRESH_SECONDS": "an integer from 0 to 86400",
+    "SMS_MAX_PER_HOUR": "an integer from {low} to {high} (codes per hour, all chats together)",
+    "STATUS_REFRESH_SECONDS": "an integer from {low} to {high}",
     "REMINDER_TIME": "a time of day HH:MM (24 hours, Asia/Jakarta), e.g. 07:00",
-    "OTP_TTL_SECONDS": "an integer from 1 to 600",
-    "OTP_MAX_ATTEMPTS": "an integer from 1 to 10",
-    "OTP_RESEND_SECONDS": "an integer from 0 to 600",
+    "OTP_TTL_SECONDS": "an integer from {low} to {high}",
+    "OTP_MAX_ATTEMPTS": "an integer from {low} to {high}",
+    "OTP_RESEND_SECONDS": "an integer from {low} to {high}",
     "WEBHOOK_URL": "an https URL Telegram can reach, or http to a loopback address (a local "
                    "Bot API server; enables webhook mode)",
     "WEBHOOK_LISTEN": "the address to listen on, e.g. 0.0.0.0 (required with WEBHOOK_URL)",
-    "WEBHOOK_PORT": "a port from 1 to 65535 (required with WEBHOOK_URL)",
+    "WEBHOOK_PORT": "a port from {low} to {high} (required with WEBHOOK_URL)",
     "WEBHOOK_SECRET": "1-256 characters of A-Z a-z 0-9 _ - (required with WEBHOOK_URL)",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "LOG_FORMAT": "'plain' (default) or 'json' (one JSON object a line)",
@@ -94,8 +95,7 @@ class SettingsError(Exception):
 
     def __init__(self, name: str, detail: str | None = None) -> None:
         self.name = name
-        allowed = ALLOWED.get(name, "a valid value")
-        text = f"invalid setting {name}: expected {allowed}"
+        text = f"invalid setting {name}: expected {allowed(name)}"
         if detail:
             text += f" ({detail})"
         super().__init__(text)
@@ -119,7 +119,7 @@ def _check_url(value: str | None) -> str | None:
 
 
 class Settings(BaseSettings):
-    """Every setting of SPEC §7. Field names are the environment names in lower case."""
+    """Every setting (.env.example). Field names are the environment names in lower case."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -312,6 +312,23 @@ class Settings(BaseSettings):
             raise SettingsError("KK_DATA_DIR", exc.strerror or "cannot create") from None
         if not self.kk_data_dir.is_dir() or not os.access(self.kk_data_dir, os.W_OK | os.X_OK):
             raise SettingsError("KK_DATA_DIR", "not a writable directory")
+
+
+def limits(name: str) -> tuple[int, int] | None:
+    """A numeric setting's range as its ``Field`` declares it (the one place it is written)."""
+    field = Settings.model_fields.get(name.lower())
+    if field is None:
+        return None
+    low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+    high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+    return None if low is None or high is None else (int(low), int(high))
+
+
+def allowed(name: str) -> str:
+    """What a setting allows, for its one-line error message."""
+    text = ALLOWED.get(name, "a valid value")
+    found = limits(name)
+    return text.format(low=found[0], high=found[1]) if found else text
 
 
 def _private_transport(url: str) -> bool:

@@ -126,11 +126,6 @@ def carries_identifier(text: str) -> bool:
                    for group in digit_groups(text, CODE_GAP)))
 
 
-def is_valid_nik(value: str) -> bool:
-    parsed = parse_identifier(value)
-    return isinstance(parsed, Identifier) and parsed.kind is IdKind.NIK and parsed.value == value
-
-
 def parse_otp(text: str) -> str | None:
     """Return the 6 ASCII digits of an OTP, or None; only surrounding spaces are trimmed."""
     candidate = text.strip()

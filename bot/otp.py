@@ -28,7 +28,9 @@ from bot import metrics
 from bot.identity import phone_tail
 from bot.sms.base import SmsError, SmsSender, otp_message
 from storage.crypto import Vault, VaultError
-from storage.otp_repo import Challenge, Keys, OtpRepo, SendBlock, VerifyResult
+from storage.otp_repo import Challenge, Keys, OtpRepo, SendBlock
+from storage.otp_repo import VerifyOutcome as VerifyOutcome  # re-exported for handlers/
+from storage.otp_repo import VerifyResult as VerifyResult  # re-exported for handlers/
 
 _LOGGER = logging.getLogger(__name__)
 SMS_TIMEOUT = 15.0

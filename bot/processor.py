@@ -52,9 +52,6 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self.max_backlog = max_backlog
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
         self._queues: dict[int, deque[tuple[Awaitable[Any], str]]] = {}
-        self._pending = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.completed = 0  # handled or dropped: what the harness waits for
         self.dropped = 0
         self.dropped_taps = 0  # answered with the "too fast" toast
@@ -76,14 +73,8 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     def active_chats(self) -> int:
         return len(self._queues)
 
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
-
     def _done(self) -> None:
-        self._pending -= 1
         self.completed += 1
-        if self._pending == 0:
-            self._idle.set()
 
     async def _run(self, coroutine: Awaitable[Any], kind: str = "other",
                    key: int | None = None) -> None:
@@ -170,8 +161,6 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                             burst[0], burst[1])
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        self._pending += 1
-        self._idle.clear()
         key = chat_key(update)
         kind = metrics.update_kind(update)
         if key is None:

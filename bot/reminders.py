@@ -149,6 +149,10 @@ class ReminderService:
         at = datetime.combine(now.date(), self.at)
         return at if at > now else at + timedelta(days=1)
 
+    async def missed_today(self) -> bool:
+        """Today's round is due and has not run (the bot was down at its time)."""
+        return self.due_now() and not await self.repo.round_done(self.today())
+
     def due_now(self) -> bool:
         """Past today's reminder time (a round missed while the bot was down is run)."""
         now = jakarta_now(self.clock())
@@ -218,7 +222,7 @@ class ReminderService:
             await self.repo.release(chat_id, day)
             report.failed += 1
             return
-        blobs = [(slot, self.accounts.repo.status_blob(chat_id, slot, seen.to_dict()))
+        blobs = [(slot, self.accounts.status_blob(chat_id, slot, seen.to_dict()))
                  for slot, seen in notice.seen.items()]
         await self.repo.sent(chat_id, day, self.clock(), blobs)
         report.sent += 1

@@ -23,6 +23,7 @@ from bot.sms.console import ConsoleSender
 from bot.sms.http import HttpSender
 from bot.status import StatusService
 from storage.accounts_repo import AccountsRepo
+from storage.consent_repo import ConsentRepo
 from storage.crypto import Vault
 from storage.db import Database, checkpoint_truncate
 from storage.keys import check_key, resolve_master_key
@@ -42,6 +43,8 @@ class Services:
     status: StatusService
     reminders: ReminderService
     history: HistoryService
+    consent: ConsentRepo
+    caps: Caps
     clock: Callable[[], float]
 
     @property
@@ -124,4 +127,5 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     history = HistoryService(backend, allow_call=otp.allow_backend_call, clock=clock)
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
                     backend=backend, sms=sms, status=status, reminders=reminders,
-                    history=history, clock=clock)
+                    history=history, consent=ConsentRepo(db), caps=caps,
+                    clock=clock)

@@ -44,10 +44,6 @@ class StatusView:
     def age(self) -> float | None:
         return None if self.at is None else max(0.0, self.now - self.at)
 
-    @property
-    def fresh(self) -> bool:
-        return self.source in (Source.LIVE, Source.CACHED)
-
 
 def identifier_of(account: Account) -> Identifier:
     """The identifier an account was added with (and is refreshed by)."""

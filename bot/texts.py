@@ -10,7 +10,9 @@ SANDBOX_FOOTER = "\n\n🧪 <i>Mode sandbox — data contoh</i>"
 
 # -- start, help, privacy ---------------------------------------------------------------
 
-START = (
+#: The greeting and privacy summary; /start adds CONSENT_QUESTION (or, once agreed,
+#: CONSENT_ALREADY).
+START_INTRO = (
     "Halo! Saya <b>Asisten KK</b> 👋\n\n"
     "Saya membantu Anda menyimpan sampai <b>{max_accounts} akun BPJS Kesehatan (JKN)</b> dari "
     "Kartu Keluarga yang berbeda dalam satu chat: cukup diverifikasi sekali dengan kode OTP "
@@ -23,9 +25,9 @@ START = (
     "• Selain kode SMS, Anda boleh membuktikan nomor HP dengan membagikan kontak Telegram "
     "Anda sendiri; nomornya hanya dicocokkan, tidak disimpan.\n"
     "• Anda bisa menghapus semuanya kapan saja dengan /hapus_data.\n"
-    "Rincian lengkap: /privasi\n\n"
-    "Apakah Anda setuju data tersebut diproses untuk layanan ini?"
+    "Rincian lengkap: /privasi"
 )
+CONSENT_QUESTION = "Apakah Anda setuju data tersebut diproses untuk layanan ini?"
 CONSENT_YES_BUTTON = "Saya setuju"
 CONSENT_NO_BUTTON = "Tidak"
 CONSENT_GIVEN = (
@@ -168,7 +170,7 @@ NIK_UNKNOWN = "NIK tidak diketahui"
 LOOKING_UP = "⏳ Memproses {masked}…"
 #: One reply for everything that keeps a code from going out for a participant while
 #: adding (not found, no phone on file, too many codes or wrong codes for them today, an
-#: SMS failure): before the OTP, a stranger must not learn which it was (SPEC §2).
+#: SMS failure): before the OTP, a stranger must not learn which it was (docs/decisions.md 13).
 LOOKUP_FAILED = (
     "Kode OTP tidak bisa dikirim untuk {masked}. Kemungkinan penyebabnya:\n"
     "• angkanya keliru — periksa lagi lalu kirim ulang;\n"

@@ -80,4 +80,4 @@ def _carries(query: CallbackQuery) -> bool:
 
 def _is_listing(query: CallbackQuery) -> bool:
     """Was the tapped message an /akun listing (rather than, say, a status card)?"""
-    return _has_button(query, keyboards.ACCT_ADD)
+    return _has_button(query, keyboards.ACCT_ADD.data)

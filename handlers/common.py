@@ -190,4 +190,4 @@ def was_answered(context: Context, query: CallbackQuery) -> bool:
 
 
 async def has_consent(update: Update, context: Context) -> bool:
-    return await services(context).db.consented_at(chat_id_of(update)) is not None
+    return await services(context).consent.consented_at(chat_id_of(update)) is not None

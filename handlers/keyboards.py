@@ -8,35 +8,78 @@ needs more than the JSON."""
 
 from __future__ import annotations
 
-import html
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot import texts
 from bot.accounts import Account, Brief
 from bot.identity import mask_nik
 
-CONSENT_YES = "consent:yes"
-CONSENT_NO = "consent:no"
-ACCT_ADD = "acct:add"
-ACCT_REMOVE = "acct:remove"
-ADD_GO = "add:go"
-ADD_CANCEL = "add:cancel"
-ADD_RESEND = "add:resend"
-STATUS_ALL = "st:all"
-STATUS_ONE = "st:one"
-REMOVE_NO = "rm:no"
-ERASE_YES = "erase:yes"
-ERASE_NO = "erase:no"
-REMINDERS_OPEN = "rem:open"
-HISTORY_ACTIVE = "hist:active"
 
-SLOT = r"([A-Za-z0-9_-]{1,16})"
-SWITCH_RE = rf"^acct:switch:{SLOT}$"
-REMOVE_PICK_RE = rf"^rm:pick:{SLOT}$"
-REMOVE_YES_RE = rf"^rm:yes:{SLOT}$"
-LABEL_RE = r"^add:label:([0-9])$"
-REMINDER_TOGGLE_RE = rf"^rem:toggle:{SLOT}$"
-HISTORY_RE = rf"^hist:{SLOT}$"
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A button without an argument: the callback data it carries and the anchored
+    pattern its handler matches, spelled once."""
+
+    data: str
+
+    @property
+    def pattern(self) -> str:
+        return f"^{re.escape(self.data)}$"
+
+
+@dataclass(frozen=True, slots=True)
+class ArgRoute:
+    """A button with one argument (an account's slot token, a label's index): ``prefix:arg``.
+    ``pattern`` captures the argument as group 1; ``arg_of`` reads it back."""
+
+    prefix: str
+    arg: str  # the argument's regex, without the group
+    _compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", re.compile(self.pattern))
+
+    @property
+    def pattern(self) -> str:
+        return f"^{re.escape(self.prefix)}:({self.arg})$"
+
+    def data(self, arg: str | int) -> str:
+        return f"{self.prefix}:{arg}"
+
+    def arg_of(self, data: str) -> str | None:
+        found = self._compiled.match(data)
+        return found.group(1) if found else None
+
+
+def any_of(*routes: Route) -> str:
+    """One pattern for several argument-less routes."""
+    return "^(" + "|".join(re.escape(r.data) for r in routes) + ")$"
+
+
+CONSENT_YES = Route("consent:yes")
+CONSENT_NO = Route("consent:no")
+ACCT_ADD = Route("acct:add")
+ACCT_REMOVE = Route("acct:remove")
+ADD_GO = Route("add:go")
+ADD_CANCEL = Route("add:cancel")
+ADD_RESEND = Route("add:resend")
+STATUS_ALL = Route("st:all")
+STATUS_ONE = Route("st:one")
+REMOVE_NO = Route("rm:no")
+ERASE_YES = Route("erase:yes")
+ERASE_NO = Route("erase:no")
+REMINDERS_OPEN = Route("rem:open")
+HISTORY_ACTIVE = Route("hist:active")
+
+SLOT = r"[A-Za-z0-9_-]{1,16}"
+SWITCH = ArgRoute("acct:switch", SLOT)
+REMOVE_PICK = ArgRoute("rm:pick", SLOT)
+REMOVE_YES = ArgRoute("rm:yes", SLOT)
+LABEL = ArgRoute("add:label", "[0-9]")
+REMINDER_TOGGLE = ArgRoute("rem:toggle", SLOT)
+HISTORY = ArgRoute("hist", SLOT)
 
 
 #: A reply_markup exactly as the Bot API takes it.
@@ -56,23 +99,18 @@ def account_caption(account: Account | Brief) -> str:
     return f"{account.label} · {mask_nik(account.nik)}"
 
 
-def account_title(account: Account) -> str:
-    """HTML: escaped label with masked NIK."""
-    return f"{html.escape(account.label)} ({mask_nik(account.nik)})"
-
-
 def consent() -> Keyboard:
-    return inline([[_button(texts.CONSENT_YES_BUTTON, CONSENT_YES),
-                                  _button(texts.CONSENT_NO_BUTTON, CONSENT_NO)]])
+    return inline([[_button(texts.CONSENT_YES_BUTTON, CONSENT_YES.data),
+                                  _button(texts.CONSENT_NO_BUTTON, CONSENT_NO.data)]])
 
 
 def accounts(items: list[Brief], expired: set[str]) -> Keyboard:
     rows = [[_button(("✅ " if a.active else "") + account_caption(a)
                      + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
-                     f"acct:switch:{a.slot}")] for a in items]
-    actions = [_button(texts.ADD_BUTTON, ACCT_ADD)]
+                     SWITCH.data(a.slot))] for a in items]
+    actions = [_button(texts.ADD_BUTTON, ACCT_ADD.data)]
     if items:
-        actions.append(_button(texts.REMOVE_BUTTON, ACCT_REMOVE))
+        actions.append(_button(texts.REMOVE_BUTTON, ACCT_REMOVE.data))
     rows.append(actions)
     return inline(rows)
 
@@ -87,69 +125,70 @@ REMOVE_REPLY_KEYBOARD: Keyboard = {"remove_keyboard": True}
 
 
 def add_only() -> Keyboard:
-    return inline([[_button(texts.ADD_BUTTON, ACCT_ADD)]])
+    return inline([[_button(texts.ADD_BUTTON, ACCT_ADD.data)]])
 
 
 def confirm_send(continue_label: str = texts.CONTINUE_BUTTON) -> Keyboard:
-    return inline([[_button(continue_label, ADD_GO),
-                                  _button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
+    return inline([[_button(continue_label, ADD_GO.data),
+                                  _button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])
 
 
 def otp() -> Keyboard:
-    return inline([[_button(texts.RESEND_BUTTON, ADD_RESEND),
-                                  _button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
+    return inline([[_button(texts.RESEND_BUTTON, ADD_RESEND.data),
+                                  _button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])
 
 
 def labels() -> Keyboard:
     return inline(
-        [[_button(label, f"add:label:{i}")] for i, label in enumerate(texts.LABEL_PRESETS)]
-        + [[_button(texts.CANCEL_BUTTON, ADD_CANCEL)]])
+        [[_button(label, LABEL.data(i))] for i, label in enumerate(texts.LABEL_PRESETS)]
+        + [[_button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])
 
 
 def status(*, showing_all: bool, many: bool, history: list[Account] | None = None
            ) -> Keyboard:
     """Under a status card: refresh, the other view, and (when the backend has it) the
     history of the active account, or of each account in the all-accounts view."""
-    row = [_button(texts.STATUS_REFRESH_BUTTON, STATUS_ALL if showing_all else STATUS_ONE)]
+    row = [_button(texts.STATUS_REFRESH_BUTTON,
+                   STATUS_ALL.data if showing_all else STATUS_ONE.data)]
     if many:
         row.append(_button(texts.STATUS_ACTIVE_BUTTON if showing_all
                            else texts.STATUS_ALL_BUTTON,
-                           STATUS_ONE if showing_all else STATUS_ALL))
+                           STATUS_ONE.data if showing_all else STATUS_ALL.data))
     rows = [row]
     if history is not None and showing_all:
-        rows += [[_button(texts.HISTORY_BUTTON_OF.format(label=a.label), f"hist:{a.slot}")]
+        rows += [[_button(texts.HISTORY_BUTTON_OF.format(label=a.label), HISTORY.data(a.slot))]
                  for a in history]
-        rows.append([_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN)])
+        rows.append([_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN.data)])
     elif history is not None:
-        rows.append([_button(texts.HISTORY_BUTTON, HISTORY_ACTIVE),
-                     _button(texts.REMINDERS_BUTTON, REMINDERS_OPEN)])
+        rows.append([_button(texts.HISTORY_BUTTON, HISTORY_ACTIVE.data),
+                     _button(texts.REMINDERS_BUTTON, REMINDERS_OPEN.data)])
     else:
-        rows.append([_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN)])
+        rows.append([_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN.data)])
     return inline(rows)
 
 
 def reminders(items: list[Brief], expired: set[str]) -> Keyboard:
     return inline([[_button(("✅ " if a.remind else "⬜ ") + account_caption(a)
                             + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
-                            f"rem:toggle:{a.slot}")] for a in items])
+                            REMINDER_TOGGLE.data(a.slot))] for a in items])
 
 
 def reverify(account: Account) -> Keyboard:
     return inline([[_button(texts.REVERIFY_BUTTON,
-                                          f"acct:switch:{account.slot}")]])
+                                          SWITCH.data(account.slot))]])
 
 
 def remove_pick(items: list[Account]) -> Keyboard:
     return inline(
-        [[_button("🗑 " + account_caption(a), f"rm:pick:{a.slot}")] for a in items]
-        + [[_button(texts.CANCEL_BUTTON, REMOVE_NO)]])
+        [[_button("🗑 " + account_caption(a), REMOVE_PICK.data(a.slot))] for a in items]
+        + [[_button(texts.CANCEL_BUTTON, REMOVE_NO.data)]])
 
 
 def remove_confirm(account: Account) -> Keyboard:
-    return inline([[_button(texts.REMOVE_YES_BUTTON, f"rm:yes:{account.slot}"),
-                                  _button(texts.CANCEL_BUTTON, REMOVE_NO)]])
+    return inline([[_button(texts.REMOVE_YES_BUTTON, REMOVE_YES.data(account.slot)),
+                                  _button(texts.CANCEL_BUTTON, REMOVE_NO.data)]])
 
 
 def erase() -> Keyboard:
-    return inline([[_button(texts.ERASE_YES_BUTTON, ERASE_YES),
-                                  _button(texts.CANCEL_BUTTON, ERASE_NO)]])
+    return inline([[_button(texts.ERASE_YES_BUTTON, ERASE_YES.data),
+                                  _button(texts.CANCEL_BUTTON, ERASE_NO.data)]])

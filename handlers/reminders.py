@@ -53,8 +53,7 @@ async def toggle(update: Update, context: Context) -> int | None:
     if account is not None and not account.remind and not svc.accounts.is_fresh(account):
         await answer(context, query, texts.REMINDER_NEEDS_REVERIFY)
         return await reverify_account(update, context, slot)
-    if account is None or not await svc.accounts.repo.set_remind(chat_id, slot,
-                                                                 not account.remind):
+    if account is None or not await svc.accounts.set_remind(chat_id, slot, not account.remind):
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
     else:
         await answer(context, query, (texts.REMINDER_OFF if account.remind

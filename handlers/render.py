@@ -13,7 +13,6 @@ from bot.jkn.base import Participant
 from bot.reminders import Notice
 from bot.status import Source, StatusView
 from bot.wib import jakarta_now
-from storage.otp_repo import Caps
 
 e = html.escape
 
@@ -24,6 +23,14 @@ def wib(timestamp: float) -> str:
 
 def rupiah(amount: int) -> str:
     return f"{amount:,}".replace(",", ".")
+
+
+def unpaid(months: int, amount: int) -> str:
+    """What is owed: '3 bulan, Rp315.000', or the amount alone when the months are not
+    known (the card and the reminder say it the same way)."""
+    if months > 0:
+        return texts.REMINDER_AMOUNT_MONTHS.format(months=months, amount=rupiah(amount))
+    return texts.REMINDER_AMOUNT.format(amount=rupiah(amount))
 
 
 def _status_line(p: Participant) -> str:
@@ -38,11 +45,8 @@ def _arrears(p: Participant) -> str:
         return texts.STATUS_ARREARS_UNKNOWN.format(backend=e(p.source))
     if p.unpaid_amount <= 0 and p.unpaid_months <= 0:
         return texts.STATUS_ARREARS_NONE
-    amount = (texts.REMINDER_AMOUNT_MONTHS.format(months=p.unpaid_months,
-                                                  amount=rupiah(p.unpaid_amount))
-              if p.unpaid_months > 0 else texts.REMINDER_AMOUNT.format(
-                  amount=rupiah(p.unpaid_amount)))
-    return texts.STATUS_ARREARS.format(amount=amount, va=e(p.virtual_account))
+    return texts.STATUS_ARREARS.format(amount=unpaid(p.unpaid_months, p.unpaid_amount),
+                                       va=e(p.virtual_account))
 
 
 def _family(p: Participant, detailed: bool) -> list[str]:
@@ -57,8 +61,8 @@ def _family(p: Participant, detailed: bool) -> list[str]:
                       for m in p.family)]
 
 
-def card(view: StatusView, *, detailed: bool = True) -> str:
-    """One account's status block."""
+def card(view: StatusView, *, backend_hourly: int, detailed: bool = True) -> str:
+    """One account's status block; ``backend_hourly`` is the cap a capped card names."""
     account, p = view.account, view.participant
     head = f"<b>{e(account.label)}</b>" + (" ✅" if account.active else "")
     if p is None:
@@ -73,7 +77,7 @@ def card(view: StatusView, *, detailed: bool = True) -> str:
         f"FKTP: {e(p.fktp_name)}",
         _arrears(p),
         *_family(p, detailed),
-        freshness(view),
+        freshness(view, backend_hourly=backend_hourly),
     ]
     return "\n".join(line for line in lines if line)
 
@@ -89,7 +93,7 @@ def age(seconds: float) -> str:
     return texts.AGE_DAYS.format(n=int(seconds // 86400))
 
 
-def freshness(view: StatusView) -> str:
+def freshness(view: StatusView, *, backend_hourly: int) -> str:
     """The card's last line: where the data came from and how old it is."""
     if view.at is None or view.age is None:
         return ""
@@ -97,7 +101,7 @@ def freshness(view: StatusView) -> str:
     if view.source is Source.STALE:
         return texts.STATUS_STALE.format(when=when, age=how_old)
     if view.source is Source.CAPPED:
-        return texts.STATUS_CAPPED.format(limit=Caps().backend_hourly, when=when, age=how_old)
+        return texts.STATUS_CAPPED.format(limit=backend_hourly, when=when, age=how_old)
     if view.source is Source.CACHED:
         return f"<i>{texts.STATUS_CACHED.format(when=when, age=how_old)}</i>"
     return f"<i>{texts.STATUS_UPDATED.format(when=when)}</i>"
@@ -120,12 +124,9 @@ def reminder(notice: Notice) -> str:
     if notice.arrears:
         lines += ["", texts.REMINDER_ARREARS_HEADER]
         for item in notice.arrears:
-            amount = (texts.REMINDER_AMOUNT_MONTHS.format(months=item.months,
-                                                          amount=rupiah(item.amount))
-                      if item.months > 0 else texts.REMINDER_AMOUNT.format(
-                          amount=rupiah(item.amount)))
             lines.append(texts.REMINDER_ARREARS.format(
-                label=e(item.label), amount_text=amount, va=e(item.virtual_account),
+                label=e(item.label), amount_text=unpaid(item.months, item.amount),
+                va=e(item.virtual_account),
                 due=long_date(item.due)))
     if notice.changes:
         lines += ["", texts.REMINDER_CHANGES_HEADER]
@@ -153,7 +154,7 @@ def short_date(iso: str) -> str:
         return e(iso)
 
 
-def history(account: Account, found: History, *, backend: str) -> str:
+def history(account: Account, found: History, *, backend: str, backend_hourly: int) -> str:
     """The /riwayat message: visits newest first, or why there are none to show."""
     label = e(account.label)
     if found.outcome is HistoryOutcome.UNSUPPORTED:
@@ -163,7 +164,7 @@ def history(account: Account, found: History, *, backend: str) -> str:
     if found.outcome is HistoryOutcome.REFUSED:
         return texts.HISTORY_REFUSED.format(label=label)
     if found.outcome is HistoryOutcome.CAPPED:
-        return texts.HISTORY_CAPPED.format(limit=Caps().backend_hourly)
+        return texts.HISTORY_CAPPED.format(limit=backend_hourly)
     lines = [texts.HISTORY_TITLE.format(label=label, start=found.start.strftime("%d/%m/%Y"),
                                         end=found.end.strftime("%d/%m/%Y")), ""]
     if not found.visits:

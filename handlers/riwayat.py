@@ -20,7 +20,7 @@ async def show(update: Update, context: Context) -> None:
     query = update.callback_query
     items = await svc.accounts.list(chat_id)
     wanted = (context.match.group(1) if query is not None and context.match is not None
-              and query.data != keyboards.HISTORY_ACTIVE else None)
+              and query.data != keyboards.HISTORY_ACTIVE.data else None)
     account = next((a for a in items if (a.slot == wanted if wanted else a.active)), None)
     if query is not None:
         if wanted and account is None:
@@ -41,4 +41,5 @@ async def _history(context: Context, account: Account
                                                     days=svc.accounts.session_days),
                 keyboards.reverify(account))
     return render.history(account, await svc.history.visits(account),
-                          backend=svc.backend.label), None
+                          backend=svc.backend.label,
+                          backend_hourly=svc.caps.backend_hourly), None

@@ -62,20 +62,20 @@ async def scrub(update: Update, context: Context) -> None:
 async def start(update: Update, context: Context) -> None:
     """Greeting, purpose, privacy summary and the consent buttons."""
     svc = services(context)
-    greeting = texts.START.format(max_accounts=svc.settings.kk_max_accounts)
-    consented = await svc.db.consented_at(chat_id_of(update))
+    intro = texts.START_INTRO.format(max_accounts=svc.settings.kk_max_accounts)
+    consented = await svc.consent.consented_at(chat_id_of(update))
     if consented is not None:
-        await send(update, context, greeting.rsplit("\n\n", 1)[0] + "\n\n"
-                   + texts.CONSENT_ALREADY.format(when=wib(consented)))
+        await send(update, context,
+                   intro + "\n\n" + texts.CONSENT_ALREADY.format(when=wib(consented)))
         return
-    await send(update, context, greeting, keyboards.consent())
+    await send(update, context, intro + "\n\n" + texts.CONSENT_QUESTION, keyboards.consent())
 
 
 async def consent_yes(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
     await answer(context, query)
-    await services(context).db.record_consent(chat_id_of(update))
+    await services(context).consent.record(chat_id_of(update))
     await drop_keyboard(context, query)
     await send(update, context, texts.CONSENT_GIVEN, keyboards.add_only())
 

@@ -19,7 +19,7 @@ async def _active_view(context: Context, items: list[Account]) -> tuple[str, Key
                                                    days=svc.accounts.session_days),
                 keyboards.reverify(active))
     view = await svc.status.fetch(active)
-    return render.card(view), keyboards.status(
+    return render.card(view, backend_hourly=svc.caps.backend_hourly), keyboards.status(
         showing_all=False, many=len(items) > 1,
         history=[active] if svc.history.supported else None)
 
@@ -28,7 +28,8 @@ async def _all_view(context: Context, items: list[Account]) -> tuple[str, Keyboa
     svc = services(context)
     fresh = [a for a in items if svc.accounts.is_fresh(a)]
     views = {v.account.slot: v for v in await svc.status.fetch_many(fresh)}
-    blocks = [render.card(views[a.slot], detailed=False) if a.slot in views
+    blocks = [render.card(views[a.slot], backend_hourly=svc.caps.backend_hourly,
+                          detailed=False) if a.slot in views
               else render.expired_block(a) for a in items]
     return render.all_accounts(blocks), keyboards.status(
         showing_all=True, many=len(items) > 1, history=items if svc.history.supported else None)
@@ -55,6 +56,6 @@ async def status_button(update: Update, context: Context) -> None:
     if not items:
         await edit_query(context, query, texts.STATUS_NO_ACCOUNT, keyboards.add_only())
         return
-    view = _all_view if query.data == keyboards.STATUS_ALL else _active_view
+    view = _all_view if query.data == keyboards.STATUS_ALL.data else _active_view
     text, keyboard = await view(context, items)
     await edit_query(context, query, text, keyboard, protect=True)

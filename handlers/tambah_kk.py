@@ -44,7 +44,7 @@ from bot.jkn.base import (
     JknNotFound,
     Participant,
 )
-from bot.otp import OtpService, SendOutcome
+from bot.otp import OtpService, SendOutcome, VerifyOutcome, VerifyResult
 from bot.status import Source, StatusView, identifier_of, lookup
 from handlers import keyboards, render
 from handlers.common import (
@@ -59,7 +59,6 @@ from handlers.common import (
     send,
     services,
 )
-from storage.otp_repo import VerifyOutcome, VerifyResult
 
 ASK_ID, CONFIRM, ASK_OTP, ASK_LABEL = range(4)
 END = ConversationHandler.END
@@ -573,8 +572,8 @@ async def _save(update: Update, context: Context, label: str) -> int:
             text += texts.CLEANUP_PENDING
     now = svc.clock()
     view = StatusView(outcome.account, participant, now, Source.LIVE, now)
-    await send(update, context, text + "\n\n" + render.card(view, detailed=False),
-               protect=True)
+    block = render.card(view, backend_hourly=svc.caps.backend_hourly, detailed=False)
+    await send(update, context, text + "\n\n" + block, protect=True)
     return END
 
 

@@ -95,7 +95,7 @@ def _activate(conn: sqlite3.Connection, chat_id: int, slot: str) -> None:
                  (chat_id, slot))
 
 
-def _select(conn: sqlite3.Connection, chat_id: int) -> list[Any]:
+def _select(conn: sqlite3.Connection, chat_id: int) -> list[sqlite3.Row]:
     return conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
                         (chat_id,)).fetchall()
 
@@ -123,21 +123,23 @@ class AccountsRepo:
     def _dec(self, chat_id: int, slot: str, field: str, blob: bytes) -> str:
         return self.vault.decrypt(bytes(blob), self._aad(chat_id, slot, field))
 
-    def _row_to_account(self, chat_id: int, row: Any) -> Account:
-        slot = str(row[0])
-        nik, card, name, phone, label = (self._dec(chat_id, slot, f, row[i + 1])
-                                         for i, f in enumerate(SENSITIVE_FIELDS))
-        status = (json.loads(self._dec(chat_id, slot, "status", row[6]))
-                  if row[6] is not None else None)
+    def _row_to_account(self, chat_id: int, row: sqlite3.Row) -> Account:
+        slot = str(row["slot"])
+        nik, card, name, phone, label = (self._dec(chat_id, slot, f, row[f"{f}_ct"])
+                                         for f in SENSITIVE_FIELDS)
+        status = (json.loads(self._dec(chat_id, slot, "status", row["status_ct"]))
+                  if row["status_ct"] is not None else None)
         return Account(chat_id, slot, nik, card, name, phone, label, status=status,
-                       status_at=row[7], verified_at=row[8], last_used_at=row[9],
-                       created_at=row[10], active=bool(row[11]), lookup_kind=str(row[12]))
+                       status_at=row["status_at"], verified_at=row["verified_at"],
+                       last_used_at=row["last_used_at"], created_at=row["created_at"],
+                       active=bool(row["active"]), lookup_kind=str(row["lookup_kind"]))
 
-    def _brief(self, chat_id: int, row: Any) -> Brief:
-        slot = str(row[0])
-        return Brief(chat_id, slot, self._dec(chat_id, slot, "nik", row[1]),
-                     self._dec(chat_id, slot, "label", row[2]), float(row[3]), bool(row[4]),
-                     bool(row[5]))
+    def _brief(self, chat_id: int, row: sqlite3.Row, active: bool | None = None) -> Brief:
+        slot = str(row["slot"])
+        return Brief(chat_id, slot, self._dec(chat_id, slot, "nik", row["nik_ct"]),
+                     self._dec(chat_id, slot, "label", row["label_ct"]),
+                     float(row["verified_at"]),
+                     bool(row["active"]) if active is None else active, bool(row["remind"]))
 
     def _encrypt_new(self, chat_id: int, slot: str, new: NewAccount | Account
                      ) -> tuple[bytes, ...]:
@@ -149,7 +151,7 @@ class AccountsRepo:
         return [self._row_to_account(chat_id, row) for row in await self.db.run(_select, chat_id)]
 
     async def list_brief(self, chat_id: int) -> Listing:
-        def unit(conn: sqlite3.Connection) -> list[Any]:
+        def unit(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             return conn.execute(f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
                                 (chat_id,)).fetchall()
         return [self._brief(chat_id, row) for row in await self.db.run(unit)]
@@ -159,29 +161,34 @@ class AccountsRepo:
         """A tap on an account, in one unit of work: it becomes active if it is the chat's,
         its session is fresh and it is not active yet. Returns what happened ("switched",
         "already_active", "needs_otp", "not_found") and the chat's listing after it."""
-        def unit(conn: sqlite3.Connection) -> tuple[str, list[Any]]:
+        def unit(conn: sqlite3.Connection) -> tuple[str, list[sqlite3.Row]]:
             rows = conn.execute(f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
                                 (chat_id,)).fetchall()
-            row = next((r for r in rows if r[0] == slot), None)
+            row = next((r for r in rows if r["slot"] == slot), None)
             if row is None:
                 return "not_found", rows
-            if row[3] < fresh_since:
+            if row["verified_at"] < fresh_since:
                 return "needs_otp", rows
-            if row[4]:
+            if row["active"]:
                 return "already_active", rows
             with immediate(conn):  # nothing ran on this connection since the read
                 conn.execute("UPDATE accounts SET active = 0 WHERE chat_id = ? AND active = 1",
                              (chat_id,))
                 conn.execute("UPDATE accounts SET active = 1, last_used_at = ? "
                              "WHERE chat_id = ? AND slot = ?", (now, chat_id, slot))
-            return "switched", [(*r[:4], int(r[0] == slot), r[5]) for r in rows]
+            return "switched", rows
         outcome, rows = await self.db.run(unit)
+        if outcome == "switched":  # the rows were read before the switch
+            return outcome, [self._brief(chat_id, row, active=row["slot"] == slot)
+                             for row in rows]
         return outcome, [self._brief(chat_id, row) for row in rows]
 
     async def get(self, chat_id: int, slot: str) -> Account | None:
-        def unit(conn: sqlite3.Connection) -> Any:
-            return conn.execute(f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
-                                "WHERE chat_id = ? AND slot = ?", (chat_id, slot)).fetchone()
+        def unit(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(
+                f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
+                "WHERE chat_id = ? AND slot = ?", (chat_id, slot)).fetchone()
+            return row
         row = await self.db.run(unit)
         return self._row_to_account(chat_id, row) if row else None
 
@@ -190,34 +197,33 @@ class AccountsRepo:
             return None
         index = self.vault.blind_index(chat_id, nik)
 
-        def unit(conn: sqlite3.Connection) -> Any:
-            return conn.execute(f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
-                                "WHERE chat_id = ? AND nik_index = ?", (chat_id, index)
-                                ).fetchone()
+        def unit(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(
+                f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
+                "WHERE chat_id = ? AND nik_index = ?", (chat_id, index)).fetchone()
+            return row
         row = await self.db.run(unit)
         return self._row_to_account(chat_id, row) if row else None
 
     def _card_slot(self, conn: sqlite3.Connection, chat_id: int, card: str) -> str | None:
         """Inside a unit of work: the chat's account with this card number, if any."""
-        for slot, blob in conn.execute("SELECT slot, card_ct FROM accounts WHERE chat_id = ?",
-                                       (chat_id,)).fetchall():
-            if self._dec(chat_id, str(slot), "card", blob) == card:
-                return str(slot)
+        for row in conn.execute("SELECT slot, card_ct FROM accounts WHERE chat_id = ?",
+                                (chat_id,)).fetchall():
+            if self._dec(chat_id, str(row["slot"]), "card", row["card_ct"]) == card:
+                return str(row["slot"])
         return None
 
     async def find_by_card(self, chat_id: int, card: str) -> Account | None:
-        def unit(conn: sqlite3.Connection) -> Any:
+        def unit(conn: sqlite3.Connection) -> sqlite3.Row | None:
             slot = self._card_slot(conn, chat_id, card)
             if slot is None:
                 return None
-            return conn.execute(f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
-                                "WHERE chat_id = ? AND slot = ?", (chat_id, slot)).fetchone()
+            row: sqlite3.Row | None = conn.execute(
+                f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
+                "WHERE chat_id = ? AND slot = ?", (chat_id, slot)).fetchone()
+            return row
         row = await self.db.run(unit)
         return self._row_to_account(chat_id, row) if row else None
-
-    async def count(self, chat_id: int) -> int:
-        return await self.db.run(count, "SELECT count(*) FROM accounts WHERE chat_id = ?",
-                                 chat_id)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -359,8 +365,8 @@ class AccountsRepo:
             if not batch:
                 return done
             for row in batch:
-                chat_id = int(row[0])
-                account = self._row_to_account(chat_id, row[1:])
+                chat_id = int(row["chat_id"])
+                account = self._row_to_account(chat_id, row)
                 slot = account.slot
                 status_ct = (target._enc(chat_id, slot, "status", json.dumps(account.status))
                              if account.status is not None else None)
@@ -370,4 +376,4 @@ class AccountsRepo:
                     (new_vault.blind_index(chat_id, index_key(account.nik, account.card)),
                      *target._encrypt_new(chat_id, slot, account), status_ct, chat_id, slot))
             done += len(batch)
-            last = (int(batch[-1][0]), str(batch[-1][1]))
+            last = (int(batch[-1]["chat_id"]), str(batch[-1]["slot"]))

@@ -1,27 +1,27 @@
 """The one SQLite database: connection, WAL, migrations and units of work.
 
-aiosqlite runs one connection on its own thread. A unit of work is a plain function of a
+One stdlib ``sqlite3`` connection lives on one worker thread (:class:`DatabaseThread`, a
+one-thread executor owned by :class:`Database`). A unit of work is a plain function of a
 ``sqlite3.Connection`` that :meth:`Database.run` executes on that thread in one hop: its
 statements (and its transaction, see :func:`immediate`) run back to back, nothing else can
-interleave with them, and a cancelled caller cannot leave a transaction half done. The
-older multi-hop helpers :meth:`Database.transaction` and :meth:`Database.read` take the same
-lock, so they never interleave with a unit either.
+interleave with them, and a cancelled caller cannot leave a transaction half done
+(docs/decisions.md 11 and 43). Rows are ``sqlite3.Row``: repositories read columns by name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
-
-import aiosqlite
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 def count(conn: sqlite3.Connection, sql: str, *params: object) -> int:
     row = conn.execute(sql, params).fetchone()
-    return int(row[0]) if row else 0
+    return int(row[0]) if row else 0  # the one column of a count
 
 
 def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
@@ -202,20 +202,75 @@ def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
     return row is not None and int(row[0]) == 0
 
 
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # its caller was cancelled; the unit ran all the same
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+class DatabaseThread:
+    """A one-thread executor: functions handed over run one at a time, in order, on its
+    thread; each caller awaits an asyncio future settled from there. A cancelled caller
+    does not take its function back: once handed over it runs (the result is dropped).
+
+    ``concurrent.futures.ThreadPoolExecutor(max_workers=1)`` gives the same order, but each
+    call then goes through a ``concurrent.futures.Future``, ``asyncio.wrap_future`` and, to
+    keep a queued unit from being cancelled, ``asyncio.shield``: 1.5 times aiosqlite's cost
+    per hop, where this is level with it (docs/decisions.md 43)."""
+
+    def __init__(self, name: str = "kk-db") -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[asyncio.Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((future, fn))
+        return future
+
+    def stop(self) -> None:
+        """The thread ends after what was handed over before this."""
+        self._queue.put(None)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn = item
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the caller, who decides
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                future.get_loop().call_soon_threadsafe(_settle, future, result, error)
+            del future, fn, result, error, item
+
+
 class Database:
-    """An open database; units of work run one at a time on its connection's thread.
+    """An open database: one ``sqlite3`` connection owned by one worker thread.
+
+    Every statement runs on that thread, inside a unit of work handed to :meth:`run`; the
+    event loop never touches the connection. The public surface is what a PostgreSQL
+    implementation would offer too: :meth:`open`, :meth:`run`, :meth:`close`,
+    :meth:`migrate`, :meth:`backup_to` and the small chat-wide operations below.
 
     Forgetting something (an erase, a removed or evicted account, a dropped or used code)
     ends with :meth:`scrub` inside its unit: one checkpoint attempt that never waits. If a
     reader holds it up, :attr:`cleanup_pending` says so (the reply tells the user) and a
     background task tries again until the WAL is empty, each try holding the connection
-    for one non-waiting checkpoint only, so no other chat is held up."""
+    for one non-waiting checkpoint only, so no other chat is held up.
+    """
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path | str,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, worker: DatabaseThread,
+                 path: Path | str, clock: Callable[[], float] = time.time) -> None:
+        self._conn = conn
+        self._worker = worker
+        self._closed = False
         self.path = path
-        self.lock = asyncio.Lock()
         self.clock = clock
         self._residue = False
         self._cleaner: asyncio.Task[None] | None = None
@@ -259,102 +314,78 @@ class Database:
         """Open (creating the file owner-only if new). A file that is not an SQLite
         database, or is damaged, raises :class:`DatabaseError` and is left as it was."""
         _create_private(Path(path))
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        worker = DatabaseThread()
         try:
-            for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "journal_mode=WAL",
-                           f"journal_size_limit={JOURNAL_SIZE_LIMIT}", "foreign_keys=ON",
-                           "synchronous=NORMAL", "secure_delete=ON"):
-                await conn.execute(f"PRAGMA {pragma}")
-            async with conn.execute("SELECT count(*) FROM sqlite_schema") as cur:
-                await cur.fetchone()  # reads page 1: a damaged header fails here
-            db = cls(conn, path, clock)
+            conn = await worker.submit(functools.partial(_connect, str(path)))
+        except BaseException:
+            worker.stop()
+            raise
+        db = cls(conn, worker, path, clock)
+        try:
             if migrate:
                 await db.migrate()
-        except sqlite3.OperationalError as exc:
-            await conn.close()
-            raise DatabaseError(f"{path} cannot be opened ({exc}); is another process "
-                                "holding it? Nothing was changed") from None
-        except sqlite3.DatabaseError as exc:
-            await conn.close()
-            raise DatabaseError(f"{path} is not a usable SQLite database ({exc}); it was "
-                                "left untouched: restore a backup or move it away") from None
         except BaseException:
-            await conn.close()
+            await db.close()
             raise
         return db
 
     async def close(self) -> None:
+        """Optimise (best effort) and close; waits for units already handed over. A second
+        call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         if self._cleaner is not None:
             self._cleaner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._cleaner
-        async with self.lock:
-            with contextlib.suppress(sqlite3.Error):  # best effort
-                await self.conn.execute("PRAGMA optimize")
-            await self.conn.close()
+
+        def unit(conn: sqlite3.Connection) -> None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA optimize")
+            conn.close()
+        try:
+            await self.run(unit)
+        finally:
+            self._worker.stop()
 
     async def run(self, fn: Callable[Concatenate[sqlite3.Connection, P], T],
                   *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(connection, *args)`` on the connection's thread, in one hop.
+        """Run ``fn(connection, *args, **kwargs)`` on the database thread, in one hop.
 
-        aiosqlite has no public call for "run this function on your thread"; its
-        ``_execute`` is what its own cursors use (pinned by the version bound in
-        pyproject.toml and by tests/test_storage.py)."""
-        async with self.lock:
-            raw = self.conn._conn
-            result: T = await self.conn._execute(  # type: ignore[no-untyped-call]
-                fn, raw, *args, **kwargs)
+        Units run one at a time in the order they were handed over (one worker thread), so
+        nothing interleaves with a unit's statements. A caller cancelled after handing its
+        unit over does not stop it: the unit still runs to its COMMIT or ROLLBACK."""
+        result = await self._worker.submit(functools.partial(fn, self._conn, *args, **kwargs))
         if self._residue:
             self._ensure_cleaner()
         return result
 
     async def user_version(self) -> int:
-        async with self.conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return await self.run(_user_version)
 
     async def migrate(self) -> None:
-        async with self.lock:
-            current = await self.user_version()
+        def unit(conn: sqlite3.Connection) -> list[int]:
+            current = _user_version(conn)
             if current > SCHEMA_VERSION:
                 raise DatabaseError(
                     f"database schema {current} is newer than this program ({SCHEMA_VERSION})")
+            applied = []
             for number in range(current, SCHEMA_VERSION):
-                await self.conn.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate(conn):
                     for statement in MIGRATIONS[number].split(";"):
                         if statement.strip():
-                            await self.conn.execute(statement)
-                    await self.conn.execute(f"PRAGMA user_version = {number + 1}")
-                    await self.conn.execute("COMMIT")
-                except BaseException:
-                    await self.conn.execute("ROLLBACK")
-                    raise
-                _LOGGER.info("database migrated to schema %d", number + 1)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` over several hops (tests, maintenance); rolled
-        back on any exception or cancellation. Prefer a unit of work with :meth:`run`."""
-        async with self.lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                await asyncio.shield(self.conn.execute("ROLLBACK"))
-                raise
-            await asyncio.shield(self.conn.execute("COMMIT"))
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Exclusive use of the connection for reads over several hops (tests)."""
-        async with self.lock:
-            yield self.conn
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number + 1}")
+                applied.append(number + 1)
+            return applied
+        for number in await self.run(unit):
+            _LOGGER.info("database migrated to schema %d", number)
 
     async def get_meta(self, key: str) -> bytes | None:
         def unit(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            return bytes(row[0]) if row else None
+            return bytes(row["value"]) if row else None
         return await self.run(unit)
 
     async def set_meta(self, key: str, value: bytes) -> None:
@@ -364,28 +395,6 @@ class Database:
                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                              (key, value))
         await self.run(unit)
-
-    # -- consent --------------------------------------------------------------------------
-
-    async def record_consent(self, chat_id: int) -> float:
-        """Record (or keep) the chat's consent; returns its timestamp."""
-        now = self.clock()
-
-        def unit(conn: sqlite3.Connection) -> float:
-            with immediate(conn):
-                conn.execute("INSERT INTO consent (chat_id, consented_at) VALUES (?, ?) "
-                             "ON CONFLICT (chat_id) DO NOTHING", (chat_id, now))
-                row = conn.execute("SELECT consented_at FROM consent WHERE chat_id = ?",
-                                   (chat_id,)).fetchone()
-            return float(row[0])
-        return await self.run(unit)
-
-    async def consented_at(self, chat_id: int) -> float | None:
-        def unit(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute("SELECT consented_at FROM consent WHERE chat_id = ?",
-                               (chat_id,)).fetchone()
-            return float(row[0]) if row else None
-        return await self.run(unit)
 
     async def erase_chat(self, chat_id: int) -> bool:
         """Delete every row of the chat in one transaction, then truncate the WAL.
@@ -410,12 +419,6 @@ class Database:
         at start); retried in the background if a reader holds it up."""
         return await self.run(self.scrub)
 
-    async def integrity_ok(self) -> bool:
-        def unit(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("PRAGMA quick_check").fetchone()
-            return row is not None and row[0] == "ok"
-        return await self.run(unit)
-
     async def backup_to(self, target: Path) -> None:
         """A consistent online copy through SQLite's backup API (mode 0600)."""
         _create_private(target)
@@ -429,5 +432,37 @@ class Database:
         await self.run(unit)
 
 
-def rows(conn: sqlite3.Connection, sql: str, *params: object) -> list[Any]:
+def rows(conn: sqlite3.Connection, sql: str, *params: object) -> list[sqlite3.Row]:
+    """Every row of a query, each read by column name."""
     return conn.execute(sql, params).fetchall()
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Open on the database thread (the connection stays there) with rows read by name.
+    A file that is not a database, or is damaged, raises :class:`DatabaseError`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "journal_mode=WAL",
+                       f"journal_size_limit={JOURNAL_SIZE_LIMIT}", "foreign_keys=ON",
+                       "synchronous=NORMAL", "secure_delete=ON"):
+            conn.execute(f"PRAGMA {pragma}")
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # reads page 1: a
+        # damaged header fails here
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        raise DatabaseError(f"{path} cannot be opened ({exc}); is another process "
+                            "holding it? Nothing was changed") from None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseError(f"{path} is not a usable SQLite database ({exc}); it was "
+                            "left untouched: restore a backup or move it away") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row["user_version"]) if row else 0

@@ -32,7 +32,7 @@ RATE_RETENTION = DAY
 
 @dataclass(frozen=True, slots=True)
 class Caps:
-    """Every cap in one place (SPEC §3); the global budget is a setting."""
+    """Every cap in one place (docs/decisions.md 6, 7, 12); the global budget is a setting."""
 
     phone_hourly: int = 5
     phone_daily: int = 10
@@ -269,7 +269,7 @@ class OtpRepo:
                                    "AND consumed_at IS NULL", (chat_id,)).fetchone()
                 if row is None:
                     return False
-                code_hash = self.vault.otp_hash(chat_id, bytes(row[0]), code)
+                code_hash = self.vault.otp_hash(chat_id, bytes(row["subject"]), code)
                 conn.execute(
                     "UPDATE challenges SET code_hash = ?, expires_at = ?, last_sent_at = ?, "
                     "resends = resends + 1 WHERE chat_id = ?",
@@ -282,22 +282,26 @@ class OtpRepo:
         def unit(conn: sqlite3.Connection) -> tuple[bytes, bytes, int] | None:
             row = conn.execute("SELECT subject, phone_index, owner FROM challenges "
                                "WHERE chat_id = ?", (chat_id,)).fetchone()
-            return None if row is None else (bytes(row[0]), bytes(row[1]), int(row[2]))
+            return None if row is None else (bytes(row["subject"]), bytes(row["phone_index"]),
+                                             int(row["owner"]))
         found = await self.db.run(unit)
         if found is None:
             return None
         return Keys(self.vault.chat_key(chat_id), found[0], found[1]), bool(found[2])
 
     async def get(self, chat_id: int) -> Challenge | None:
-        def unit(conn: sqlite3.Connection) -> Any:
-            return conn.execute(f"SELECT {_CHALLENGE_COLUMNS} FROM challenges "  # noqa: S608
-                                "WHERE chat_id = ?", (chat_id,)).fetchone()
+        def unit(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = conn.execute(
+                f"SELECT {_CHALLENGE_COLUMNS} FROM challenges "  # noqa: S608
+                "WHERE chat_id = ?", (chat_id,)).fetchone()
+            return row
         row = await self.db.run(unit)
         if row is None:
             return None
-        payload = json.loads(self.vault.decrypt(bytes(row[1]), self._aad(chat_id)))
-        return Challenge(chat_id, str(row[0]), payload, row[2], row[3], row[4], int(row[5]),
-                         int(row[6]), row[7], bool(row[8]))
+        payload = json.loads(self.vault.decrypt(bytes(row["payload_ct"]), self._aad(chat_id)))
+        return Challenge(chat_id, str(row["purpose"]), payload, row["created_at"],
+                         row["expires_at"], row["last_sent_at"], int(row["attempts"]),
+                         int(row["resends"]), row["consumed_at"], bool(row["owner"]))
 
     async def verify(self, chat_id: int, code: str, *, now: float, max_attempts: int
                      ) -> VerifyResult:
@@ -340,8 +344,10 @@ class OtpRepo:
                     (chat_id,)).fetchone()
                 if row is None:
                     return VerifyOutcome.NONE, 0, None
-                subject, phone, code_hash, blob, expires_at, attempts, consumed_at, owner = row
-                keys = Keys(chat_key, bytes(subject), bytes(phone))
+                keys = Keys(chat_key, bytes(row["subject"]), bytes(row["phone_index"]))
+                code_hash, blob = row["code_hash"], row["payload_ct"]
+                expires_at, attempts = row["expires_at"], row["attempts"]
+                consumed_at, owner = row["consumed_at"], row["owner"]
                 if consumed_at is not None:
                     return VerifyOutcome.USED, 0, None
                 if expires_at <= now:

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import MutableMapping
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
-from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from storage.db import Database, immediate
 from storage.db import rows as db_rows
 
 ChatData = dict[Any, Any]
+# The shapes BasePersistence's methods take, as PTB 22 documents them (its own aliases live
+# in the private telegram.ext._utils.types).
+ConversationKey = tuple[int | str, ...]
+ConversationDict = MutableMapping[ConversationKey, object]
+CDCData = tuple[list[tuple[str, float, dict[str, Any]]], dict[str, str]]
 
 
 class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]]):
@@ -43,8 +48,8 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         rows = await self.db.run(db_rows, "SELECT key, state FROM conversations WHERE name = ?",
                                  name)
         self._names.add(name)
-        self._states.update({(name, str(key)): str(state) for key, state in rows})
-        return {tuple(json.loads(key)): json.loads(state) for key, state in rows}
+        self._states.update({(name, str(row["key"])): str(row["state"]) for row in rows})
+        return {tuple(json.loads(row["key"])): json.loads(row["state"]) for row in rows}
 
     async def update_conversation(self, name: str, key: ConversationKey,
                                   new_state: object | None) -> None:
@@ -83,7 +88,7 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
 
     async def get_chat_data(self) -> dict[int, ChatData]:
         rows = await self.db.run(db_rows, "SELECT chat_id, data FROM chat_data")
-        self._written = {int(chat_id): str(data) for chat_id, data in rows}
+        self._written = {int(row["chat_id"]): str(row["data"]) for row in rows}
         return {chat_id: json.loads(data) for chat_id, data in self._written.items()}
 
     async def update_chat_data(self, chat_id: int, data: ChatData) -> None:

@@ -34,8 +34,8 @@ class RemindersRepo:
                 "SELECT chat_id, slot FROM accounts WHERE remind = 1 AND chat_id > ? "
                 "ORDER BY chat_id, created_at LIMIT ?", (start, limit)).fetchall()
             chats: dict[int, list[str]] = {}
-            for chat_id, slot in rows:
-                chats.setdefault(int(chat_id), []).append(str(slot))
+            for row in rows:
+                chats.setdefault(int(row["chat_id"]), []).append(str(row["slot"]))
             page = list(chats.items())
             if len(rows) == limit and len(page) > 1:
                 page.pop()  # its last chat may go on in the next page

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator import BotApiEmulator, TransportFault
+from bot.devtools.emulator import BotApiEmulator, TransportFault
 
 
 async def start_app(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:

@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.emulator import BotApiEmulator, Fault
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.emulator import BotApiEmulator, Fault
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services, open_services
 from bot.sms.base import SmsError
 from storage.accounts_repo import NewAccount
 from storage.db import CHAT_TABLES
 from storage.persistence import SqlitePersistence
+from tests.dbsql import execute, query, query_one
 
 NIK_A = "3174014506900011"  # woman born 05-06-1990, Jakarta
 NIK_B = "3273012304850022"
@@ -247,7 +248,7 @@ def new(nik: str, label: str = "KK") -> NewAccount:
 
 async def fill_every_table(services: Services, chat: int) -> None:
     """A row of ``chat`` in every table that has chat rows (and the rate records)."""
-    await services.db.record_consent(chat)
+    await services.consent.record(chat)
     await services.accounts.repo.add(chat, new(NIK_A, f"Ibu {chat}"), max_accounts=3, now=1.0)
     await services.accounts.repo.add(chat, new(NIK_B, f"Ayah {chat}"), max_accounts=3, now=2.0)
     await services.otp.issue(chat, purpose="add", nik=NIK_C, phone=PHONE,
@@ -255,8 +256,7 @@ async def fill_every_table(services: Services, chat: int) -> None:
     persistence = SqlitePersistence(services.db)
     await persistence.update_conversation("tambah_kk", (chat,), 2)
     await persistence.update_chat_data(chat, {"bad_inputs": 1})
-    async with services.db.transaction() as conn:
-        await conn.execute("INSERT INTO user_data (user_id, data) VALUES (?, '{}')", (chat,))
+    await execute(services.db, ("INSERT INTO user_data (user_id, data) VALUES (?, '{}')", (chat,)))
     assert await services.reminders.repo.claim(chat, date(2026, 1, 5), 1.0)  # reminder_log
 
 
@@ -264,18 +264,17 @@ async def chat_rows(services: Services, chat: int) -> dict[str, int]:
     """Rows of ``chat`` in every table that has a chat (or user) id column, found from the
     schema itself, so a table the erase forgets cannot hide from the tests."""
     counts: dict[str, int] = {}
-    async with services.db.read() as conn:
-        async with conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'") as cur:
-            tables = [str(r[0]) for r in await cur.fetchall()]
-        for table in tables:
-            async with conn.execute(f"PRAGMA table_info({table})") as cur:
-                columns = {str(r[1]) for r in await cur.fetchall()}
-            for column in ("chat_id", "user_id"):
-                if column in columns:
-                    async with conn.execute(
-                            f"SELECT count(*) FROM {table} WHERE {column} = ?", (chat,)) as cur:
-                        row = await cur.fetchone()
-                    counts[table] = int(row[0]) if row else 0
+    tables = [str(r["name"]) for r in await query(
+        services.db, "SELECT name FROM sqlite_schema WHERE type = 'table'")]
+    for table in tables:
+        columns = {str(r["name"]) for r in await query(services.db,
+                                                       f"PRAGMA table_info({table})")}
+        for column in ("chat_id", "user_id"):
+            if column in columns:
+                row = await query_one(services.db,
+                                      f"SELECT count(*) AS n FROM {table} WHERE {column} = ?",
+                                      chat)
+                counts[table] = int(row["n"]) if row else 0
     assert set(counts) >= {*CHAT_TABLES, "user_data"}
     return counts
 

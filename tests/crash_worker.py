@@ -23,6 +23,7 @@ from storage.accounts_repo import NewAccount
 from storage.keys import rotate_key
 from storage.otp_repo import Caps
 from storage.persistence import SqlitePersistence
+from tests.dbsql import execute
 
 CHATS = range(1, 6)
 PHONE = "+6281234567890"
@@ -96,16 +97,15 @@ async def main(data_dir: Path, seed: int) -> None:
         elif op == "erase":
             if not await svc.accounts.list(chat):
                 continue
-            await svc.db.record_consent(chat)
+            await svc.consent.record(chat)
             await svc.otp.issue(chat, purpose="add", nik="3578016712010033", phone=PHONE,
                                 payload={"kind": "nik", "value": "3578016712010033"})
             persistence = SqlitePersistence(svc.db)
             await persistence.update_conversation("tambah_kk", (chat,), 2)
             await persistence.update_chat_data(chat, {"bad_inputs": step})
             await svc.reminders.repo.claim(chat, date(2026, 1, 1 + step % 28), float(step))
-            async with svc.db.transaction() as conn:  # so that every table holds a row
-                await conn.execute("INSERT OR IGNORE INTO user_data (user_id, data) "
-                                   "VALUES (?, '{}')", (chat,))
+            await execute(svc.db, ("INSERT OR IGNORE INTO user_data (user_id, data) "  # so that
+                                   "VALUES (?, '{}')", (chat,)))  # every table holds a row
             say(f"FILLED {chat}")
             await svc.db.erase_chat(chat)
             say(f"ERASED {chat}")

@@ -205,7 +205,7 @@ MUTANTS = [
            ("tests/test_faults_process.py::test_telegram_unreachable_at_start_then_back",)),
     Mutant("identical edits judged from the tapped copy", "handlers/common.py",
            "    known = _shown(context).get((message.chat_id, message.message_id))\n",
-           "    from bot.tghtml import parse\n    markup = message.reply_markup\n"
+           "    from bot.devtools.tghtml import parse\n    markup = message.reply_markup\n"
            "    known = (body, markup.to_dict() if markup else None) "
            "if message.text == parse(body)[0] else None\n",
            ("tests/test_faults.py::test_taps_in_flight_together_leave_the_listing_true",)),

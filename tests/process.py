@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.emulator import BotApiEmulator, StoredMessage
+from bot.devtools.emulator import BotApiEmulator, StoredMessage
 from tests.botapi_http import HttpBotApi
 
 TOKEN = "7012345678:AAHk3vZ_secretSECRETsecret-0123456789ab"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.jkn.base import JknBackend
 from bot.jkn.pcare import PCareBackend
 from bot.jkn.vclaim import VClaimBackend

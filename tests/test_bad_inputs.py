@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from storage.otp_repo import VerifyOutcome
 from tests.conftest import (

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lzstring import LZString
 
 from bot import texts
-from bot.harness import EmulatedChat
+from bot.devtools.harness import EmulatedChat
 from bot.identity import Identifier, IdKind
 from bot.jkn import pcare
 from bot.jkn.base import (
@@ -378,7 +378,7 @@ async def test_accounts_without_a_nik_are_told_apart_by_card_also_after_a_key_ro
         repo = AccountsRepo(db, rotated)
         with pytest.raises(DuplicateAccountError):
             await repo.add(7, _no_nik("0009876543211", "lagi"), max_accounts=3, now=4.0)
-        assert await repo.count(7) == 2
+        assert len(await repo.list(7)) == 2
     finally:
         await db.close()
 

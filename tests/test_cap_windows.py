@@ -17,6 +17,7 @@ from storage.crypto import Vault, generate_master_key
 from storage.db import Database
 from storage.otp_repo import DAY, HOUR, Caps, Keys, OtpRepo, SendBlock, VerifyOutcome
 from tests.conftest import NIK_A, NIK_B, PHONE
+from tests.dbsql import query_one
 
 T = 1_000_000.0
 MINUTE = 60.0
@@ -150,9 +151,8 @@ async def test_rate_records_are_kept_a_day_and_pruned_after(otp: Otp) -> None:
         assert isinstance(await otp.send(otp.keys(i, phone=f"+62812000000{i:02d}"), T), int)
 
     async def records() -> int:
-        async with otp.db.read() as conn, conn.execute("SELECT count(*) FROM rate_events") as c:
-            row = await c.fetchone()
-        return int(row[0]) if row else -1
+        row = await query_one(otp.db, "SELECT count(*) AS n FROM rate_events")
+        return int(row["n"]) if row else -1
 
     assert await otp.repo.prune(T + DAY - MINUTE) == 0
     assert await records() == 3

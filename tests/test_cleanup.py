@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from bot import texts
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from storage.crypto import Vault
 from tests.conftest import NIK_A, NIK_B, NIK_C, NIK_D, Phone, add_account, consent
+from tests.dbsql import query
 
 #: How long the reader holds the database in the measured erase (the issue asks for 15 s).
 READER_SECONDS = 15.0
@@ -48,11 +49,9 @@ class Written:
 
     async def forgotten(self, services: Services) -> list[bytes]:
         """Ciphertexts of accounts and codes that no row holds any more."""
-        async with services.db.read() as conn:
-            async with conn.execute("SELECT slot FROM accounts") as cur:
-                slots = {str(row[0]) for row in await cur.fetchall()}
-            async with conn.execute("SELECT payload_ct FROM challenges") as cur:
-                live = {bytes(row[0]) for row in await cur.fetchall()}
+        slots = {str(row["slot"]) for row in await query(services.db, "SELECT slot FROM accounts")}
+        live = {bytes(row["payload_ct"])
+                for row in await query(services.db, "SELECT payload_ct FROM challenges")}
         gone = []
         for aad, blob in self.blobs:
             table, _, row, _ = aad.split("|")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.harness import EmulatedChat
+from bot.devtools.harness import EmulatedChat
 from bot.services import Services
 from handlers.tambah_kk import ASK_ID, ASK_LABEL, ASK_OTP, CONFIRM
 from tests.conftest import (
@@ -158,7 +158,7 @@ async def test_wrong_contacts_use_up_the_same_attempts_as_wrong_codes(
 
 async def test_wrong_contacts_count_against_the_participant_across_chats(
         bot: object, phone: Phone, services: Services) -> None:
-    from bot.harness import BotHarness
+    from bot.devtools.harness import BotHarness
     assert isinstance(bot, BotHarness)
     chats = [bot.chat(5000 + i, title=f"Orang {i}") for i in range(3)]
     for chat in chats[:2]:

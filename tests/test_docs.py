@@ -9,7 +9,7 @@ from telegram.ext import CommandHandler, ConversationHandler
 
 from bot import texts
 from bot.app import build_application
-from bot.config import ALLOWED, Settings
+from bot.config import ALLOWED, Settings, SettingsError, limits, load_settings
 from bot.services import Services
 from handlers import build_tambah_kk, tambah_kk
 
@@ -27,6 +27,39 @@ def test_every_setting_is_in_env_example_and_has_an_allowed_text() -> None:
     listed = set(re.findall(r"^([A-Z_]+)=", example, re.MULTILINE))
     assert listed == names
     assert set(ALLOWED) == names
+
+
+def _comment_above(example: str, name: str) -> str:
+    """The nearest block of comment lines above ``NAME=`` in .env.example."""
+    lines = example.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{name}="))
+    while index > 0 and not lines[index - 1].startswith("#"):
+        index -= 1
+    block = []
+    while index > 0 and lines[index - 1].startswith("#"):
+        index -= 1
+        block.insert(0, lines[index])
+    return "\n".join(block)
+
+
+def test_every_range_is_written_once_and_the_prose_agrees_with_it() -> None:
+    """The Field limits are the ranges; .env.example's prose and the error line say them."""
+    example = (ROOT / ".env.example").read_text()
+    ranged = {name.upper(): limits(name) for name in Settings.model_fields if limits(name)}
+    assert set(ranged) >= {"KK_MAX_ACCOUNTS", "OTP_TTL_SECONDS", "WEBHOOK_PORT"}
+    for name, (low, high) in ranged.items():
+        assert f"({low}-{high})" in _comment_above(example, name), name
+        line = str(SettingsError(name, None))
+        assert f"from {low} to {high}" in line, line
+        for bad in (low - 1, high + 1):
+            try:
+                load_settings(env_file=None, **{name.lower(): bad})
+            except SettingsError as exc:
+                assert str(exc).startswith(line), (str(exc), line)
+            else:
+                raise AssertionError(f"{name}={bad} was accepted")
+    quoted = re.findall(r"\(([0-9]+)-([0-9]+)\)", example)
+    assert len(quoted) == len(ranged), "every range in .env.example belongs to a setting"
 
 
 def test_help_readme_and_registered_commands_agree(services: Services) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from tests.conftest import consent
+from tests.dbsql import query_one
 
 
 async def test_start_shows_greeting_privacy_and_consent_buttons(chat: EmulatedChat) -> None:
@@ -20,12 +21,10 @@ async def test_nothing_is_stored_before_consent(chat: EmulatedChat, services: Se
     await chat.send("/start")
     await chat.send("/bantuan")
     await chat.send("halo")
-    assert await services.db.consented_at(chat.chat_id) is None
-    async with services.db.read() as conn:
-        for table in ("consent", "chat_data", "conversations", "accounts", "challenges"):
-            async with conn.execute(f"SELECT count(*) FROM {table}") as cur:
-                row = await cur.fetchone()
-            assert row is not None and row[0] == 0, table
+    assert await services.consent.consented_at(chat.chat_id) is None
+    for table in ("consent", "chat_data", "conversations", "accounts", "challenges"):
+        row = await query_one(services.db, f"SELECT count(*) AS n FROM {table}")
+        assert row is not None and row["n"] == 0, table
 
 
 async def test_consent_is_recorded_with_a_timestamp(chat: EmulatedChat, services: Services,
@@ -33,7 +32,7 @@ async def test_consent_is_recorded_with_a_timestamp(chat: EmulatedChat, services
     await consent(chat)
     assert "persetujuan Anda tercatat" in chat.last_text
     assert "/tambah_kk" in chat.last_text
-    assert await services.db.consented_at(chat.chat_id) is not None
+    assert await services.consent.consented_at(chat.chat_id) is not None
     assert chat.bot_messages[0].buttons == [], "consent buttons are removed after the tap"
     assert chat.last_message.buttons == [("➕ Tambah KK", "acct:add")], "no dead end"
     await chat.send("/start")
@@ -51,7 +50,7 @@ async def test_declining_stores_nothing(chat: EmulatedChat, services: Services) 
     await chat.send("/start")
     await chat.tap("Tidak")
     assert "tidak ada data yang disimpan" in chat.last_text
-    assert await services.db.consented_at(chat.chat_id) is None
+    assert await services.consent.consented_at(chat.chat_id) is None
 
 
 async def test_help_lists_every_command_once(chat: EmulatedChat) -> None:
@@ -105,7 +104,7 @@ async def test_group_gets_one_private_only_answer_and_nothing_is_stored(
     assert "hanya bekerja di chat pribadi" in group.last_text
     await group.send("/tambah_kk")
     assert len(group.replies) == 1
-    assert await services.db.consented_at(-100123) is None
+    assert await services.consent.consented_at(-100123) is None
     posted = await group.send("NIK saya 3174014506900011")
     assert posted.deleted, "deleted when the bot may (as a group administrator)"
     assert "3174014506900011" not in group.reply

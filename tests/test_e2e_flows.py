@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from handlers.tambah_kk import ASK_LABEL, ASK_OTP, CONFIRM
 from tests.conftest import (
@@ -24,14 +24,14 @@ from tests.conftest import (
     restart,
     start_bot,
 )
+from tests.dbsql import execute, query_one
 
 
 async def state_on_disk(services: Services, chat_id: int) -> int | None:
     """The /tambah_kk state the database holds for the chat right now."""
-    async with services.db.read() as conn, conn.execute(
-            "SELECT state FROM conversations WHERE chat_id = ?", (chat_id,)) as cur:
-        row = await cur.fetchone()
-    return None if row is None else int(row[0])
+    row = await query_one(services.db, "SELECT state FROM conversations WHERE chat_id = ?",
+                          chat_id)
+    return None if row is None else int(row["state"])
 
 
 async def labels_and_active(services: Services, chat_id: int) -> list[tuple[str, bool]]:
@@ -317,14 +317,13 @@ async def test_remove_one_account_then_erase_everything(
     # the two tables the bot fills in ways this story does not reach: today's reminder,
     # and PTB's user data (the bot keeps none, an older version may have)
     assert await services.reminders.repo.claim(chat.chat_id, date(2026, 1, 5), 1.0)
-    async with services.db.transaction() as conn:
-        await conn.execute("INSERT INTO user_data (user_id, data) VALUES (?, '{}')",
-                           (chat.chat_id,))
+    await execute(services.db, ("INSERT INTO user_data (user_id, data) VALUES (?, '{}')",
+                                (chat.chat_id,)))
     assert_a_row_in_every_table(await chat_rows(services, chat.chat_id))
     await chat.tap("Ya, hapus semua", message=erase_prompt)
     assert "sudah dihapus" in chat.reply
     assert await services.accounts.list(chat.chat_id) == []
-    assert await services.db.consented_at(chat.chat_id) is None
+    assert await services.consent.consented_at(chat.chat_id) is None
     assert not any((await chat_rows(services, chat.chat_id)).values())
     assert bot.emulator.errors == []
 
@@ -437,8 +436,8 @@ async def test_a_crash_before_the_new_state_was_written_still_accepts_the_code(
     await chat.send(NIK_A)
 
     async def lose_the_last_state_write(old: Services) -> None:
-        async with old.db.transaction() as conn:  # as if killed before ASK_OTP reached disk
-            await conn.execute("UPDATE conversations SET state = '0'")
+        # as if killed before ASK_OTP reached disk
+        await execute(old.db, "UPDATE conversations SET state = '0'")
 
     harness, svc = await restart(harness, svc, services_factory, lose_the_last_state_write)
     chat = harness.chat(1001)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import texts
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.identity import Identifier, IdKind
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services
@@ -25,6 +25,7 @@ from tests.conftest import (
     add_account,
     consent,
 )
+from tests.dbsql import query_one
 
 
 async def test_a_crash_in_a_handler_gets_a_kind_answer_without_internals(
@@ -204,7 +205,7 @@ async def test_an_html_label_is_stored_and_shown_literally(
 async def test_a_failed_delete_is_logged_and_the_flow_goes_on(
         bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services,
         caplog: pytest.LogCaptureFixture) -> None:
-    from bot.emulator import ApiError
+    from bot.devtools.emulator import ApiError
 
     async def refuse(params: dict[str, object]) -> bool:
         raise ApiError(400, "Bad Request: message can't be deleted for everyone")
@@ -234,10 +235,8 @@ async def test_a_hanging_sms_gateway_times_out_and_the_send_still_counts(
     await chat.send("/tambah_kk")
     await chat.send(NIK_A)
     assert "Kode OTP tidak bisa dikirim" in chat.last_text
-    async with services.db.read() as conn, conn.execute(
-            "SELECT count(*) FROM rate_events WHERE kind = 'sms'") as cur:
-        row = await cur.fetchone()
-    assert row is not None and row[0] == 1, "it may have gone out late: it still counts"
+    row = await query_one(services.db, "SELECT count(*) AS n FROM rate_events WHERE kind = 'sms'")
+    assert row is not None and row["n"] == 1, "it may have gone out late: it still counts"
     assert await services.otp.challenge(chat.chat_id) is None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.emulator import NOT_MODIFIED, QUERY_INVALID, BotApiEmulator, parse_html
+from bot.devtools.emulator import NOT_MODIFIED, QUERY_INVALID, BotApiEmulator, parse_html
 
 
 async def call(em: BotApiEmulator, method: str, **params: object) -> tuple[int, dict]:

@@ -16,9 +16,10 @@ import re
 from datetime import date
 
 from bot import texts
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from tests.conftest import NIK_A, NIK_B, NIK_C, FakeClock, FastSandbox, Phone, add_account, consent
+from tests.dbsql import execute
 from tests.test_reminders import ARREARS_NIK, FakeTime, opt_in, pace, round_on
 
 __all__ = ["pace"]
@@ -101,9 +102,8 @@ async def test_every_label_and_identifier_template_escapes_and_masks(
     assert (await round_on(bot, services, date(2026, 11, 7))).sent == 1
     # BPJS down: status and history that cannot be fetched
     backend.down = True
-    async with services.db.transaction() as conn:  # no status known for l2 yet, say
-        await conn.execute("UPDATE accounts SET status_ct = NULL, status_at = NULL "
-                           "WHERE chat_id = ?", (chat.chat_id,))
+    await execute(services.db, ("UPDATE accounts SET status_ct = NULL, status_at = NULL "  # no
+                                "WHERE chat_id = ?", (chat.chat_id,)))  # status known for l2
     clock.advance(services.settings.status_refresh_seconds + 1)
     await chat.send("/akun")
     await chat.tap(l2)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.emulator import BotApiEmulator, Fault
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.emulator import BotApiEmulator, Fault
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from tests.conftest import NIK_A, NIK_B, NIK_C, FakeClock, Phone, add_account, consent
 

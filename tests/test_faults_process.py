@@ -10,7 +10,7 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
-from bot.emulator import BotApiEmulator, Fault
+from bot.devtools.emulator import BotApiEmulator, Fault
 from tests.botapi_http import HttpBotApi
 from tests.conftest import NIK_A, NIK_B
 from tests.process import TOKEN, RunningBot, acli, http_env, spawn_bot, wait_for

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.identity import Identifier, IdKind, is_valid_nik
+from bot.identity import Identifier, IdKind, parse_identifier
 from bot.jkn import bridging
 from bot.jkn.base import (
     Capability,
@@ -61,7 +61,8 @@ async def test_sandbox_is_deterministic_and_realistic() -> None:
     assert 0 <= len(first.family) <= 4
     assert first.virtual_account == "88888" + first.card[-11:]
     by_card = await backend.lookup(Identifier(IdKind.CARD, CARD_A))
-    assert by_card.card == CARD_A and is_valid_nik(by_card.nik)
+    assert by_card.card == CARD_A
+    assert parse_identifier(by_card.nik) == Identifier(IdKind.NIK, by_card.nik)
     assert Participant.from_dict(first.to_dict()) == first
 
 

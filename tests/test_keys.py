@@ -23,6 +23,7 @@ from tests.conftest import (
     start_bot,
 )
 from tests.conftest import new as new_account
+from tests.dbsql import query_one
 from tests.process import bot_env, cli
 from tests.test_trust import guess_as_much_as_allowed, strangers
 
@@ -137,11 +138,10 @@ async def test_a_rotation_killed_at_any_point_leaves_a_key_that_opens_everything
         assert key_of(data_dir / "master.key") == old and retired == []
     else:
         assert key_of(data_dir / "master.key") != old and retired == [old], retired
-    async with reopened.db.read() as conn, conn.execute(
-            "SELECT count(*) FROM rate_events WHERE kind = 'wrong' AND subject_key = ?",
-            (reopened.otp.keys(2, NIK_B, PHONE).subject,)) as cur:
-        row = await cur.fetchone()
-    assert row == (1,), "the wrong code still counts against the participant"
+    row = await query_one(
+        reopened.db, "SELECT count(*) AS n FROM rate_events WHERE kind = 'wrong' AND "
+        "subject_key = ?", reopened.otp.keys(2, NIK_B, PHONE).subject)
+    assert row is not None and row["n"] == 1, "the wrong code still counts against them"
     assert reopened.otp.keys(2, NIK_B, PHONE).subject == subject
 
 

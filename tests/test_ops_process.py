@@ -250,7 +250,7 @@ def test_version_flag() -> None:
 
 async def test_webhook_mode_serves_health_and_metrics_beside_the_webhook(
         tmp_path: Path) -> None:
-    from bot.emulator import BotApiEmulator
+    from bot.devtools.emulator import BotApiEmulator
     from tests.botapi_http import HttpBotApi
     from tests.process import TOKEN
 

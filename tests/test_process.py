@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulator import BotApiEmulator
+from bot.devtools.emulator import BotApiEmulator
 from tests.botapi_http import HttpBotApi
 from tests.conftest import NIK_A, NIK_B
 from tests.process import TOKEN, RunningBot, bot_env, cli, http_env, spawn_bot, wait_for

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.identity import mask_nik
 from tests.conftest import NIK_B, NIK_C, NIK_D, Phone, consent
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import texts
-from bot.harness import EmulatedChat
+from bot.devtools.harness import EmulatedChat
 from bot.services import Services
 from tests.conftest import NIK_A, FastSandbox, Phone, consent
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from telegram.ext import CallbackContext
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.identity import Identifier, IdKind
 from bot.jkn.sandbox import SandboxBackend
 from bot.reminders import Notice, Pacer, RoundReport
@@ -33,6 +33,7 @@ from tests.conftest import (
     consent,
     start_bot,
 )
+from tests.dbsql import execute, query_one
 
 ARREARS_NIK = "3174014506900001"  # the sandbox's participant with 3 months unpaid
 NOVEMBER = {day: date(2026, 11, day) for day in range(1, 31)}
@@ -206,10 +207,9 @@ async def test_removing_an_account_or_the_chat_removes_its_reminders(
         ("Ayah", True)]
     await chat.send("/hapus_data")
     await chat.tap("Ya, hapus semua")
-    async with services.db.read() as conn, conn.execute(
-            "SELECT count(*) FROM reminder_log WHERE chat_id = 1001") as cur:
-        row = await cur.fetchone()
-    assert row is not None and row[0] == 0
+    row = await query_one(services.db,
+                          "SELECT count(*) AS n FROM reminder_log WHERE chat_id = 1001")
+    assert row is not None and row["n"] == 0
     assert (await round_on(bot, services, NOVEMBER[8])).chats == 0
 
 
@@ -253,8 +253,7 @@ async def test_a_thousand_chats_are_each_told_once_at_twenty_a_second(
             nik=ARREARS_NIK, card=person.card, name=person.name, phone="+6281234567890",
             label="Nunggak", status=person.to_dict()), max_accounts=3,
             now=services.accounts.clock())  # verified now: within KK_SESSION_DAYS
-    async with services.db.transaction() as conn:
-        await conn.execute("UPDATE accounts SET remind = 1")
+    await execute(services.db, "UPDATE accounts SET remind = 1")
     times: list[float] = []
     told: Counter[int] = Counter()
     pacer = services.reminders.pacer

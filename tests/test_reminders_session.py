@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.reminders import Notice, RoundReport
 from bot.services import Services
 from handlers.reminders import deliver_with
 from tests.conftest import NIK_B, FakeClock, FastSandbox, Phone, add_account, consent
+from tests.dbsql import query_one
 from tests.test_reminders import FakeTime, pace  # noqa: F401  (a fixture)
 
 ARREARS = ("3174014506900001", "3174014506880001")  # the sandbox's participants in arrears
@@ -39,11 +40,10 @@ async def round_on(bot: BotHarness, services: Services, day: date = DAY) -> Roun
 
 
 async def log_rows(services: Services, chat_id: int) -> int:
-    async with services.db.read() as conn, conn.execute(
-            "SELECT count(*) FROM reminder_log WHERE chat_id = ?", (chat_id,)) as cur:
-        row = await cur.fetchone()
+    row = await query_one(services.db, "SELECT count(*) AS n FROM reminder_log WHERE "
+                          "chat_id = ?", chat_id)
     assert row is not None
-    return int(row[0])
+    return int(row["n"])
 
 
 async def test_an_expired_session_gets_no_reminder_and_cannot_be_switched_on(

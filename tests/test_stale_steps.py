@@ -6,7 +6,7 @@ used, and /hapus_kk and /hapus_data clear a sealed step about it."""
 
 from __future__ import annotations
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
 from tests.conftest import NIK_A, NIK_B, FakeClock, FastSandbox, Phone, add_account, consent
 

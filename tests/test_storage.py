@@ -11,6 +11,7 @@ import pytest
 
 from bot.services import Services
 from storage.accounts_repo import AccountsRepo, CacheFullError, DuplicateAccountError
+from storage.consent_repo import ConsentRepo
 from storage.crypto import Vault, VaultError, generate_master_key
 from storage.db import CHAT_TABLES, SCHEMA_VERSION, Database, DatabaseError
 from storage.keys import KeyError_, check_key, resolve_master_key, retired_keys, rotate_key
@@ -28,6 +29,7 @@ from tests.conftest import (
     fill_every_table,
     new,
 )
+from tests.dbsql import execute, query, query_one, total_changes
 
 NAME = "SITI RAHMAWATI"
 
@@ -97,7 +99,7 @@ async def test_add_evicts_in_the_same_transaction_and_never_exceeds_the_bound(tm
             await repo.add(7, new(NIK_D), max_accounts=3, now=200.0)
         with pytest.raises(CacheFullError):
             await repo.add(7, new(NIK_D), max_accounts=3, now=200.0, evict_slot="missing")
-        assert await repo.count(7) == 3
+        assert len(await repo.list(7)) == 3
         account, evicted = await repo.add(7, new(NIK_D), max_accounts=3, now=201.0,
                                           evict_slot=slots[0])
         assert evicted == slots[0]
@@ -105,7 +107,7 @@ async def test_add_evicts_in_the_same_transaction_and_never_exceeds_the_bound(tm
         assert [a.active for a in await repo.list(7)] == [False, False, True]
         with pytest.raises(DuplicateAccountError):
             await repo.add(7, new(NIK_B), max_accounts=3, now=202.0, evict_slot=slots[1])
-        assert await repo.count(7) == 3
+        assert len(await repo.list(7)) == 3
     finally:
         await db.close()
 
@@ -119,7 +121,7 @@ async def test_concurrent_adds_never_leave_more_than_the_bound(tmp_path: Path) -
             *(repo.add(9, new(nik), max_accounts=2, now=3.0, evict_slot=first.slot)
               for nik in (NIK_C, NIK_D)), return_exceptions=True)
         assert sum(isinstance(r, CacheFullError) for r in results) == 1
-        assert await repo.count(9) == 2
+        assert len(await repo.list(9)) == 2
     finally:
         await db.close()
 
@@ -143,8 +145,7 @@ async def test_a_row_copied_into_another_chat_does_not_decrypt(tmp_path: Path) -
     db, repo, _ = await open_repo(tmp_path)
     try:
         await repo.add(1, new(NIK_A), max_accounts=3, now=1.0)
-        async with db.transaction() as conn:
-            await conn.execute("UPDATE accounts SET chat_id = 2")
+        await execute(db, "UPDATE accounts SET chat_id = 2")
         with pytest.raises(VaultError):
             await repo.list(2)
     finally:
@@ -159,13 +160,10 @@ async def test_a_field_swapped_between_two_accounts_of_one_chat_does_not_decrypt
         a, _ = await repo.add(1, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
         b, _ = await repo.add(1, new(NIK_B, "Ayah"), max_accounts=3, now=2.0)
         for column in ("nik_ct", "label_ct", "status_ct"):
-            async with db.transaction() as conn:
-                async with conn.execute(f"SELECT {column} FROM accounts WHERE slot = ?",
-                                        (a.slot,)) as cur:
-                    row = await cur.fetchone()
-                assert row is not None
-                await conn.execute(f"UPDATE accounts SET {column} = ? WHERE slot = ?",
-                                   (row[0], b.slot))
+            row = await query_one(db, f"SELECT {column} FROM accounts WHERE slot = ?", a.slot)
+            assert row is not None
+            await execute(db, (f"UPDATE accounts SET {column} = ? WHERE slot = ?",
+                               (row[column], b.slot)))
             with pytest.raises(VaultError):
                 await repo.get(1, b.slot)
             with pytest.raises(VaultError):
@@ -214,13 +212,12 @@ async def test_chat_a_code_does_not_work_in_chat_b_even_when_the_codes_are_equal
         for chat in (5, 6):
             await repo.put(chat, purpose="add", keys=keys_for(vault, chat), code="123456",
                            payload={}, now=100.0, ttl=300)
-        async with db.read() as conn, conn.execute(
-                "SELECT chat_id, code_hash FROM challenges ORDER BY chat_id") as cur:
-            hashes = {int(r[0]): bytes(r[1]) for r in await cur.fetchall()}
+        hashes = {int(r["chat_id"]): bytes(r["code_hash"]) for r in await query(
+            db, "SELECT chat_id, code_hash FROM challenges ORDER BY chat_id")}
         assert hashes[5] != hashes[6]
-        async with db.transaction() as conn:  # chat B's row now carries chat A's hash
-            await conn.execute("UPDATE challenges SET code_hash = ? WHERE chat_id = 6",
-                               (hashes[5],))
+        # chat B's row now carries chat A's hash
+        await execute(db, ("UPDATE challenges SET code_hash = ? WHERE chat_id = 6",
+                           (hashes[5],)))
         assert (await repo.verify(6, "123456", now=101.0, max_attempts=5)).outcome \
             is VerifyOutcome.WRONG
         assert (await repo.verify(5, "123456", now=101.0, max_attempts=5)).outcome \
@@ -236,17 +233,14 @@ async def test_a_code_for_one_participant_does_not_confirm_another(tmp_path: Pat
     try:
         await repo.put(5, purpose="add", keys=keys_for(vault, 5, NIK_A), code="123456",
                        payload={}, now=100.0, ttl=300)
-        async with db.read() as conn, conn.execute("SELECT code_hash FROM challenges") as cur:
-            row = await cur.fetchone()
+        row = await query_one(db, "SELECT code_hash FROM challenges")
         assert row is not None
-        first = bytes(row[0])
+        first = bytes(row["code_hash"])
         await repo.put(5, purpose="add", keys=keys_for(vault, 5, NIK_B), code="123456",
                        payload={}, now=100.0, ttl=300)
-        async with db.transaction() as conn:
-            async with conn.execute("SELECT code_hash FROM challenges") as cur:
-                row = await cur.fetchone()
-            assert row is not None and bytes(row[0]) != first
-            await conn.execute("UPDATE challenges SET code_hash = ?", (first,))
+        row = await query_one(db, "SELECT code_hash FROM challenges")
+        assert row is not None and bytes(row["code_hash"]) != first
+        await execute(db, ("UPDATE challenges SET code_hash = ?", (first,)))
         assert (await repo.verify(5, "123456", now=101.0, max_attempts=5)).outcome \
             is VerifyOutcome.WRONG
     finally:
@@ -269,8 +263,8 @@ async def test_a_code_expires_and_dies_after_max_attempts(tmp_path: Path) -> Non
             is VerifyOutcome.EXHAUSTED, "the right code no longer works after the last try"
         stored = await repo.get(6)
         assert stored is not None and stored.attempts == 3
-        async with db.read() as conn, conn.execute("SELECT code_hash FROM challenges") as cur:
-            hashes = [bytes(r[0]) for r in await cur.fetchall()]
+        hashes = [bytes(r["code_hash"])
+                  for r in await query(db, "SELECT code_hash FROM challenges")]
         assert len(hashes) == 2 and all(b"654321" not in h for h in hashes)
     finally:
         await db.close()
@@ -310,9 +304,8 @@ async def test_a_released_send_does_not_count(tmp_path: Path) -> None:
             await repo.release_send(record)
         assert isinstance(await repo.reserve_send(keys, 5041.0), int), \
             "ten failed SMS left the chat and the phone their whole allowance"
-        async with db.read() as conn, conn.execute("SELECT count(*) FROM rate_events") as cur:
-            row = await cur.fetchone()
-        assert row is not None and row[0] == 1
+        row = await query_one(db, "SELECT count(*) AS n FROM rate_events")
+        assert row is not None and row["n"] == 1
     finally:
         await db.close()
 
@@ -389,8 +382,7 @@ async def test_rate_records_hold_no_chat_id_and_expire(tmp_path: Path) -> None:
         await repo.reserve_send(keys_for(vault, chat), 100.0)
         assert await repo.reserve_lookup(vault.chat_key(chat), 100.0)
         assert await repo.reserve_backend_call(vault.chat_key(chat), 100.0)
-        async with db.read() as conn, conn.execute("SELECT * FROM rate_events") as cur:
-            dump = repr(await cur.fetchall())
+        dump = repr([tuple(r) for r in await query(db, "SELECT * FROM rate_events")])
         assert str(chat) not in dump
         assert await repo.prune(100.0 + 86401) == 3
     finally:
@@ -466,7 +458,7 @@ async def test_wrong_key_is_refused_and_nothing_is_touched(services_factory: Ser
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "kk.sqlite3")
-    await db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    await execute(db, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     await db.close()
     with pytest.raises(DatabaseError, match="newer"):
         await Database.open(tmp_path / "kk.sqlite3")
@@ -578,10 +570,9 @@ async def test_removing_or_evicting_one_account_leaves_no_copy_of_it(
     second, _ = await repo.add(1, new(NIK_B, "Dua"), max_accounts=2, now=2.0)
 
     async def ciphertexts(slot: str) -> list[bytes]:
-        async with services.db.read() as conn, conn.execute(
-                "SELECT nik_ct, card_ct, name_ct, phone_ct, label_ct, status_ct FROM accounts "
-                "WHERE slot = ?", (slot,)) as cur:
-            row = await cur.fetchone()
+        row = await query_one(
+            services.db, "SELECT nik_ct, card_ct, name_ct, phone_ct, label_ct, status_ct "
+            "FROM accounts WHERE slot = ?", slot)
         assert row is not None
         return [bytes(v)[17:] for v in row]
 
@@ -602,7 +593,7 @@ async def test_database_and_wal_hold_no_plaintext_identifier(
     from tests.conftest import Phone  # the recording phone of this services factory
 
     assert isinstance(svc.sms, Phone)
-    await svc.db.record_consent(1)
+    await svc.consent.record(1)
     for nik, label in ((NIK_A, "Label Rahasia"), (NIK_B, "Ibu")):
         await svc.otp.issue(1, purpose="add", nik=nik, phone=PHONE,
                             payload={"nik": nik, "name": NAME, "phone": PHONE})
@@ -620,23 +611,22 @@ async def test_database_and_wal_hold_no_plaintext_identifier(
 
 
 async def test_forward_migration_keeps_existing_rows(tmp_path: Path) -> None:
-    import aiosqlite
+    import sqlite3
 
     from storage.db import MIGRATIONS
 
     path = tmp_path / "kk.sqlite3"
-    conn = await aiosqlite.connect(str(path))
-    await conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
-    await conn.execute("INSERT INTO consent (chat_id, consented_at) VALUES (5, 123.0)")
-    await conn.commit()
-    await conn.close()
+    conn = sqlite3.connect(str(path))
+    conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO consent (chat_id, consented_at) VALUES (5, 123.0)")
+    conn.commit()
+    conn.close()
     db = await Database.open(path)
     try:
         assert await db.user_version() == SCHEMA_VERSION
-        assert await db.consented_at(5) == 123.0
-        async with db.read() as c, c.execute("PRAGMA journal_mode") as cur:
-            row = await cur.fetchone()
-        assert row is not None and row[0] == "wal"
+        assert await ConsentRepo(db).consented_at(5) == 123.0
+        row = await query_one(db, "PRAGMA journal_mode")
+        assert row is not None and row["journal_mode"] == "wal"
     finally:
         await db.close()
 
@@ -646,13 +636,13 @@ async def test_unchanged_chat_data_costs_no_write(tmp_path: Path) -> None:
     try:
         persistence = SqlitePersistence(db)
         await persistence.get_chat_data()
-        changes = db.conn.total_changes
+        changes = await total_changes(db)
         for _ in range(5):
             await persistence.update_chat_data(1, {})  # a /bantuan: nothing to store
-        assert db.conn.total_changes == changes
+        assert await total_changes(db) == changes
         await persistence.update_chat_data(1, {"bad_inputs": 1})
         await persistence.update_chat_data(1, {"bad_inputs": 1})
-        assert db.conn.total_changes == changes + 1
+        assert await total_changes(db) == changes + 1
         reloaded = SqlitePersistence(db)
         assert await reloaded.get_chat_data() == {1: {"bad_inputs": 1}}
         await reloaded.update_chat_data(1, {})
@@ -672,8 +662,8 @@ async def test_rate_log_pruning_uses_an_index(tmp_path: Path) -> None:
                     "AND phone_key = x'00' AND at > 1",
                     "SELECT count(*) FROM rate_events WHERE kind = 'lookup' "
                     "AND chat_key = x'00' AND at > 1"):
-            async with db.read() as conn, conn.execute(f"EXPLAIN QUERY PLAN {sql}") as cur:
-                plan = " ".join(str(row[-1]) for row in await cur.fetchall())
+            plan = " ".join(str(row["detail"])
+                            for row in await query(db, f"EXPLAIN QUERY PLAN {sql}"))
             assert "USING" in plan and "INDEX" in plan, (sql, plan)
     finally:
         await db.close()
@@ -685,10 +675,10 @@ async def test_an_unchanged_conversation_state_costs_no_write(tmp_path: Path) ->
         persistence = SqlitePersistence(db)
         await persistence.get_conversations("tambah_kk")
         await persistence.update_conversation("tambah_kk", (1,), 2)
-        changes = db.conn.total_changes
+        changes = await total_changes(db)
         await persistence.update_conversation("tambah_kk", (1,), 2)
         await persistence.update_conversation("tambah_kk", (9,), None)
-        assert db.conn.total_changes == changes
+        assert await total_changes(db) == changes
         reloaded = SqlitePersistence(db)
         assert await reloaded.get_conversations("tambah_kk") == {(1,): 2}
         await reloaded.update_conversation("tambah_kk", (1,), None)
@@ -699,8 +689,61 @@ async def test_an_unchanged_conversation_state_costs_no_write(tmp_path: Path) ->
 
 async def test_database_files_are_private(services: Services, data_dir: Path,
                                           tmp_path: Path) -> None:
-    await services.db.record_consent(1)
+    await services.consent.record(1)
     for name in ("kk.sqlite3", "kk.sqlite3-wal", "master.key"):
         assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
     await services.db.backup_to(tmp_path / "copy.sqlite3")
     assert stat.S_IMODE((tmp_path / "copy.sqlite3").stat().st_mode) == 0o600
+
+
+async def test_units_run_one_at_a_time_in_order_and_a_cancelled_caller_s_unit_still_commits(
+        tmp_path: Path) -> None:
+    """Decisions 11 and 43: a unit is one hop to the database thread; nothing interleaves
+    with it, and a caller cancelled after handing it over cannot take it back halfway."""
+    import sqlite3
+    import threading
+
+    from storage.db import immediate
+
+    db = await Database.open(tmp_path / "kk.sqlite3")
+    release = threading.Event()
+    trace: list[str] = []
+
+    def slow(conn: sqlite3.Connection) -> None:
+        trace.append("slow start")
+        release.wait(5)
+        trace.append("slow end")
+
+    def insert(conn: sqlite3.Connection, key: str) -> None:
+        trace.append(key)
+        with immediate(conn):
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, x'01')", (key,))
+
+    try:
+        first = asyncio.create_task(db.run(slow))
+        cancelled = asyncio.create_task(db.run(insert, "cancelled"))
+        after = asyncio.create_task(db.run(insert, "after"))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        release.set()
+        await first
+        await after
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert trace == ["slow start", "slow end", "cancelled", "after"]
+        assert await db.get_meta("cancelled") == b"\x01", "handed over, so it ran to COMMIT"
+
+        def failing(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("INSERT INTO meta (key, value) VALUES ('half', x'02')")
+                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError, match="boom"):
+            await db.run(failing)
+        assert await db.get_meta("half") is None, "rolled back whole"
+        rows = await query(db, "SELECT key FROM meta WHERE key IN ('cancelled', 'after') "
+                               "ORDER BY key")
+        assert [row["key"] for row in rows] == ["after", "cancelled"]
+    finally:
+        release.set()
+        await db.close()
+        await db.close()  # a second close does nothing

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.harness import BotHarness
+from bot.devtools.harness import BotHarness
 from bot.identity import Identifier, IdKind
 from bot.jkn.base import JknNotFound, Participant
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services
 from tests.conftest import NIK_A, NIK_B, FastSandbox, Phone, consent
+from tests.dbsql import execute
 
 NOT_FOUND = "3174014506900000"  # the sandbox knows no one whose NIK ends in 0000
 SAMPLES = 60
@@ -32,16 +33,17 @@ async def block(services: Services) -> None:
     vault, now = services.vault, services.clock()
     phone = SandboxBackend().participant(Identifier(IdKind.NIK, NIK_B)).phone
     assert phone is not None
-    async with services.db.transaction() as conn:
-        for i in range(10):
-            await conn.execute(
-                "INSERT INTO rate_events (kind, chat_key, subject_key, phone_key, owner, at) "
-                "VALUES ('wrong', ?, ?, NULL, 0, ?)",
-                (os.urandom(32), vault.participant_key(NIK_A), now - i))
-            await conn.execute(
-                "INSERT INTO rate_events (kind, chat_key, subject_key, phone_key, owner, at) "
-                "VALUES ('sms', ?, ?, ?, 0, ?)",
-                (os.urandom(32), os.urandom(32), vault.phone_key(phone), now - 7200 - i))
+    statements: list[tuple[str, tuple[object, ...]]] = []
+    for i in range(10):
+        statements.append((
+            "INSERT INTO rate_events (kind, chat_key, subject_key, phone_key, owner, at) "
+            "VALUES ('wrong', ?, ?, NULL, 0, ?)",
+            (os.urandom(32), vault.participant_key(NIK_A), now - i)))
+        statements.append((
+            "INSERT INTO rate_events (kind, chat_key, subject_key, phone_key, owner, at) "
+            "VALUES ('sms', ?, ?, ?, 0, ?)",
+            (os.urandom(32), os.urandom(32), vault.phone_key(phone), now - 7200 - i)))
+    await execute(services.db, *statements)
 
 
 class Counter:

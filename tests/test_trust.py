@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from telegram.ext import CallbackContext
 
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.identity import Identifier, IdKind, mask_nik
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import Services
@@ -35,6 +35,7 @@ from tests.conftest import (
     consent,
     start_bot,
 )
+from tests.dbsql import query_one
 
 MASKED_NIK = re.compile(r"\d{4}\*{8}\d{4}")
 PHONE_PREFIX = re.compile(r"\b0?8\d{2}\*{3,}|\+?628\d")
@@ -279,10 +280,9 @@ async def test_abandoned_challenges_and_pending_steps_are_cleared_by_housekeepin
     clock.advance(1800)
     await run_job(bot)
     assert "pending" not in bot.app.chat_data[full.chat_id]
-    async with services.db.read() as conn, conn.execute(
-            "SELECT data FROM chat_data WHERE chat_id = ?", (full.chat_id,)) as cur:
-        row = await cur.fetchone()
-    assert row is None or "pending" not in row[0], "gone from the disk too"
+    row = await query_one(services.db, "SELECT data FROM chat_data WHERE chat_id = ?",
+                          full.chat_id)
+    assert row is None or "pending" not in row["data"], "gone from the disk too"
     await full.tap("Lanjutkan")
     assert "sudah berakhir" in full.last_text
 
@@ -411,11 +411,10 @@ async def test_removing_an_account_mid_re_verification_leaves_nothing_of_it(
     clock.advance(31 * 86400)
     await chat.send("/akun")
     await chat.tap("Ibu")  # its session ran out: a code is on its way
-    async with services.db.read() as conn, conn.execute(
-            "SELECT payload_ct FROM challenges WHERE chat_id = ?", (chat.chat_id,)) as cur:
-        row = await cur.fetchone()
+    row = await query_one(services.db, "SELECT payload_ct FROM challenges WHERE chat_id = ?",
+                          chat.chat_id)
     assert row is not None
-    sealed = bytes(row[0])[-24:]
+    sealed = bytes(row["payload_ct"])[-24:]
     await chat.send("/hapus_kk")
     await chat.tap("Ibu")
     await chat.tap("Ya, hapus")

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import Fault
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.emulator import Fault
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.otp import SendOutcome
 from bot.reminders import Notice
 from bot.services import Services
 from bot.sms.base import SmsError
 from tests.conftest import NIK_A, PHONE, Phone, add_account, consent
+from tests.dbsql import query, query_one
 from tests.test_faults import once
 from tests.test_reminders import ARREARS_NIK, FakeTime, opt_in, pace, reminders_in, round_on
 
@@ -26,10 +27,9 @@ DAY = date(2026, 11, 7)  # inside the arrears days: the sandbox participant owes
 
 
 async def _log_state(services: Services, chat_id: int) -> list[str]:
-    async with services.db.read() as conn, conn.execute(
-            "SELECT state FROM reminder_log WHERE chat_id = ? AND day = ?",
-            (chat_id, DAY.isoformat())) as cur:
-        return [str(r[0]) for r in await cur.fetchall()]
+    return [str(r["state"]) for r in await query(
+        services.db, "SELECT state FROM reminder_log WHERE chat_id = ? AND day = ?",
+        chat_id, DAY.isoformat())]
 
 
 async def _opted_in(chat: EmulatedChat, phone: Phone) -> None:
@@ -101,10 +101,8 @@ class Sender:
 
 
 async def _sms_records(services: Services) -> int:
-    async with services.db.read() as conn, conn.execute(
-            "SELECT count(*) FROM rate_events WHERE kind = 'sms'") as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else -1
+    row = await query_one(services.db, "SELECT count(*) AS n FROM rate_events WHERE kind = 'sms'")
+    return int(row["n"]) if row else -1
 
 
 @pytest.mark.parametrize(("error", "counts"), [

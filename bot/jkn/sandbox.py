@@ -1,7 +1,7 @@
 """The sandbox backend: deterministic synthetic participants and visits, no network.
 
 The same identifier always yields the same participant; the last four digits select the
-special cases of SPEC §5 so every path of the bot can be shown without real data:
+special cases below (also in the README) so every path of the bot can be shown without real data:
 
 ====  ====================================================================
 0000  participant not found (a card ending 0000 also has no visits)

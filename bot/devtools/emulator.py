@@ -25,7 +25,7 @@ import httpx
 from telegram.error import NetworkError
 from telegram.request import BaseRequest, RequestData
 
-from bot import tghtml
+from bot.devtools import tghtml
 
 JSON = dict[str, Any]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import Settings
-from bot.emulator import BotApiEmulator
-from bot.harness import BotHarness, EmulatedChat
+from bot.devtools.emulator import BotApiEmulator
+from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.identity import Identifier, IdKind
 from bot.jkn.sandbox import SandboxBackend
 from bot.services import open_services

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from bot.app import ALLOWED_UPDATES, AnyApp, build_application, start_application, stop_application
-from bot.emulator import BotApiEmulator, EmulatorRequest, Event, StoredMessage
+from bot.devtools.emulator import BotApiEmulator, EmulatorRequest, Event, StoredMessage
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
 
