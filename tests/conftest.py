@@ -90,6 +90,8 @@ class FastSandbox(SandboxBackend):
     def __init__(self) -> None:
         self.sleeps: list[float] = []
         self.down = False
+        #: BPJS refuses history requests themselves (a "201" that is not "nothing there").
+        self.refuse_history = False
         self.lookups = 0
         #: Field changes BPJS made since, by the identifier looked up (e.g. a NIK).
         self.changed: dict[str, dict[str, Any]] = {}
@@ -113,6 +115,10 @@ class FastSandbox(SandboxBackend):
             from bot.jkn.base import JknUnavailable
 
             raise JknUnavailable("test outage")
+        if self.refuse_history:
+            from bot.jkn.base import JknInvalidRequest
+
+            raise JknInvalidRequest("test refusal")
         return await super().history(card, start, end)
 
 

@@ -81,9 +81,9 @@ async def _child(scenario: str, data_dir: Path) -> None:
         await svc.otp.issue(CHAT, purpose="add", nik=NIK_D, phone=PHONE,
                             payload={"kind": "nik", "value": NIK_D})
         assert (await svc.otp.verify(CHAT, "123456")).outcome is VerifyOutcome.OK
-        import storage.accounts_repo as accounts_module
+        import storage.db as db_module
 
-        accounts_module.checkpoint_truncate = _die  # type: ignore[assignment]
+        db_module.checkpoint_truncate = _die  # type: ignore[assignment]
         await repo.add(CHAT, new(NIK_D, "Baru"), max_accounts=3, evict_slot=oldest.slot,
                        now=10.0, consume_challenge=True)
     elif scenario == "code-after-commit":
@@ -121,22 +121,27 @@ async def _child(scenario: str, data_dir: Path) -> None:
 
 async def _migration_child(scenario: str, data_dir: Path) -> None:
     """Die at the commit of migration step 3 (before it, or after it)."""
-    import aiosqlite
+    import contextlib
+    import sqlite3 as sqlite
+    from collections.abc import Iterator
+
+    import storage.db as db_module
 
     commits = 0
-    inner = aiosqlite.Connection.execute
+    inner = db_module.immediate
 
-    def execute(self: Any, sql: str, *args: Any) -> Any:
+    @contextlib.contextmanager
+    def immediate(conn: sqlite.Connection) -> Iterator[sqlite.Connection]:
         nonlocal commits
+        with inner(conn):
+            yield conn
+            if commits == 2 and scenario == "migration-before-commit":
+                os._exit(CRASHED)  # step 3's statements ran, its COMMIT did not
+        commits += 1
         if commits == 3 and scenario == "migration-after-commit":
-            os._exit(CRASHED)  # the very next statement after step 3's commit
-        if sql == "COMMIT":
-            commits += 1
-            if commits == 3 and scenario == "migration-before-commit":
-                os._exit(CRASHED)
-        return inner(self, sql, *args)
+            os._exit(CRASHED)  # right after step 3's COMMIT
 
-    aiosqlite.Connection.execute = execute  # type: ignore[method-assign,assignment]
+    db_module.immediate = immediate  # type: ignore[assignment]
     await _open(data_dir)
     raise SystemExit("the crash point was not reached")
 

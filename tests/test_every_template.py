@@ -110,6 +110,9 @@ async def test_every_label_and_identifier_template_escapes_and_masks(
     await chat.send("/status")
     await chat.send("/riwayat")
     backend.down = False
+    backend.refuse_history = True  # BPJS refuses the history request itself
+    await chat.send("/riwayat")
+    backend.refuse_history = False
     # the cache is full: the eviction question, then the eviction
     await chat.send("/tambah_kk")
     await chat.send(NIK_C)

@@ -11,7 +11,6 @@ from bot.identity import (
     IdError,
     IdKind,
     IdProblem,
-    is_valid_nik,
     mask_card,
     mask_name,
     mask_nik,
@@ -19,7 +18,6 @@ from bot.identity import (
     parse_identifier,
     phone_tail,
 )
-from tests.conftest import NIK_A
 
 
 def _nik(day: str, month: str) -> str:
@@ -44,13 +42,6 @@ def test_lengths_at_their_edges() -> None:
     at_limit = parse_identifier("1" * 64)
     assert at_limit == IdError(IdProblem.WRONG_LENGTH, 64), "64 characters are still read"
     assert parse_identifier("12345") == IdError(IdProblem.WRONG_LENGTH, 5)
-
-
-def test_is_valid_nik_only_for_a_nik_written_as_stored() -> None:
-    assert is_valid_nik(NIK_A)
-    assert not is_valid_nik(NIK_A[:4] + " " + NIK_A[4:]), "a NIK with spaces is not as stored"
-    assert not is_valid_nik("0001234567890"), "a card number is not a NIK"
-    assert not is_valid_nik("abc")
 
 
 @pytest.mark.parametrize(("mask", "value", "shown"), [
