@@ -11,6 +11,7 @@ every security or data-loss control (docs/testing.md).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -238,6 +239,16 @@ MUTANTS = [
            "message.contact is not None or carries_identifier(",
            "False and carries_identifier(",
            (f"{T_CONTACT}::test_a_contact_at_any_other_step_is_deleted_and_changes_nothing",)),
+    # -- issue 24: one leader on PostgreSQL --------------------------------------------
+    Mutant("a leader serves on without its lock", "bot/leader.py",
+           "                if self.on_lost is not None:\n                    self.on_lost()\n",
+           "                pass\n",
+           ("tests/test_leader.py::test_leader_that_loses_its_connection_stops_serving_at_once",)),
+    Mutant("two leaders at once", "bot/leader.py",
+           'cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))',
+           'cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s) OR true", '
+           '(self.key,))',
+           ("tests/test_leader.py::test_one_leads_the_other_stands_by_then_takes_over",)),
 ]
 
 
@@ -263,7 +274,8 @@ def run(mutant: Mutant) -> tuple[bool, float, str]:
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                  *mutant.tests], cwd=copy, capture_output=True, text=True, timeout=300,
-                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp},
+                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp,
+                     **{k: v for k, v in os.environ.items() if k == "KK_TEST_POSTGRES_URL"}},
                 check=False)
         except subprocess.TimeoutExpired:
             return False, time.monotonic() - started, "the tests hung (fix them to fail)"

@@ -61,6 +61,11 @@ def find_binaries() -> Path | None:
     return None
 
 
+def runuser() -> str | None:
+    """runuser (util-linux), also when PATH lacks the sbin directories."""
+    return shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,7 +84,9 @@ class Cluster:
     _stopped: bool = field(default=False, repr=False)
 
     def _cmd(self, *args: str) -> list[str]:
-        return ["runuser", "-u", self.run_as, "--", *args] if self.run_as else list(args)
+        if self.run_as is None:
+            return list(args)
+        return [runuser() or "runuser", "-u", self.run_as, "--", *args]
 
     def stop(self) -> None:
         """Stop at once (no checkpoint: the data is thrown away) and remove the files."""
@@ -112,7 +119,7 @@ def start_cluster() -> Cluster:
         except KeyError:
             raise PostgresUnavailable(f"running as root and there is no '{SYSTEM_USER}' "
                                       "user to run PostgreSQL as") from None
-        if shutil.which("runuser") is None:
+        if runuser() is None:
             raise PostgresUnavailable("running as root and runuser is not installed")
         run_as = SYSTEM_USER
     directory = Path(tempfile.mkdtemp(prefix="kk-pg-"))
