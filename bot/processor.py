@@ -7,7 +7,9 @@ worker and drains its queue, later updates of the same chat are appended and ret
 once, freeing their slot. So a busy chat occupies one slot, and its backlog is bounded.
 
 After each update the processor asks the application to write the persistence, so a
-conversation state is on disk as soon as the update that changed it is done.
+conversation state is on disk as soon as the update that changed it is done; only then is
+the update reported done to :attr:`on_complete` (bot/polling.py confirms the getUpdates
+offset past it no earlier).
 
 When a chat's backlog is full (a burst of taps), an update is dropped, but never silently
 for the user: a dropped tap's callback query is still answered with a short "too fast"
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram import Update
@@ -47,7 +49,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self.max_backlog = max_backlog
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
-        self._queues: dict[int, deque[Awaitable[Any]]] = {}
+        self._queues: dict[int, deque[tuple[object, Awaitable[Any]]]] = {}
         self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -57,6 +59,9 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self.dropped_messages = 0
         self._bursts: dict[int, list[int]] = {}  # chat -> [taps, messages] dropped
         self._answers: set[asyncio.Task[None]] = set()
+        #: Called with each update once it is handled and its persistence written (or
+        #: dropped over the backlog): the polling confirms offsets from this.
+        self.on_complete: Callable[[object], None] | None = None
 
     async def initialize(self) -> None:
         """Nothing to allocate."""
@@ -74,20 +79,22 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
-    def _done(self) -> None:
+    def _done(self, update: object) -> None:
         self._pending -= 1
         self.completed += 1
         if self._pending == 0:
             self._idle.set()
+        if self.on_complete is not None:
+            self.on_complete(update)
 
-    async def _run(self, coroutine: Awaitable[Any]) -> None:
+    async def _run(self, update: object, coroutine: Awaitable[Any]) -> None:
         try:
             await coroutine
         except Exception:  # Application.process_update reports handler errors itself
             _LOGGER.exception("update processing failed")
         finally:
             await self._persist()
-            self._done()
+            self._done(update)
 
     async def _persist(self) -> None:
         app = self.application
@@ -114,7 +121,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         else:
             burst[1] += 1
             self.dropped_messages += 1
-        self._done()
+        self._done(update)
 
     async def _answer_too_fast(self, query_id: str) -> None:
         assert self.application is not None
@@ -135,25 +142,28 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._idle.clear()
         key = chat_key(update)
         if key is None:
-            await self._run(coroutine)
+            await self._run(update, coroutine)
             return
         queue = self._queues.get(key)
         if queue is not None:
             if len(queue) >= self.max_backlog:
                 self._drop(key, update, coroutine)
                 return
-            queue.append(coroutine)
+            queue.append((update, coroutine))
             return
-        queue = deque([coroutine])
+        queue = deque([(update, coroutine)])
         self._queues[key] = queue
         try:
             while queue:
-                await self._run(queue.popleft())
+                await self._run(*queue.popleft())
         finally:
             del self._queues[key]
             self._end_burst(key)
             while queue:  # only if this worker was cancelled: release what it held
-                leftover = queue.popleft()
+                _, leftover = queue.popleft()  # not handled: never confirmed
                 if isinstance(leftover, Coroutine):
                     leftover.close()
-                self._done()
+                self._pending -= 1
+                self.completed += 1
+                if self._pending == 0:
+                    self._idle.set()

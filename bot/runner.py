@@ -3,7 +3,9 @@
 At start the bot waits for Telegram: unreachable or answering 5xx, it logs one line and
 tries again with backoff (1 s doubling to 30 s), serving as soon as Telegram answers; a
 rejected token (401) stops it with one line (exit 2). While it runs, polling errors are
-logged as one line a minute at most; PTB's Updater keeps retrying.
+logged as one line a minute at most; the polling keeps retrying. Long polling confirms an
+update's offset only once the update is handled and its effects are written
+(bot/polling.py): an update in hand at a crash is delivered again.
 
 On a signal the updater stops fetching, the update in hand (and the chat's queued ones)
 finish, the persistence is written, the database is closed, and the process exits 0.
@@ -23,10 +25,12 @@ from bot.app import (
     ALLOWED_UPDATES,
     AnyApp,
     build_application,
+    processor_of,
     start_application,
     stop_application,
 )
 from bot.config import Settings
+from bot.polling import ConfirmedPolling
 from bot.services import Services, open_services
 
 _LOGGER = logging.getLogger(__name__)
@@ -77,6 +81,7 @@ class _PollingErrors:
 async def run_bot(settings: Settings, services: Services | None = None) -> None:
     services = services or await open_services(settings)
     application = build_application(services)
+    polling: ConfirmedPolling | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -95,14 +100,16 @@ async def run_bot(settings: Settings, services: Services | None = None) -> None:
                 allowed_updates=ALLOWED_UPDATES)
             _LOGGER.info("Asisten KK is running (webhook on port %s)", settings.webhook_port)
         else:
-            await application.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES, timeout=10, error_callback=_PollingErrors())
+            polling = ConfirmedPolling(application, processor_of(application),
+                                       allowed_updates=ALLOWED_UPDATES, timeout=10,
+                                       error_callback=_PollingErrors())
+            await polling.start()
             _LOGGER.info("Asisten KK is running (long polling)")
         await stop.wait()
         _LOGGER.info("stopping: finishing the updates in hand")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await stop_application(application)
+        await stop_application(application, polling)
         await services.close()
         _LOGGER.info("stopped cleanly")

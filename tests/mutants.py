@@ -249,6 +249,11 @@ MUTANTS = [
            'cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s) OR true", '
            '(self.key,))',
            ("tests/test_leader.py::test_one_leads_the_other_stands_by_then_takes_over",)),
+    Mutant("offset confirmed at fetch", "bot/polling.py",
+           "            return min(self.in_flight)\n",
+           "            return self.highest + 1\n",
+           ("tests/test_polling.py::test_an_update_in_hand_is_not_confirmed_until_done",
+            "tests/test_polling.py::test_an_update_in_hand_at_sigkill_is_handled_after_the_restart")),
 ]
 
 
