@@ -45,7 +45,7 @@ class BotHarness:
         await start_application(self.app)
         self.polling = ConfirmedPolling(self.app, self.processor,
                                         allowed_updates=ALLOWED_UPDATES,
-                                        timeout=int(self.poll_timeout), idle_wait=0.01,
+                                        timeout=int(self.poll_timeout), idle_wait=0.02,
                                         first_retry=0.0, max_retry=0.0)
         await self.polling.start()
         return self

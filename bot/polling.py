@@ -12,7 +12,8 @@ killed is lost. Here the offset is the low-water mark of the updates not yet don
   flight, ``the highest fetched + 1``); Telegram then sends the in-flight ones again, and
   they are skipped (anything at or below the highest fetched id is already queued);
 - a batch with nothing new while updates are in flight would answer at once again and
-  again, so the loop then waits for the next completion (or ``idle_wait``) first;
+  again (each answer up to 100 updates to parse), so the loop then pauses ``idle_wait``
+  (0.25 s) first: a new update waits at most that long while others are in hand;
 - on a graceful stop: fetching stops, the application finishes the updates in hand, and
   :meth:`ConfirmedPolling.confirm` makes one last getUpdates to confirm them.
 
@@ -56,7 +57,6 @@ class ConfirmedPolling:
         self.max_retry = max_retry
         self.in_flight: set[int] = set()
         self.highest = -1  # the highest update_id queued so far
-        self._completed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         processor.on_complete = self._complete
@@ -75,7 +75,6 @@ class ConfirmedPolling:
     def _complete(self, update: object) -> None:
         if isinstance(update, Update):
             self.in_flight.discard(update.update_id)
-            self._completed.set()
 
     async def start(self) -> None:
         """Remove any webhook (as PTB's start_polling does), then fetch in the background."""
@@ -90,7 +89,6 @@ class ConfirmedPolling:
     async def _loop(self) -> None:
         delay = self.first_retry
         while not self._stopping.is_set():
-            self._completed.clear()
             try:
                 updates = await self.application.bot.get_updates(
                     offset=self.offset, timeout=self.timeout,
@@ -110,12 +108,7 @@ class ConfirmedPolling:
                 self.highest = update.update_id
                 self.application.update_queue.put_nowait(update)
             if not fresh and self.in_flight:
-                waiter = asyncio.ensure_future(self._completed.wait())
-                stopper = asyncio.ensure_future(self._stopping.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.idle_wait,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
+                await self._pause(self.idle_wait)
 
     async def stop(self) -> None:
         """Stop fetching (a long poll in progress is abandoned; what it would have brought
