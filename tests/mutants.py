@@ -253,7 +253,8 @@ MUTANTS = [
            "            return min(self.in_flight)\n",
            "            return self.highest + 1\n",
            ("tests/test_polling.py::test_an_update_in_hand_is_not_confirmed_until_done",
-            "tests/test_polling.py::test_an_update_in_hand_at_sigkill_is_handled_after_the_restart")),
+            "tests/test_polling.py::test_an_update_in_hand_at_sigkill_is_handled_after_the_restart",
+            "tests/test_polling.py::test_after_sigkill_the_resent_updates_of_a_chat_keep_their_order")),
 ]
 
 

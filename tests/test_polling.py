@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.services import Services
 from tests.conftest import FastSandbox, Phone, consent, start_bot
-from tests.process import RunningBot
+from tests.process import RunningBot, wait_for
 
 SLOW_NIK = "3174014506900003"  # the sandbox's 3-second case
 NIK_B = "3273012304850022"
@@ -98,3 +98,28 @@ async def test_an_update_in_hand_at_sigkill_is_handled_after_the_restart(
         await chat.send("Ibu", expect="Tersimpan")
         assert bot.read_db("SELECT count(*) FROM accounts WHERE chat_id = ?", 4400) == [(1,)]
         assert len(bot.sms) == 1
+
+
+async def test_after_sigkill_the_resent_updates_of_a_chat_keep_their_order(
+        tmp_path: Path) -> None:
+    """The NIK is being looked up and /batal waits behind it in the same chat when the bot
+    is killed. Both come again, in order: the code is sent, then the flow is cancelled;
+    the other way round the NIK would arrive after the cancel, outside the flow."""
+    async with RunningBot(tmp_path) as bot:
+        chat = bot.chat(4500, title="Ani")
+        await chat.consent()
+        await chat.send("/tambah_kk", expect="Kirim")
+        await chat.send(SLOW_NIK, expect="Memproses")
+        await chat.send("/batal")
+        batal = bot.emulator.updates[-1]["update_id"]
+        await wait_for(lambda: bot.emulator.last_delivered_id >= batal, "/batal fetched")
+        await asyncio.sleep(0.1)  # and queued behind the look-up
+        assert "Dibatalkan" not in chat.reply
+        assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL
+        chat._mark = len(bot.emulator.events)
+        await bot.start()
+        await chat.until("Dibatalkan", timeout=30)
+        reply = chat.reply
+        assert reply.index("Kode OTP 6 angka sudah dikirim") < reply.index("Dibatalkan")
+        assert len(bot.sms) == 1
+        assert bot.read_db("SELECT count(*) FROM challenges") == [(0,)]
