@@ -79,6 +79,11 @@ class AccountService:
     async def find_by_nik(self, chat_id: int, nik: str) -> Account | None:
         return await self.repo.find_by_nik(chat_id, nik)
 
+    async def find_same(self, chat_id: int, nik: str, card: str) -> Account | None:
+        """The chat's account of this participant: same NIK (when known) or same card."""
+        return (await self.repo.find_by_nik(chat_id, nik)
+                or await self.repo.find_by_card(chat_id, card))
+
     async def eviction_candidate(self, chat_id: int) -> Account | None:
         """The account a new one would push out: the least recently used, if full."""
         accounts = await self.repo.list(chat_id)

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from bot.accounts import Account
-from bot.jkn.base import Capability, JknBackend, JknError, JknUnsupported, Visit
+from bot.jkn.base import (
+    Capability,
+    JknBackend,
+    JknError,
+    JknInvalidRequest,
+    JknUnsupported,
+    Visit,
+)
 from bot.status import bounded
 from bot.wib import jakarta_now
 
@@ -26,6 +33,7 @@ class HistoryOutcome(enum.StrEnum):
     VISITS = "visits"  # (possibly none)
     UNSUPPORTED = "unsupported"  # the backend cannot tell (PCare)
     UNAVAILABLE = "unavailable"  # the backend failed or was too slow
+    REFUSED = "refused"  # BPJS refused the request itself (never read as "no visits")
     CAPPED = "capped"  # the chat is over its hourly budget of backend calls
 
 
@@ -59,6 +67,9 @@ class HistoryService:
             found = await bounded(self.backend.history(account.card, start, end))
         except JknUnsupported:
             return History(HistoryOutcome.UNSUPPORTED, start, end)
+        except JknInvalidRequest:
+            _LOGGER.warning("history refused by BPJS (invalid request)")
+            return History(HistoryOutcome.REFUSED, start, end)
         except JknError as exc:
             _LOGGER.warning("history failed: %s", type(exc).__name__)
             return History(HistoryOutcome.UNAVAILABLE, start, end)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from bot import texts
+
 _ASCII_DIGITS = frozenset("0123456789")
 _SEPARATORS = re.compile(r"[ \-.]")
 OTP_RE = re.compile(r"^[0-9]{6}$")
@@ -131,7 +133,9 @@ def national_phone(e164: str) -> str:
 
 
 def mask_nik(nik: str) -> str:
-    """3174********0001: first 4, last 4."""
+    """3174********0001: first 4, last 4; "NIK tidak diketahui" when BPJS gave none."""
+    if not nik:
+        return texts.NIK_UNKNOWN
     return nik[:4] + "*" * (len(nik) - 8) + nik[-4:] if len(nik) > 8 else "*" * len(nik)
 
 

@@ -161,6 +161,8 @@ LOOKUP_CAP = (
     "Batas pencarian peserta hari ini untuk chat ini sudah tercapai. Demi keamanan data, "
     "coba lagi besok."
 )
+#: In place of a masked NIK when BPJS gave none (an empty ``noKTP``).
+NIK_UNKNOWN = "NIK tidak diketahui"
 LOOKING_UP = "⏳ Memproses {masked}…"
 #: One reply for everything that keeps a code from going out for a participant while
 #: adding (not found, no phone on file, too many codes or wrong codes for them today, an
@@ -372,6 +374,11 @@ HISTORY_DIAGNOSIS = "  {diagnosis}"
 HISTORY_MORE = "…dan {count} kunjungan lebih lama lagi."
 HISTORY_UNSUPPORTED = (
     "Riwayat kunjungan tidak tersedia lewat {backend}. Lihat riwayat di aplikasi JKN Mobile."
+)
+HISTORY_REFUSED = (
+    "Riwayat kunjungan «{label}» tidak bisa diambil: layanan data BPJS menolak "
+    "permintaannya. Ini bukan berarti tidak ada kunjungan. Lihat riwayat di aplikasi JKN "
+    "Mobile, atau beri tahu pengelola bot bila terus terjadi."
 )
 HISTORY_UNAVAILABLE = (
     "Riwayat kunjungan «{label}» belum bisa diambil: layanan data BPJS sedang tidak bisa "

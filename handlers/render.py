@@ -66,7 +66,8 @@ def card(view: StatusView, *, detailed: bool = True) -> str:
     lines = [
         head,
         f"👤 {e(p.name)}",
-        f"NIK {mask_nik(account.nik)} · Kartu {mask_card(account.card)}",
+        (f"NIK {mask_nik(account.nik)}" if account.nik else texts.NIK_UNKNOWN)
+        + f" · Kartu {mask_card(account.card)}",
         _status_line(p),
         f"Jenis: {e(p.type_text)} · {e(p.class_text)}",
         f"FKTP: {e(p.fktp_name)}",
@@ -159,6 +160,8 @@ def history(account: Account, found: History, *, backend: str) -> str:
         return texts.HISTORY_UNSUPPORTED.format(backend=e(backend))
     if found.outcome is HistoryOutcome.UNAVAILABLE:
         return texts.HISTORY_UNAVAILABLE.format(label=label)
+    if found.outcome is HistoryOutcome.REFUSED:
+        return texts.HISTORY_REFUSED.format(label=label)
     if found.outcome is HistoryOutcome.CAPPED:
         return texts.HISTORY_CAPPED.format(limit=Caps().backend_hourly)
     lines = [texts.HISTORY_TITLE.format(label=label, start=found.start.strftime("%d/%m/%Y"),

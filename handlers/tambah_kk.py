@@ -37,7 +37,13 @@ from bot.identity import (
     parse_identifier,
     parse_otp,
 )
-from bot.jkn.base import JknCredentialsRejected, JknError, JknNotFound, Participant
+from bot.jkn.base import (
+    JknCredentialsRejected,
+    JknError,
+    JknInvalidRequest,
+    JknNotFound,
+    Participant,
+)
 from bot.otp import OtpService, SendOutcome
 from bot.status import Source, StatusView, identifier_of, lookup
 from handlers import keyboards, render
@@ -104,11 +110,11 @@ def _typed(payload: dict[str, Any]) -> Identifier:
 
 
 async def _find(context: Context, typed: Identifier) -> Participant | None:
-    """The participant, or None if BPJS knows no one by this identifier (other backend
-    errors are the caller's to word)."""
+    """The participant, or None if BPJS knows no one by this identifier or refused it as
+    invalid (both read as "cannot send"; other backend errors are the caller's to word)."""
     try:
         return await lookup(services(context).backend, typed)
-    except JknNotFound:
+    except (JknNotFound, JknInvalidRequest):
         return None
 
 
@@ -233,7 +239,7 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
         await edit(context, progress, texts.REVERIFY_NO_PHONE)
         return END
     if adding:
-        existing = await svc.accounts.find_by_nik(chat_id, participant.nik)
+        existing = await svc.accounts.find_same(chat_id, participant.nik, participant.card)
         if existing is not None:
             return await _cached(update, context, existing, progress)
     return await _send_code(update, context, payload, participant, progress)
@@ -256,7 +262,8 @@ async def _send_code(update: Update, context: Context, payload: dict[str, Any],
     assert participant.phone is not None
     owner = payload["purpose"] == "reverify"
     result = await svc.otp.issue(chat_id, purpose=str(payload["purpose"]),
-                                 nik=participant.nik, phone=participant.phone,
+                                 nik=participant.nik or participant.card,  # NIK unknown
+                                 phone=participant.phone,
                                  payload=payload, owner=owner)
     if result.outcome is not SendOutcome.SENT and not owner:
         return await _bad_input(update, context,
@@ -498,7 +505,7 @@ async def _save(update: Update, context: Context, label: str) -> int:
         outcome = await svc.accounts.add(chat_id, new, evict_slot=payload.get("evict"))
     except DuplicateAccountError:
         await svc.otp.cancel(chat_id)
-        existing = await svc.accounts.find_by_nik(chat_id, participant.nik)
+        existing = await svc.accounts.find_same(chat_id, participant.nik, participant.card)
         if existing is not None:
             await svc.accounts.switch(chat_id, existing.slot)
             await send(update, context,

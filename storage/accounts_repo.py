@@ -1,5 +1,9 @@
 """The per-chat account cache table. Every sensitive field is a vault ciphertext bound to
-``accounts|chat|slot|field``; duplicates are found through the NIK blind index.
+``accounts|chat|slot|field``; duplicates are found through the NIK blind index and, since
+BPJS may not give a participant's NIK (an empty ``noKTP``), through the card number too: an
+account whose NIK is unknown (``""``) is indexed by its card number (13 digits, so never
+equal to a 16-digit NIK), and every insert also compares the chat's cards (a chat holds a
+handful of accounts).
 
 Every method is one unit of work (:meth:`storage.db.Database.run`): one hop to the database
 thread, its statements and transaction back to back.
@@ -27,7 +31,12 @@ class CacheFullError(Exception):
 
 
 class DuplicateAccountError(Exception):
-    """The NIK is already cached in this chat."""
+    """The participant (same NIK, or same card number) is already cached in this chat."""
+
+
+def index_key(nik: str, card: str) -> str:
+    """What the blind index is made of: the NIK, or the card number when it is unknown."""
+    return nik or card
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +186,32 @@ class AccountsRepo:
         return self._row_to_account(chat_id, row) if row else None
 
     async def find_by_nik(self, chat_id: int, nik: str) -> Account | None:
+        if not nik:  # unknown: matches nothing (such accounts are indexed by card)
+            return None
         index = self.vault.blind_index(chat_id, nik)
 
         def unit(conn: sqlite3.Connection) -> Any:
             return conn.execute(f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
                                 "WHERE chat_id = ? AND nik_index = ?", (chat_id, index)
                                 ).fetchone()
+        row = await self.db.run(unit)
+        return self._row_to_account(chat_id, row) if row else None
+
+    def _card_slot(self, conn: sqlite3.Connection, chat_id: int, card: str) -> str | None:
+        """Inside a unit of work: the chat's account with this card number, if any."""
+        for slot, blob in conn.execute("SELECT slot, card_ct FROM accounts WHERE chat_id = ?",
+                                       (chat_id,)).fetchall():
+            if self._dec(chat_id, str(slot), "card", blob) == card:
+                return str(slot)
+        return None
+
+    async def find_by_card(self, chat_id: int, card: str) -> Account | None:
+        def unit(conn: sqlite3.Connection) -> Any:
+            slot = self._card_slot(conn, chat_id, card)
+            if slot is None:
+                return None
+            return conn.execute(f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
+                                "WHERE chat_id = ? AND slot = ?", (chat_id, slot)).fetchone()
         row = await self.db.run(unit)
         return self._row_to_account(chat_id, row) if row else None
 
@@ -203,7 +232,7 @@ class AccountsRepo:
         the evicted slot, if any.
         """
         slot = new_slot_token()
-        index = self.vault.blind_index(chat_id, new.nik)
+        index = self.vault.blind_index(chat_id, index_key(new.nik, new.card))
         fields = self._encrypt_new(chat_id, slot, new)
         status_ct = (self._enc(chat_id, slot, "status", json.dumps(new.status))
                      if new.status is not None else None)
@@ -213,7 +242,8 @@ class AccountsRepo:
             evicted: str | None = None
             with immediate(conn):
                 if conn.execute("SELECT 1 FROM accounts WHERE chat_id = ? AND nik_index = ?",
-                                (chat_id, index)).fetchone():
+                                (chat_id, index)).fetchone() or self._card_slot(
+                                    conn, chat_id, new.card) is not None:
                     raise DuplicateAccountError
                 held = count(conn, "SELECT count(*) FROM accounts WHERE chat_id = ?", chat_id)
                 if held >= max_accounts:
@@ -331,7 +361,7 @@ class AccountsRepo:
                 conn.execute(
                     "UPDATE accounts SET nik_index = ?, nik_ct = ?, card_ct = ?, name_ct = ?, "
                     "phone_ct = ?, label_ct = ?, status_ct = ? WHERE chat_id = ? AND slot = ?",
-                    (new_vault.blind_index(chat_id, account.nik),
+                    (new_vault.blind_index(chat_id, index_key(account.nik, account.card)),
                      *target._encrypt_new(chat_id, slot, account), status_ct, chat_id, slot))
             done += len(batch)
             last = (int(batch[-1][0]), str(batch[-1][1]))

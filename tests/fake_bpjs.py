@@ -2,14 +2,20 @@
 and PCare (peserta) on one local aiohttp server, checking every signature and answering
 encrypted, for a set of people the test can change while the bot runs.
 
-(The backend clients' own tests, tests/test_jkn.py and tests/test_pcare.py, drive every
-error answer; this one serves the conversations and the processes.)"""
+Besides the happy answers it sends, on demand, every answer shape the public bridging
+clients and the catalogue show (:data:`SHAPES`): "201" envelopes with their messages, PCare's
+204 and its unencrypted 412 list of field messages, envelopes with 4xx/5xx statuses, bare
+4xx/5xx, HTML maintenance pages, 429, and a 200 whose ``response`` is an empty string. A
+participant may have no NIK (PCare's ``noKTP: ""``), and the history may be routed only under
+the older ``tglAwal`` spelling.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,25 +81,78 @@ def signed_by(headers: Mapping[str, str], *, cons_id: str, secret: str, user_key
             and timestamp.isdigit() and abs(int(timestamp) - now) <= 300)
 
 
-def _envelope(code: Any, response: Any) -> web.Response:
-    return web.json_response({"metaData": {"code": code, "message": "OK"},
+def _envelope(code: Any, response: Any, message: str = "OK") -> web.Response:
+    return web.json_response({"metaData": {"code": code, "message": message},
                               "response": response})
 
 
+_HTML = "text/html"
+_JSON = "application/json"
+_TEXT = "text/plain"
+_MAINTENANCE = ("<!DOCTYPE html><html><head><title>Maintenance</title></head><body><h1>"
+                "Mohon maaf, layanan sedang dalam pemeliharaan</h1></body></html>")
+
+
+def _meta(code: Any, message: str, response: Any = None) -> str:
+    return json.dumps({"metaData": {"code": code, "message": message}, "response": response})
+
+
+#: Answer shapes BPJS's gateways send besides a participant: name -> (HTTP status, content
+#: type, body). Sources: docs/decisions.md ("What BPJS's answers are assumed to mean").
+SHAPES: dict[str, tuple[int, str, str]] = {
+    "201-not-found": (200, _JSON, _meta("201", "Peserta Tidak Ditemukan")),
+    "201-no-data": (200, _JSON, _meta(201, "Data Tidak Ditemukan")),
+    "201-invalid-nik": (200, _JSON, _meta("201", "NIK Tidak Sesuai Format")),
+    "201-range": (200, _JSON, _meta("201", "Rentang tanggal maksimal 90 hari")),
+    "204": (200, _JSON, _meta(204, "NO_CONTENT")),
+    "404-envelope": (404, _JSON, _meta(404, "NOT_FOUND")),
+    "412": (412, _JSON, json.dumps({
+        "response": [{"field": "noKartu", "message": "Nomor kartu harus 13 digit"},
+                     {"field": "noKartu", "message": "Peserta tidak valid"}],
+        "metaData": {"message": "PRECONDITION_FAILED", "code": 412}})),
+    "400-envelope": (400, _JSON, _meta("400", "Bad Request")),
+    "400-bare": (400, _TEXT, "Bad Request"),
+    "401-envelope": (200, _JSON, _meta("401", "Unauthorized!")),
+    "401-http": (401, _JSON, _meta(401, "UNAUTHORIZED")),
+    "403-html": (403, _HTML, "<html><body>403 Forbidden</body></html>"),
+    "404-html": (404, _HTML, "<html><body><h1>404 Not Found</h1></body></html>"),
+    "429": (429, _TEXT, "Too Many Requests"),
+    "429-envelope": (200, _JSON, _meta("429", "Too Many Requests")),
+    "500-envelope": (500, _JSON, _meta("500", "Internal Server Error")),
+    "503-bare": (503, _TEXT, "Service Unavailable"),
+    "maintenance": (503, _HTML, _MAINTENANCE),
+    "maintenance-200": (200, _HTML, _MAINTENANCE),
+    "empty-response": (200, _JSON, _meta("200", "OK", "")),
+    "no-envelope": (200, _JSON, json.dumps({"status": "ok"})),
+    "empty-body": (200, _JSON, ""),
+    "unknown-code": (200, _JSON, _meta("999", "Unknown")),
+}
+
+
+_NOT_FOUND_MESSAGES: dict[Any, str] = {"201": "Peserta Tidak Ditemukan", 204: "NO_CONTENT"}
+
+
 class FakeBpjs:
-    """``people`` by NIK and by card; ``down`` makes every answer a 503."""
+    """``people`` by NIK and by card; ``down`` makes every answer a 503; ``shape`` (a name
+    in :data:`SHAPES`) makes every signed answer that shape instead; ``older_history_only``
+    routes the history only under ``tglAwal`` (``tglMulai`` is then an HTML 404)."""
 
     def __init__(self, *people: Person) -> None:
         self.people: dict[str, Person] = {}
         for person in people:
             self.add(person)
         self.down = False
+        self.shape: str | None = None
+        self.older_history_only = False
         self.calls: list[str] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
 
     def add(self, person: Person) -> Person:
-        self.people[person.nik] = self.people[person.card] = person
+        """Known by card number, and by NIK unless BPJS has none for them."""
+        self.people[person.card] = person
+        if person.nik:
+            self.people[person.nik] = person
         return person
 
     def _timestamp(self, request: web.Request) -> str | None:
@@ -102,15 +161,19 @@ class FakeBpjs:
             return None
         return request.headers["X-timestamp"]
 
-    def _answer(self, request: web.Request, data: Any, code: Any = "200") -> web.Response:
+    def _answer(self, request: web.Request, data: Any, code: Any = "200",
+                message: str | None = None) -> web.Response:
         self.calls.append(request.path)
         timestamp = self._timestamp(request)
         if timestamp is None:
             return _envelope("401", None)
         if self.down:
             return web.Response(status=503, text="Service Unavailable")
+        if self.shape is not None:
+            status, content_type, body = SHAPES[self.shape]
+            return web.Response(status=status, text=body, content_type=content_type)
         if data is None:
-            return _envelope(code, None)
+            return _envelope(code, None, message or _NOT_FOUND_MESSAGES.get(code, "OK"))
         return _envelope("200", encrypt_response(data, CONS_ID, SECRET, timestamp))
 
     async def vclaim_peserta(self, request: web.Request) -> web.Response:
@@ -118,9 +181,13 @@ class FakeBpjs:
         return self._answer(request, {"peserta": person.vclaim()} if person else None, "201")
 
     async def vclaim_history(self, request: web.Request) -> web.Response:
+        if self.older_history_only and "/tglMulai/" in request.path:
+            self.calls.append(request.path)
+            return web.Response(status=404, text=SHAPES["404-html"][2], content_type=_HTML)
         person = self.people.get(request.match_info["card"])
         visits = person.visits if person else []
-        return self._answer(request, {"histori": visits} if visits else None, "201")
+        return self._answer(request, {"histori": visits} if visits else None, "201",
+                            "Data Tidak Ditemukan")
 
     async def pcare_peserta(self, request: web.Request) -> web.Response:
         if request.headers.get("X-authorization") != "Basic " + base64.b64encode(
@@ -134,8 +201,9 @@ class FakeBpjs:
 
         app = web.Application()
         app.router.add_get("/vclaim/Peserta/{kind}/{value}/tglSEP/{date}", self.vclaim_peserta)
-        app.router.add_get("/vclaim/monitoring/HistoriPelayanan/NoKartu/{card}/tglMulai/{a}/"
-                           "tglAkhir/{b}", self.vclaim_history)
+        for spelling in ("tglMulai", "tglAwal"):
+            app.router.add_get(f"/vclaim/monitoring/HistoriPelayanan/NoKartu/{{card}}/"
+                               f"{spelling}/{{a}}/tglAkhir/{{b}}", self.vclaim_history)
         app.router.add_get("/pcare/peserta/{kind}/{value}", self.pcare_peserta)
         self._runner, self.url = await start_app(app)
         return self.url

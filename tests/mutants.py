@@ -38,6 +38,7 @@ T_TRUST_HTTP = "tests/test_trust_process.py"
 T_STORAGE = "tests/test_storage.py"
 T_CONTACT = "tests/test_contact.py"
 T_CONTACT_HTTP = "tests/test_contact_process.py"
+T_ANSWERS = "tests/test_bpjs_answers.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -239,6 +240,40 @@ MUTANTS = [
            "message.contact is not None or carries_identifier(",
            "False and carries_identifier(",
            (f"{T_CONTACT}::test_a_contact_at_any_other_step_is_deleted_and_changes_nothing",)),
+    # -- issue 20: BPJS's real answers ---------------------------------------------------
+    Mutant("duplicate check ignores the card", "storage/accounts_repo.py",
+           "(chat_id, index)).fetchone() or self._card_slot(",
+           "(chat_id, index)).fetchone() or False and self._card_slot(",
+           (f"{T_ANSWERS}::test_accounts_without_a_nik_are_told_apart_by_card_also_after_a_key"
+            "_rotation",)),
+    Mutant("no-NIK accounts share one blind index", "storage/accounts_repo.py",
+           "    return nik or card\n", "    return nik\n",
+           (f"{T_ANSWERS}::test_accounts_without_a_nik_are_told_apart_by_card_also_after_a_key"
+            "_rotation",)),
+    Mutant("no-NIK participants share one OTP cap", "handlers/tambah_kk.py",
+           "nik=participant.nik or participant.card,", "nik=participant.nik,",
+           (f"{T_ANSWERS}::test_the_otp_caps_count_a_participant_without_a_nik_by_their_card",)),
+    Mutant("an invalid number reads as unreachable", "handlers/tambah_kk.py",
+           "    except (JknNotFound, JknInvalidRequest):\n        return None",
+           "    except JknNotFound:\n        return None",
+           (f"{T_ANSWERS}::test_not_found_or_invalid_reads_as_cannot_send_never_as_unreachable",
+            "tests/test_bpjs_answers_process.py::test_over_http_refusals_read_as_cannot_send"
+            "_and_a_nik_less_participant_is_saved")),
+    Mutant("a refused history reads as no visits", "bot/jkn/vclaim.py",
+           "        except JknNotFound:\n            return []",
+           "        except (JknNotFound, JknInvalidRequest):\n            return []",
+           (f"{T_ANSWERS}::test_a_refused_history_request_never_reads_as_no_visits",)),
+    Mutant("every 201 is not found", "bot/jkn/bridging.py",
+           "nothing_there=True,", "nothing_there=None,",
+           (f"{T_ANSWERS}::test_each_shape_on_the_history_never_reads_as_no_visits_unless_it_says_so",)),
+    Mutant("credentials rejection only a warning", "bot/jkn/bridging.py",
+           '            _LOGGER.error("%s: BPJS rejected',
+           '            _LOGGER.warning("%s: BPJS rejected',
+           (f"{T_ANSWERS}::test_rejected_credentials_alert_the_operator_without_identifiers",)),
+    Mutant("emoji left as lone surrogates", "bot/jkn/bridging.py",
+           'return raw.decode("utf-16-le", "replace")', "return units",
+           (f"{T_ANSWERS}::test_a_facility_name_compressed_by_the_reference_javascript_decodes"
+            "_intact",)),
     # -- issue 24: one leader on PostgreSQL --------------------------------------------
     Mutant("a leader serves on without its lock", "bot/leader.py",
            "                if self.on_lost is not None:\n                    self.on_lost()\n",

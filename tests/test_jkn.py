@@ -424,7 +424,7 @@ async def test_backends_satisfy_the_protocol() -> None:
 
 
 @pytest.mark.parametrize(("mode", "error"), [
-    ("500", JknUnavailable), ("garbage", JknBadResponse), ("not-json", JknBadResponse),
+    ("500", JknUnavailable), ("garbage", JknBadResponse), ("not-json", JknUnavailable),
 ])
 async def test_server_failures_are_typed(bpjs: tuple[FakeBpjs, str], mode: str,
                                          error: type[Exception]) -> None:

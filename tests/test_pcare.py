@@ -263,7 +263,7 @@ async def test_wrong_credentials(pcare: tuple[FakePCare, str], kwargs: dict[str,
 
 @pytest.mark.parametrize(("mode", "error"), [
     ("500", JknUnavailable), ("503-meta", JknUnavailable),
-    ("malformed", JknBadResponse), ("not-json", JknBadResponse), ("empty", JknBadResponse),
+    ("malformed", JknBadResponse), ("not-json", JknUnavailable), ("empty", JknBadResponse),
     ("empty-response", JknBadResponse), ("undecryptable", JknBadResponse),
     ("wrong-key", JknBadResponse), ("list", JknBadResponse), ("no-nama", JknBadResponse),
 ])

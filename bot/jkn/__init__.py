@@ -8,6 +8,7 @@ from bot.jkn.base import (
     JknBadResponse,
     JknCredentialsRejected,
     JknError,
+    JknInvalidRequest,
     JknNotFound,
     JknTimeout,
     JknUnavailable,
@@ -18,6 +19,6 @@ from bot.jkn.base import (
 
 __all__ = [
     "Capability", "FamilyMember", "JknBackend", "JknBadResponse", "JknCredentialsRejected",
-    "JknError", "JknNotFound", "JknTimeout", "JknUnavailable", "JknUnsupported", "Participant",
-    "Visit",
+    "JknError", "JknInvalidRequest", "JknNotFound", "JknTimeout", "JknUnavailable",
+    "JknUnsupported", "Participant", "Visit",
 ]

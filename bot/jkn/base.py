@@ -30,6 +30,12 @@ class JknNotFound(JknError):
     """No participant with that NIK or card number."""
 
 
+class JknInvalidRequest(JknError):
+    """BPJS refused the request itself (an invalid number, a date range it does not accept,
+    PCare's 412 list of field messages): nothing can be found with it, and a retry with the
+    same request would be refused again."""
+
+
 class JknCredentialsRejected(JknError):
     """The backend refused our credentials or signature."""
 

@@ -5,15 +5,18 @@ signature headers plus ``X-authorization: Basic base64(username:password:app_cod
 answer is encrypted and compressed exactly like VClaim's (:mod:`bot.jkn.bridging`) and its
 ``response`` is the ``peserta`` object itself (also accepted wrapped as ``{"peserta": …}``).
 
-PCare gives arrears (``tunggakan``, rupiah, no month count) but no family list and no
-service history. Not found: ``metaData.code`` 201, 204 or 404 (string or number), or a
-null ``response``.
+PCare gives arrears (``tunggakan``, read in the unit :data:`TUNGGAKAN_UNIT` assumes) but no
+family list and no service history. What each answer shape means is
+:data:`bot.jkn.bridging.ANSWERS`; a null ``response`` with code 200 is also "not found".
+An empty ``noKTP`` (the catalogue's own sample has one) is a participant whose NIK BPJS does
+not give: found by card number, with the NIK unknown (``""``).
 Never logs the secret, the user key, the password, an identifier or a decrypted body.
 """
 
 from __future__ import annotations
 
 import base64
+import enum
 import logging
 import math
 import time
@@ -73,8 +76,28 @@ def _active(value: Any) -> bool:
     raise ValueError("aktif is not a boolean")
 
 
-def _rupiah(value: Any) -> int | None:
-    """``tunggakan`` as whole rupiah; None when absent or not a number."""
+class TunggakanUnit(enum.StrEnum):
+    RUPIAH = "rupiah"
+    MONTHS = "months"
+
+
+#: The one place that says what PCare's ``tunggakan`` counts. No public source settles it
+#: (docs/decisions.md, "What BPJS's answers are assumed to mean"): the catalogue calls it
+#: "tunggakan" with a number, the known samples say 0. Rupiah is assumed.
+TUNGGAKAN_UNIT = TunggakanUnit.RUPIAH
+
+
+def arrears_of(value: Any) -> tuple[int, int] | None:
+    """``tunggakan`` as (unpaid months, unpaid rupiah) in :data:`TUNGGAKAN_UNIT`; None when
+    absent or not a number (arrears then unknown)."""
+    number = _whole(value)
+    if number is None:
+        return None
+    return (0, number) if TUNGGAKAN_UNIT is TunggakanUnit.RUPIAH else (number, 0)
+
+
+def _whole(value: Any) -> int | None:
+    """A non-negative whole number; None when absent or not a number."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -92,17 +115,15 @@ def participant_from_pcare(peserta: dict[str, Any], today: date,
                            nik: str | None = None) -> Participant:
     """Map a PCare ``peserta`` object to the bot's model (age as of ``today``).
 
-    ``nik`` (the NIK that was looked up) stands in when the answer has no ``noKTP``; a
-    participant without any NIK is a bad response, since accounts are keyed by it.
+    ``nik`` (the NIK that was looked up) stands in when ``noKTP`` is empty; without either
+    the NIK is unknown (``""``): the participant is still found, by card number.
     """
     try:
-        nik_value = text_of(peserta, "noKTP").strip() or nik
-        if not nik_value:
-            raise KeyError("noKTP")
+        nik_value = text_of(peserta, "noKTP").strip() or nik or ""
         active = _active(peserta["aktif"])
         birth = _date(peserta.get("tglLahir"))
         phone_raw = text_of(peserta, "noHP").strip()
-        arrears = _rupiah(peserta.get("tunggakan"))
+        arrears = arrears_of(peserta.get("tunggakan"))
         if arrears is None and peserta.get("tunggakan") is not None:
             _LOGGER.warning("pcare: tunggakan is not a number; arrears unknown")
         provider = peserta.get("kdProviderPst")
@@ -119,7 +140,8 @@ def participant_from_pcare(peserta: dict[str, Any], today: date,
             fktp_name=text_of(provider, "nmProvider") or "-",
             tmt=_date(peserta.get("tglMulaiAktif")), tat=_date(peserta.get("tglAkhirBerlaku")),
             phone=normalise_phone(phone_raw) if phone_raw else None,
-            unpaid_months=0, unpaid_amount=arrears or 0,
+            unpaid_months=arrears[0] if arrears else 0,
+            unpaid_amount=arrears[1] if arrears else 0,
             arrears_known=arrears is not None, family_known=False, source=LABEL,
             relation=text_of(peserta, "hubunganKeluarga") or None,
         )
@@ -133,7 +155,6 @@ class PCareBackend(BridgingClient):
     name = "pcare"
     label = LABEL
     capabilities = frozenset({Capability.ARREARS})
-    not_found_codes = frozenset({"201", "204", "404"})
 
     def __init__(self, base_url: str, cons_id: str, secret: str, user_key: str,
                  username: str, password: str, app_code: str = DEFAULT_APP_CODE, *,

@@ -30,17 +30,23 @@ from bot.jkn.bridging import (
 )
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "HISTORY_PATH", "VClaimBackend", "decrypt_response", "encrypt_response",
-    "participant_from_peserta", "sign", "visit_from_histori",
+    "DEFAULT_TIMEOUT", "HISTORY_PATH", "HISTORY_PATH_OLDER", "VClaimBackend",
+    "decrypt_response", "encrypt_response", "participant_from_peserta", "sign",
+    "visit_from_histori",
 ]
 
-#: Service history; some deployments once spelled ``tglMulai`` as ``tglAwal``.
+#: Service history, as the current catalogue spells it.
 HISTORY_PATH = "/monitoring/HistoriPelayanan/NoKartu/{card}/tglMulai/{start}/tglAkhir/{end}"
+#: The older spelling (``tglAwal``) some deployments still route; tried once when the
+#: gateway answers HTTP 404 to :data:`HISTORY_PATH` (docs/decisions.md).
+HISTORY_PATH_OLDER = ("/monitoring/HistoriPelayanan/NoKartu/{card}/tglAwal/{start}/"
+                      "tglAkhir/{end}")
 LABEL = "VClaim"
 
 
-def participant_from_peserta(peserta: dict[str, Any]) -> Participant:
-    """Map a VClaim ``peserta`` object to the bot's model."""
+def participant_from_peserta(peserta: dict[str, Any], nik: str = "") -> Participant:
+    """Map a VClaim ``peserta`` object to the bot's model. ``nik`` (the NIK looked up, if
+    any) stands in for an empty ``nik``; without either the NIK is unknown (``""``)."""
     try:
         status = peserta.get("statusPeserta") or {}
         code = text_of(status, "kode")
@@ -48,7 +54,8 @@ def participant_from_peserta(peserta: dict[str, Any]) -> Participant:
         age_text = text_of(peserta.get("umur"), "umurSekarang")
         digits = "".join(ch for ch in age_text.split(" ")[0] if ch.isascii() and ch.isdigit())
         return Participant(
-            name=str(peserta["nama"]), nik=str(peserta["nik"]), card=str(peserta["noKartu"]),
+            name=str(peserta["nama"]), nik=text_of(peserta, "nik").strip() or nik,
+            card=str(peserta["noKartu"]),
             sex=str(peserta.get("sex") or ""), birth_date=str(peserta.get("tglLahir") or ""),
             age=int(digits) if digits else None, status_code=code,
             status_text=text_of(status, "keterangan") or "-", active=code == "0",
@@ -91,16 +98,19 @@ class VClaimBackend(BridgingClient):
         data = await self._get(f"/Peserta/{kind}/{identifier.value}/tglSEP/{today}")
         if not isinstance(data, dict) or not isinstance(data.get("peserta"), dict):
             raise JknBadResponse("vclaim: no peserta in response")
-        return participant_from_peserta(data["peserta"])
+        return participant_from_peserta(
+            data["peserta"], identifier.value if identifier.kind is IdKind.NIK else "")
 
     async def history(self, card: str, start: date, end: date) -> list[Visit]:
         """Service history (``monitoring/HistoriPelayanan``) between two dates, newest first.
 
-        ``metaData.code`` 201 there means "no visits", so it is an empty list.
+        A ``201`` saying "nothing there" is an empty list; a ``201`` with any other message
+        is BPJS refusing the request (:class:`JknInvalidRequest`), never "no visits".
         """
-        path = HISTORY_PATH.format(card=card, start=start.isoformat(), end=end.isoformat())
+        dates = {"card": card, "start": start.isoformat(), "end": end.isoformat()}
         try:
-            data = await self._get(path)
+            data = await self._get(HISTORY_PATH.format(**dates),
+                                   older=HISTORY_PATH_OLDER.format(**dates))
         except JknNotFound:
             return []
         if data is None or (isinstance(data, dict) and set(data) <= {"histori"}
