@@ -13,6 +13,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot import texts
 from bot.health import Health, ObservedRequest
+from bot.polling import ConfirmedPolling
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
 from bot.transport import RetryingRequest
@@ -83,6 +84,13 @@ def build_application(services: Services, *, token: str | None = None,
     return application
 
 
+def processor_of(application: AnyApp) -> ChatOrderedProcessor:
+    """The per-chat processor :func:`build_application` gave ``application``."""
+    processor = application.update_processor
+    assert isinstance(processor, ChatOrderedProcessor)
+    return processor
+
+
 async def start_application(application: AnyApp) -> None:
     """initialize → post_init → start, as ``run_polling`` does (it is not used here, so
     that the runner, the demo and the tests share one lifecycle)."""
@@ -92,11 +100,17 @@ async def start_application(application: AnyApp) -> None:
     await application.start()
 
 
-async def stop_application(application: AnyApp) -> None:
-    """Stop fetching, finish the updates in hand, write the persistence, shut down."""
+async def stop_application(application: AnyApp, polling: ConfirmedPolling | None = None
+                           ) -> None:
+    """Stop fetching, finish the updates in hand, write the persistence, confirm the
+    handled updates to Telegram (``polling``), shut down."""
+    if polling is not None:
+        await polling.stop()
     if application.updater is not None and application.updater.running:
         await application.updater.stop()
     if application.running:
         await application.stop()
+    if polling is not None:
+        await polling.confirm()
     await application.shutdown()
     await application.bot.shutdown()  # when it never got past reaching Telegram

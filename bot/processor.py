@@ -7,7 +7,9 @@ worker and drains its queue, later updates of the same chat are appended and ret
 once, freeing their slot. So a busy chat occupies one slot, and its backlog is bounded.
 
 After each update the processor asks the application to write the persistence, so a
-conversation state is on disk as soon as the update that changed it is done.
+conversation state is on disk as soon as the update that changed it is done; only then is
+the update reported done to :attr:`on_complete` (bot/polling.py confirms the getUpdates
+offset past it no earlier).
 
 When a chat's backlog is full (a burst of taps), an update is dropped, but never silently
 for the user: a dropped tap's callback query is still answered with a short "too fast"
@@ -23,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram import Update
@@ -51,7 +53,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self.max_backlog = max_backlog
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
-        self._queues: dict[int, deque[tuple[Awaitable[Any], str]]] = {}
+        self._queues: dict[int, deque[tuple[object, Awaitable[Any], str]]] = {}
         self.completed = 0  # handled or dropped: what the harness waits for
         self.dropped = 0
         self.dropped_taps = 0  # answered with the "too fast" toast
@@ -59,6 +61,9 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self.dropped_scrubbed = 0  # dropped, but deleted since they may carry an identifier
         self._bursts: dict[int, list[int]] = {}  # chat -> [taps, messages] dropped
         self._answers: set[asyncio.Task[None]] = set()
+        #: Called with each update once it is handled and its persistence written (or
+        #: dropped over the backlog): the polling confirms offsets from this.
+        self.on_complete: Callable[[object], None] | None = None
 
     async def initialize(self) -> None:
         """Nothing to allocate."""
@@ -73,10 +78,12 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     def active_chats(self) -> int:
         return len(self._queues)
 
-    def _done(self) -> None:
+    def _done(self, update: object, *, handled: bool = True) -> None:
         self.completed += 1
+        if handled and self.on_complete is not None:
+            self.on_complete(update)
 
-    async def _run(self, coroutine: Awaitable[Any], kind: str = "other",
+    async def _run(self, update: object, coroutine: Awaitable[Any], kind: str = "other",
                    key: int | None = None) -> None:
         started = time.monotonic()
         outcome = "handled"
@@ -94,7 +101,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                     _LOGGER.debug("update %s: kind=%s state=%s took %.1f ms", outcome, kind,
                                   self._state(key), elapsed * 1000)
             finally:
-                self._done()
+                self._done(update)
 
     def _state(self, key: int | None) -> str:
         """The chat's conversation state after the update ("idle" outside one)."""
@@ -136,7 +143,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                 task = asyncio.create_task(self._delete(message.chat_id, message.message_id))
                 self._answers.add(task)
                 task.add_done_callback(self._answers.discard)
-        self._done()
+        self._done(update)
 
     async def _delete(self, chat_id: int, message_id: int) -> None:
         assert self.application is not None
@@ -164,26 +171,26 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         key = chat_key(update)
         kind = metrics.update_kind(update)
         if key is None:
-            await self._run(coroutine, kind)
+            await self._run(update, coroutine, kind)
             return
         queue = self._queues.get(key)
         if queue is not None:
             if len(queue) >= self.max_backlog:
                 self._drop(key, update, coroutine)
                 return
-            queue.append((coroutine, kind))
+            queue.append((update, coroutine, kind))
             return
-        queue = deque([(coroutine, kind)])
+        queue = deque([(update, coroutine, kind)])
         self._queues[key] = queue
         try:
             while queue:
-                next_coroutine, next_kind = queue.popleft()
-                await self._run(next_coroutine, next_kind, key)
+                next_update, next_coroutine, next_kind = queue.popleft()
+                await self._run(next_update, next_coroutine, next_kind, key)
         finally:
             del self._queues[key]
             self._end_burst(key)
             while queue:  # only if this worker was cancelled: release what it held
-                leftover, _ = queue.popleft()
+                leftover_update, leftover, _ = queue.popleft()
                 if isinstance(leftover, Coroutine):
                     leftover.close()
-                self._done()
+                self._done(leftover_update, handled=False)  # not handled: never confirmed

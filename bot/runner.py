@@ -3,7 +3,9 @@
 At start the bot waits for Telegram: unreachable or answering 5xx, it logs one line and
 tries again with backoff (1 s doubling to 30 s), serving as soon as Telegram answers; a
 rejected token (401) stops it with one line (exit 2). While it runs, polling errors are
-logged as one line a minute at most; PTB's Updater keeps retrying.
+logged as one line a minute at most; the polling keeps retrying. Long polling confirms an
+update's offset only once the update is handled and its effects are written
+(bot/polling.py): an update in hand at a crash is delivered again.
 
 On a signal the updater stops fetching, the update in hand (and the chat's queued ones)
 finish, the persistence is written, the database is closed, and the process exits 0.
@@ -30,11 +32,13 @@ from bot.app import (
     ALLOWED_UPDATES,
     AnyApp,
     build_application,
+    processor_of,
     start_application,
     stop_application,
 )
 from bot.config import Settings
 from bot.health import Health, SdNotify, watchdog
+from bot.polling import ConfirmedPolling
 from bot.services import Services, open_services
 from bot.web import WEBHOOK_PATH, OpsServer
 
@@ -148,6 +152,7 @@ async def run_bot(settings: Settings, services: Services | None = None) -> int:
         _LOGGER.warning("%s", warning)
     health.db = services.db
     application = build_application(services, health=health)
+    polling: ConfirmedPolling | None = None
     webhook = settings.webhook_url is not None
     server = OpsServer(health, webhook={
         "bot": application.bot, "queue": application.update_queue,
@@ -183,8 +188,10 @@ async def run_bot(settings: Settings, services: Services | None = None) -> int:
             _LOGGER.info("Asisten KK is running (webhook on port %s)", settings.webhook_port)
         else:
             tasks.append(asyncio.create_task(_on_conflict(health, settings, stop, status)))
-            await application.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES, timeout=10, error_callback=_PollingErrors())
+            polling = ConfirmedPolling(application, processor_of(application),
+                                       allowed_updates=ALLOWED_UPDATES, timeout=10,
+                                       error_callback=_PollingErrors())
+            await polling.start()
             _LOGGER.info("Asisten KK is running (long polling)")
         notify.notify("READY=1", "STATUS=serving")
         await stop.wait()
@@ -198,7 +205,7 @@ async def run_bot(settings: Settings, services: Services | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await server.close()
-        await stop_application(application)
+        await stop_application(application, polling)
         await services.close()
         _LOGGER.info("stopped cleanly")
     return status[0] if status else 0

@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from bot.sms.base import SmsError
 from storage.accounts_repo import NewAccount
 from storage.db import CHAT_TABLES
 from storage.persistence import SqlitePersistence
+from tests import pgserver
 from tests.dbsql import execute, query, query_one
+from tests.pgserver import Cluster, PostgresUnavailable, postgres_server
 
 NIK_A = "3174014506900011"  # woman born 05-06-1990, Jakarta
 NIK_B = "3273012304850022"
@@ -290,3 +293,37 @@ def assert_a_row_in_every_table(counts: dict[str, int]) -> None:
     its keys: ``all(counts)`` is true for any dict with non-empty names)."""
     assert set(counts) >= {*CHAT_TABLES, "user_data"}
     assert [table for table, rows in counts.items() if rows < 1] == []
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Cluster]:
+    """A PostgreSQL server for the whole session (tests/pgserver.py says where from); the
+    tests are skipped with the reason when there is none, failed if KK_REQUIRE_POSTGRES."""
+    try:
+        with postgres_server() as cluster:
+            yield cluster
+    except PostgresUnavailable as exc:
+        if pgserver.required():
+            pytest.fail(f"PostgreSQL required ({pgserver.ENV_REQUIRE}) but unavailable: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server: Cluster) -> str:
+    """The server's URL (its maintenance database)."""
+    return pg_server.url
+
+
+@pytest.fixture
+def pg_db_url(pg_url: str) -> Iterator[str]:
+    """A fresh, empty database of its own for one test, dropped after it."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"kk_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield pgserver.with_database(pg_url, name)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                     .format(sql.Identifier(name)))

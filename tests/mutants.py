@@ -11,6 +11,7 @@ every security or data-loss control (docs/testing.md).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -632,6 +633,22 @@ MUTANTS = [
            '                    await self.conn.execute("COMMIT")\n'
            '                    await self.conn.execute(f"PRAGMA user_version = {number + 1}")\n',
            (f"{T_CRASH}::test_a_crash_at_a_migration_commit_is_finished_at_the_next_start",)),
+    # -- issue 24: one leader on PostgreSQL --------------------------------------------
+    Mutant("a leader serves on without its lock", "bot/leader.py",
+           "                if self.on_lost is not None:\n                    self.on_lost()\n",
+           "                pass\n",
+           ("tests/test_leader.py::test_leader_that_loses_its_connection_stops_serving_at_once",)),
+    Mutant("two leaders at once", "bot/leader.py",
+           'cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))',
+           'cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s) OR true", '
+           '(self.key,))',
+           ("tests/test_leader.py::test_one_leads_the_other_stands_by_then_takes_over",)),
+    Mutant("offset confirmed at fetch", "bot/polling.py",
+           "            return min(self.in_flight)\n",
+           "            return self.highest + 1\n",
+           ("tests/test_polling.py::test_an_update_in_hand_is_not_confirmed_until_done",
+            "tests/test_polling.py::test_an_update_in_hand_at_sigkill_is_handled_after_the_restart",
+            "tests/test_polling.py::test_after_sigkill_the_resent_updates_of_a_chat_keep_their_order")),
 ]
 
 
@@ -657,7 +674,8 @@ def run(mutant: Mutant) -> tuple[bool, float, str]:
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                  *mutant.tests], cwd=copy, capture_output=True, text=True, timeout=300,
-                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp},
+                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp,
+                     **{k: v for k, v in os.environ.items() if k == "KK_TEST_POSTGRES_URL"}},
                 check=False)
         except subprocess.TimeoutExpired:
             return False, time.monotonic() - started, "the tests hung (fix them to fail)"

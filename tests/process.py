@@ -131,6 +131,12 @@ class RunningBot:
         assert proc.returncode is not None
         return proc.returncode
 
+    async def caught_up(self, timeout: float = 30) -> None:
+        """Wait until Telegram holds no unconfirmed update: after a restart, the updates
+        resent because they were in hand at a kill are handled (bot/polling.py)."""
+        await wait_for(lambda: not self.emulator.updates, "the resent updates handled",
+                       timeout)
+
     def chat(self, chat_id: int, **kwargs: Any) -> RemoteChat:
         self.emulator.open_chat(chat_id, **kwargs)
         return RemoteChat(self, chat_id)

@@ -68,6 +68,7 @@ async def test_the_running_bot_tells_a_status_change_at_reminder_time(tmp_path: 
             await chat.consent()
             await chat.add("3174014506900011", "Ibu")
             await opt_in(chat, "Ibu")
+            await chat.until(f"{at} WIB")  # the edit follows the toast: wait for it
             assert f"{at} WIB" in chat.last.text, "the next round is shown"
             person = bpjs.people["3174014506900011"]
             person.active, person.status = False, "TIDAK AKTIF"  # BPJS changes it meanwhile

@@ -242,8 +242,10 @@ async def test_a_kill_right_after_the_code_notice_keeps_the_flow(tmp_path: Path)
         await chat.send("/tambah_kk", expect="Kirim")
         await chat.send(NIK_A, expect="Kode OTP 6 angka sudah dikirim")
         await chat.send(bot.last_code(), expect="Kode benar")
-        rows = bot.read_db("SELECT state FROM conversations WHERE chat_id = 4500")
-        assert rows == [("3",)], "ASK_LABEL is on disk before any stop"
+        # written by the processor right after the handler's last message (a few ms)
+        await wait_for(lambda: bot.read_db("SELECT state FROM conversations WHERE chat_id "
+                                           "= 4500") == [("3",)],
+                       "ASK_LABEL on disk before any stop", timeout=10)
         assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL
         await bot.start()
         await chat.send("Ibu", expect="Tersimpan")

@@ -1,7 +1,8 @@
 """Runs the real Application against the in-process Bot API stand-in.
 
-Updates reach the bot the way they do in production: PTB's Updater long-polls
-``getUpdates`` (here answered by the emulator), the fetcher hands them to the per-chat
+Updates reach the bot the way they do in production: bot/polling.py long-polls
+``getUpdates`` (here answered by the emulator), confirming offsets only past updates that
+are done; the application's fetcher hands them to the per-chat
 processor, handlers answer through ``sendMessage`` & co. :class:`EmulatedChat` is a
 person in one chat: ``await chat.send("/start")``, ``await chat.tap("Saya setuju")``,
 ``chat.last_text``.
@@ -15,6 +16,7 @@ from typing import Any
 
 from bot.app import ALLOWED_UPDATES, AnyApp, build_application, start_application, stop_application
 from bot.devtools.emulator import BotApiEmulator, EmulatorRequest, Event, StoredMessage
+from bot.polling import ConfirmedPolling
 from bot.processor import ChatOrderedProcessor
 from bot.services import Services
 
@@ -31,6 +33,7 @@ class BotHarness:
         self.processor = ChatOrderedProcessor()
         self.poll_timeout = poll_timeout
         self.app: AnyApp | None = None
+        self.polling: ConfirmedPolling | None = None
         self._base = 0
 
     async def start(self) -> BotHarness:
@@ -40,16 +43,19 @@ class BotHarness:
                                      request=EmulatorRequest(self.emulator),
                                      processor=self.processor)
         await start_application(self.app)
-        assert self.app.updater is not None
-        await self.app.updater.start_polling(poll_interval=0.0, timeout=int(self.poll_timeout),
-                                             allowed_updates=ALLOWED_UPDATES)
+        self.polling = ConfirmedPolling(self.app, self.processor,
+                                        allowed_updates=ALLOWED_UPDATES,
+                                        timeout=int(self.poll_timeout), idle_wait=0.02,
+                                        first_retry=0.0, max_retry=0.0)
+        await self.polling.start()
         return self
 
     async def stop(self) -> None:
         if self.app is None:
             return
-        await stop_application(self.app)
+        await stop_application(self.app, self.polling)
         self.app = None
+        self.polling = None
 
     async def __aenter__(self) -> BotHarness:
         return await self.start()
