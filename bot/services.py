@@ -25,7 +25,7 @@ from bot.status import StatusService
 from storage.accounts_repo import AccountsRepo
 from storage.consent_repo import ConsentRepo
 from storage.crypto import Vault
-from storage.db import Database, checkpoint_truncate
+from storage.db import Database
 from storage.keys import check_key, resolve_master_key
 from storage.otp_repo import Caps, OtpRepo
 from storage.reminders_repo import RemindersRepo
@@ -104,8 +104,10 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         await backup_before_migration(db, settings.kk_data_dir)
         await db.migrate()
         # A crash between an erase's (or an eviction's) commit and its checkpoint leaves
-        # older copies of the deleted rows in the WAL: they go before anything else runs.
-        await db.run(checkpoint_truncate)
+        # older copies of the deleted rows in the WAL, and a reader may have held up a
+        # stopped bot's cleanup: they go before anything else runs (retried in the
+        # background while a reader holds the file).
+        await db.checkpoint()
     except BaseException:
         await db.close()
         raise
@@ -122,8 +124,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
                            refresh_seconds=settings.status_refresh_seconds)
     reminders = ReminderService(accounts, RemindersRepo(db), backend,
                                 at=settings.reminder_at, clock=clock)
-    await otp.purge()  # challenges that expired while the bot was down
-    await db.checkpoint()  # bytes a stopped bot could not clean up yet (a reader held it)
+    await otp.purge()  # challenges that expired while the bot was down (scrubbed there)
     history = HistoryService(backend, allow_call=otp.allow_backend_call, clock=clock)
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
                     backend=backend, sms=sms, status=status, reminders=reminders,

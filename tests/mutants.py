@@ -570,13 +570,10 @@ MUTANTS = [
            (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",)),
     # -- issue 19, class 9: deterministic crash points -------------------------------------
     Mutant("no checkpoint at start", "bot/services.py",
-           "        await db.run(checkpoint_truncate)\n", "        pass\n",
+           "        await db.checkpoint()\n", "        pass\n",
            (f"{T_CRASH}::test_a_crash_right_after_an_erase_commit_leaves_nothing",
             f"{T_CRASH}::test_a_crash_right_after_an_enrolment_commit_keeps_it_whole")),
     Mutant("the new key written after the rotation's commit", "storage/keys.py",
-           '    if pending is not None:\n'
-           '        with contextlib.suppress(FileNotFoundError):\n'
-           '            pending.unlink()\n'
            '        write_key_file(pending, raw)\n'
            '    accounts = AccountsRepo(db, old)\n'
            '\n'
@@ -586,6 +583,8 @@ MUTANTS = [
            '            OtpRepo.reencrypt_all(conn)\n'
            '            conn.execute("UPDATE meta SET value = ? WHERE key = ?",\n'
            '                         (new.check_value(), KEY_CHECK))\n'
+           '            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "\n'  # noqa: E501
+           '                         "DO UPDATE SET value = excluded.value", (RATE_KEY, new.wrap_rate_key()))\n'  # noqa: E501
            '        return done\n'
            '\n'
            '    try:\n'
@@ -597,9 +596,6 @@ MUTANTS = [
            '        raise\n'
            '    if key_path is not None:\n'
            '        _finish_rotation(key_path)\n',
-           '    if pending is not None:\n'
-           '        with contextlib.suppress(FileNotFoundError):\n'
-           '            pending.unlink()\n'
            '    accounts = AccountsRepo(db, old)\n'
            '\n'
            '    def unit(conn: sqlite3.Connection) -> int:\n'
@@ -608,6 +604,8 @@ MUTANTS = [
            '            OtpRepo.reencrypt_all(conn)\n'
            '            conn.execute("UPDATE meta SET value = ? WHERE key = ?",\n'
            '                         (new.check_value(), KEY_CHECK))\n'
+           '            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "\n'  # noqa: E501
+           '                         "DO UPDATE SET value = excluded.value", (RATE_KEY, new.wrap_rate_key()))\n'  # noqa: E501
            '        return done\n'
            '\n'
            '    try:\n'
