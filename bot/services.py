@@ -28,6 +28,7 @@ from storage.crypto import Vault
 from storage.db import Database, checkpoint_truncate
 from storage.keys import check_key, resolve_master_key
 from storage.otp_repo import Caps, OtpRepo
+from storage.pg import open_database
 from storage.reminders_repo import RemindersRepo
 
 
@@ -96,7 +97,8 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     env_key = settings.env_master_key
     # Resolve the key before touching the database so a missing key never creates one.
     raw = resolve_master_key(settings.kk_data_dir, settings.database_path, env_key)
-    db = await Database.open(settings.database_path, clock=clock, migrate=False)
+    db = await open_database(settings.database_url, settings.database_path, clock=clock,
+                             migrate=False)
     try:
         if await db.user_version() == 0:  # a brand-new (or empty) database
             await db.migrate()
@@ -105,7 +107,8 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         await db.migrate()
         # A crash between an erase's (or an eviction's) commit and its checkpoint leaves
         # older copies of the deleted rows in the WAL: they go before anything else runs.
-        await db.run(checkpoint_truncate)
+        if db.engine == "sqlite":
+            await db.run(checkpoint_truncate)
     except BaseException:
         await db.close()
         raise
