@@ -157,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("bot.config").warning("%s", line)
     try:
         datalock.make_private(settings.kk_data_dir)
-        with datalock.hold(settings.kk_data_dir, **LOCKS[args.command]):
+        locks = LOCKS[args.command]
+        if args.command == "run" and settings.database_url:  # the leader lock decides
+            locks = {"shared": (datalock.KEY,)}
+        with datalock.hold(settings.kk_data_dir, **locks):
             return asyncio.run(_command(args, settings))
     except (KeyError_, DatabaseError, DataDirBusy, StartupRefused, BackupError) as exc:
         return _fail(str(exc))
