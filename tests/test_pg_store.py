@@ -105,3 +105,34 @@ def test_the_throwaway_database_is_postgresql(pg_db_url: str) -> None:
     with psycopg.connect(pg_db_url) as conn:
         row = conn.execute("SELECT version()").fetchone()
     assert row is not None and str(row[0]).startswith("PostgreSQL")
+
+
+async def test_on_postgres_an_erased_chats_old_rows_are_unreadable_after_a_rotation(
+        pg_db_url: str, tmp_path: Path) -> None:
+    """What docs/security.md claims for PostgreSQL: the erase leaves no live row; the old
+    row versions that may linger (dead tuples, WAL, replicas, backups: here, the bytes
+    read before the erase) are ciphertext that the master key still opens, until a
+    rotation re-encrypts the live rows under a new key and the old key is forgotten."""
+    from storage.crypto import VaultError
+    from storage.keys import rotate_key
+
+    db = await PgDatabase.open_url(pg_db_url)
+    try:
+        old = Vault(generate_master_key())
+        repo = AccountsRepo(db, old)
+        await repo.add(5, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+        await repo.add(6, new(NIK_A, "Other"), max_accounts=3, now=1.0)
+        lingering = await query_one(db, "SELECT slot, nik_ct FROM accounts WHERE chat_id = 5")
+        assert lingering is not None
+        assert await db.erase_chat(5) is True
+        assert await query(db, "SELECT 1 FROM accounts WHERE chat_id = 5") == []
+        aad = Vault.aad("accounts", 5, lingering["slot"], "nik")
+        assert old.decrypt(bytes(lingering["nik_ct"]), aad) == NIK_A  # what lingers, opens
+        from storage.keys import check_key
+        await check_key(db, old)
+        raw, count = await rotate_key(db, old, tmp_path / "master.key")
+        assert count == 1
+        with pytest.raises(VaultError):
+            Vault(raw).decrypt(bytes(lingering["nik_ct"]), aad)
+    finally:
+        await db.close()
