@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql as pg_sql
 
 from bot.leader import LOCK_KEY
-from storage.crypto import Vault
+from storage.crypto import Vault, VaultError
 from storage.db import SCHEMA_VERSION, Database, DatabaseError
 from storage.keys import KEY_CHECK
 from storage.pg import PgDatabase, redact
@@ -251,9 +251,15 @@ async def copy_store(source: _Side, target: _Side, raw_key: bytes) -> CopyReport
                 got = target.digest(table, columns)
                 if expected != got:
                     raise CopyRefused(f"{table}: the copy differs from the source "
-                                      f"({expected[0]} rows, {got[0]} copied)")
+                                      f"({expected[0]} rows, {got[0]} copied); the source is "
+                                      "unchanged, drop the target's partial copy")
                 report.rows[table] = got[0]
-            report.decrypted = _decrypt_all(target, vault)
+            try:
+                report.decrypted = _decrypt_all(target, vault)
+            except VaultError as exc:
+                raise CopyRefused(f"a ciphertext does not decrypt on the target ({exc}); "
+                                  "the source is unchanged, drop the target's partial copy "
+                                  "before trying again") from None
         finally:
             target.close()
     finally:

@@ -76,3 +76,22 @@ async def test_a_non_empty_target_or_a_running_bot_is_refused(
             await from_postgres(pg_db_url, data_dir / "other.sqlite3", raw)
     assert not (data_dir / "other.sqlite3").exists()
     assert encode_key(raw) == raw_key
+
+
+async def test_a_ciphertext_that_does_not_decrypt_fails_the_copy(
+        services_factory: ServicesFactory, data_dir: Path, pg_db_url: str) -> None:
+    """Every ciphertext is decrypted on the target: two accounts' NIK ciphertexts swapped
+    in the source (each still valid bytes, bound to the other row) fail the copy."""
+    import sqlite3
+
+    svc = await _filled(services_factory, 1)
+    await svc.close()
+    raw = decode_master_key((data_dir / "master.key").read_text().strip())
+    conn = sqlite3.connect(data_dir / "kk.sqlite3")
+    with conn:
+        (a, ct_a), (b, ct_b) = conn.execute("SELECT slot, nik_ct FROM accounts").fetchall()
+        conn.execute("UPDATE accounts SET nik_ct = ? WHERE slot = ?", (ct_b, a))
+        conn.execute("UPDATE accounts SET nik_ct = ? WHERE slot = ?", (ct_a, b))
+    conn.close()
+    with pytest.raises(CopyRefused, match="does not decrypt"):
+        await to_postgres(data_dir / "kk.sqlite3", pg_db_url, raw)
