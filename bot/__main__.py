@@ -85,14 +85,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _rotate(settings: Settings) -> int:
+    from bot.leader import Leadership
     from bot.services import open_services
 
-    services = await open_services(settings)
+    leadership = None
+    if settings.database_url:  # no bot may serve with the old key: hold the leader lock
+        leadership = Leadership(settings.database_url)
+        if not await leadership.hold_now():
+            await leadership.release()
+            return _fail("a bot is running on this PostgreSQL database (it holds the leader "
+                         "lock): stop every instance first; nothing was changed")
     try:
-        key_path = None if settings.kk_master_key else settings.master_key_path
-        raw, count = await rotate_key(services.db, services.vault, key_path)
+        services = await open_services(settings)
+        try:
+            key_path = None if settings.kk_master_key else settings.master_key_path
+            raw, count = await rotate_key(services.db, services.vault, key_path)
+        finally:
+            await services.close()
     finally:
-        await services.close()
+        if leadership is not None:
+            await leadership.release()
     if key_path is None:
         sys.stdout.write(f"{encode_key(raw)}\n")
         sys.stderr.write(f"re-encrypted {count} account(s); set KK_MASTER_KEY to the key "

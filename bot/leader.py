@@ -81,6 +81,11 @@ class Leadership:
         row = await cur.fetchone()
         return bool(row and row[0])
 
+    async def hold_now(self) -> bool:
+        """One try without waiting or watching, for a command that must run while no bot
+        serves (``rotate-key``); :meth:`release` gives the lock back."""
+        return await self._try_once()
+
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Become the leader (True), or False when ``stop`` is set first. While another
         instance leads, this one is ``standby`` and says so once in the log."""

@@ -14,6 +14,7 @@ from bot.config import SettingsError, load_settings
 from storage.accounts_repo import AccountsRepo, CacheFullError
 from storage.crypto import Vault, generate_master_key
 from storage.db import SCHEMA_VERSION, DatabaseError
+from storage.keys import encode_key
 from storage.pg import PgDatabase, open_database, redact, translate
 from tests.conftest import NIK_A, new
 from tests.dbsql import execute, query, query_one
@@ -136,3 +137,21 @@ async def test_on_postgres_an_erased_chats_old_rows_are_unreadable_after_a_rotat
             Vault(raw).decrypt(bytes(lingering["nik_ct"]), aad)
     finally:
         await db.close()
+
+
+async def test_rotate_key_is_refused_while_a_bot_serves_from_the_database(
+        pg_db_url: str, tmp_path: Path) -> None:
+    """On SQLite the data-directory lock keeps a rotation from running beside the bot; on
+    PostgreSQL the leader lock does (a bot elsewhere would go on with the old key)."""
+    from bot.leader import LOCK_KEY
+    from tests.process import acli
+
+    key = encode_key(generate_master_key())
+    with psycopg.connect(pg_db_url, autocommit=True) as leader:
+        leader.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        refused = await acli(tmp_path, "rotate-key", KK_DATABASE_URL=pg_db_url,
+                             KK_MASTER_KEY=key)
+    assert refused.returncode != 0 and "running" in refused.stderr
+    done = await acli(tmp_path, "rotate-key", KK_DATABASE_URL=pg_db_url, KK_MASTER_KEY=key)
+    assert done.returncode == 0, done.stderr
+    assert "re-encrypted 0 account(s)" in done.stderr
