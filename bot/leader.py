@@ -32,10 +32,12 @@ from typing import Literal
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from storage.pg import LEADER_LOCK_KEY
+
 _LOGGER = logging.getLogger(__name__)
 
 #: The advisory lock key: one bot per database ("KK" + "LEAD" in hex).
-LOCK_KEY = 0x4B4B_4C45_4144
+LOCK_KEY = LEADER_LOCK_KEY
 Status = Literal["starting", "standby", "leader", "lost", "stopped"]
 
 #: Client side: notice a dead server within seconds, not the kernel's two hours.

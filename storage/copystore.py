@@ -27,10 +27,10 @@ from typing import Any
 import psycopg
 from psycopg import sql as pg_sql
 
-from bot.leader import LOCK_KEY
 from storage.crypto import Vault, VaultError
 from storage.db import SCHEMA_VERSION, Database, DatabaseError
 from storage.keys import KEY_CHECK
+from storage.pg import LEADER_LOCK_KEY as LOCK_KEY
 from storage.pg import PgDatabase, redact
 
 #: Tables whose SQLite ``rowid`` is a column on PostgreSQL (storage.pg.PG_AFTER).

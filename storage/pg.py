@@ -58,6 +58,9 @@ PG_AFTER: dict[int, str] = {
 }
 #: A unit refused for a serialization failure or a deadlock is run again, this many times.
 RETRIES = 8
+#: The session-level advisory lock of the serving instance (bot/leader.py); copy-store and
+#: rotate-key take it too, so that they never run beside a serving bot ("KK" + "LEAD").
+LEADER_LOCK_KEY = 0x4B4B_4C45_4144
 #: The key of the transaction-level advisory lock the migrations take.
 MIGRATION_LOCK = 0x4B4B_4D49_4752
 _TYPES = (("BLOB", "BYTEA"), ("INTEGER", "BIGINT"), ("REAL", "DOUBLE PRECISION"))
