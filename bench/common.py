@@ -553,3 +553,26 @@ async def add_real_chat(services: Services, chat_id: int, accounts: int = 3) -> 
         await repo.add(chat_id, new_account(chat_id, number, LABELS[number % len(LABELS)]),
                        max_accounts=services.accounts.max_accounts,
                        now=services.clock() + number * 0.001)
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[Callable[[], str] | None]:
+    """A throwaway PostgreSQL cluster (as the tests find one, tests/pgserver.py) and a
+    maker of fresh empty databases on it; None, with a line in the log, when none."""
+    import uuid
+
+    import psycopg
+
+    from tests import pgserver
+
+    try:
+        with pgserver.postgres_server() as cluster:
+            def fresh() -> str:
+                name = f"kk_bench_{uuid.uuid4().hex[:10]}"
+                with psycopg.connect(cluster.url, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+                return pgserver.with_database(cluster.url, name)
+            yield fresh
+    except pgserver.PostgresUnavailable as exc:
+        log(f"PostgreSQL unavailable, its rounds are skipped: {exc}")
+        yield None

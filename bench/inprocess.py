@@ -76,9 +76,12 @@ class Session:
 
 
 @asynccontextmanager
-async def services_in_tempdir() -> AsyncIterator[Services]:
+async def services_in_tempdir(database_url: str | None = None) -> AsyncIterator[Services]:
+    """Fresh services: SQLite in a temporary directory, or the PostgreSQL database given."""
+    extra = {"kk_database_url": database_url} if database_url else {}
     with tempfile.TemporaryDirectory(prefix="kk-bench-") as tmp:
-        services = await open_services(make_settings(Path(tmp) / "data"), sms=QuietSender())
+        services = await open_services(make_settings(Path(tmp) / "data", **extra),
+                                       sms=QuietSender())
         try:
             yield services
         finally:
@@ -109,10 +112,11 @@ async def show_listings(emulator: TrackingEmulator, chat_ids: list[int]) -> dict
 
 
 @asynccontextmanager
-async def bot_session(chats: int, *, first_chat: int = 1000) -> AsyncIterator[Session]:
-    """The real bot over a fresh SQLite file: ``chats`` chats with consent, three accounts
-    and an /akun listing each."""
-    async with services_in_tempdir() as services:
+async def bot_session(chats: int, *, first_chat: int = 1000,
+                      database_url: str | None = None) -> AsyncIterator[Session]:
+    """The real bot over a fresh SQLite file (or a fresh PostgreSQL database): ``chats``
+    chats with consent, three accounts and an /akun listing each."""
+    async with services_in_tempdir(database_url) as services:
         chat_ids = list(range(first_chat, first_chat + chats))
         await populate(services, chat_ids, 3)
         emulator = TrackingEmulator(clock=services.clock)
@@ -163,10 +167,11 @@ async def run_echo(p: Params) -> LoopResult:
 
 # -- 2. switch, closed loop -----------------------------------------------------------------
 
-async def run_switch(p: Params) -> LoopResult:
+async def run_switch(p: Params, database_url: str | None = None) -> LoopResult:
     """Closed loop of taps; a tap is complete once its callback answer and the edit of the
-    tapped listing were both processed (see bench.common)."""
-    async with bot_session(p.chats) as s:
+    tapped listing were both processed (see bench.common). On SQLite, or on the
+    PostgreSQL database ``database_url`` (fresh)."""
+    async with bot_session(p.chats, database_url=database_url) as s:
         loop = ClosedLoop(s.emulator, s.chat_ids, switch_issuer(s.emulator, s.listings),
                           total=p.updates, per_chat=p.per_chat, max_seconds=p.max_seconds,
                           check=answered_with(s.emulator, SWITCHED))

@@ -31,6 +31,7 @@ from bench.common import (
     machine_info,
     median,
     one_cpu,
+    postgres,
     round_ratios,
     rounded,
     run_rounds,
@@ -135,14 +136,22 @@ def _target(value: float | None, op: str, threshold: float | None, text: str) ->
 
 
 async def measure(p: Params) -> JSON:
+    with postgres() as fresh_pg:
+        return await _measure(p, fresh_pg)
+
+
+async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
     run = Run()
     log(f"mode {p.mode}")
 
+    kinds: dict[str, RoundFn] = {"echo": lambda _n: inprocess.run_echo(p),
+                                 "switch": lambda _n: inprocess.run_switch(p)}
+    if fresh_pg is not None:  # the same switch with the store on PostgreSQL (issue 24)
+        kinds["switch_pg"] = lambda _n: inprocess.run_switch(p, fresh_pg())
     loops = await run.rounds(
-        f"1+2. in process: echo baseline and switch, {p.rounds} interleaved rounds",
-        p.rounds, {"echo": lambda _n: inprocess.run_echo(p),
-                   "switch": lambda _n: inprocess.run_switch(p)})
-    echo, switch = loops.get("echo"), loops.get("switch")
+        f"1+2. in process: echo baseline and switch (SQLite, PostgreSQL), {p.rounds} "
+        "interleaved rounds", p.rounds, kinds)
+    echo, switch, switch_pg = loops.get("echo"), loops.get("switch"), loops.get("switch_pg")
     # A diagnostic beside 1+2: the same rounds with the process held on one CPU. The bot
     # runs on two threads (event loop, database), the echo bot on one, so switch_ratio
     # also depends on how busy the other CPU is and where the scheduler puts the thread.
@@ -163,14 +172,18 @@ async def measure(p: Params) -> JSON:
                                  lambda: inprocess.run_persistence(p))
 
     with tempfile.TemporaryDirectory(prefix="kk-bench-http-") as tmp:
-        bots = overhttp.HttpRounds(p, Path(tmp))
+        bots = overhttp.HttpRounds(p, Path(tmp), fresh_pg() if fresh_pg else None)
+        http_kinds: dict[str, RoundFn] = {"http_echo": bots.echo, "http_switch": bots.bot,
+                                          "http_reference": bots.reference}
+        if fresh_pg is not None:
+            http_kinds["http_switch_pg"] = bots.bot_pg
         http = await run.rounds(
-            f"3. over HTTP: echo_bot.py, python -m bot run, ref_switch_bot.py, "
-            f"a warm-up round and {p.http_rounds} interleaved rounds", p.http_rounds,
-            {"http_echo": bots.echo, "http_switch": bots.bot, "http_reference": bots.reference},
-            alternate=False, warmup=1, finish=bots.close)
-    http_echo, http_switch, http_ref = (http.get(key) for key in
-                                        ("http_echo", "http_switch", "http_reference"))
+            f"3. over HTTP: echo_bot.py, python -m bot run (SQLite, PostgreSQL), "
+            f"ref_switch_bot.py, a warm-up round and {p.http_rounds} interleaved rounds",
+            p.http_rounds, http_kinds, alternate=False, warmup=1, finish=bots.close)
+    http_echo, http_switch, http_ref, http_switch_pg = (
+        http.get(key) for key in ("http_echo", "http_switch", "http_reference",
+                                  "http_switch_pg"))
 
     scaled = await run.step("scale", f"6. scale: {', '.join(map(str, p.scale_sizes))} chats",
                             lambda: scale.run_scale(p, _flag("BENCH_REBUILD")))
@@ -187,6 +200,8 @@ async def measure(p: Params) -> JSON:
     switch_ratio = run.ratio("switch_ratio", switch, echo)
     http_switch_ratio = run.ratio("http_switch_ratio", http_switch, http_echo)
     http_reference_ratio = run.ratio("http_reference_ratio", http_ref, http_echo)
+    pg_switch_ratio = run.ratio("pg_switch_ratio", switch_pg, switch)
+    pg_http_switch_ratio = run.ratio("pg_http_switch_ratio", http_switch_pg, http_switch)
     results: JSON = {
         "echo_updates_per_s": _rate(echo),
         "switch_updates_per_s": _rate(switch),
@@ -209,6 +224,10 @@ async def measure(p: Params) -> JSON:
         "startup_s": _get(startup, "startup_s"),
         "rss_mb": _get(startup, "rss_mb"),
         "persistence_overhead_ratio": _get(persistence, "ratio"),
+        "pg_switch_updates_per_s": _rate(switch_pg),
+        "pg_http_switch_updates_per_s": _rate(http_switch_pg),
+        "pg_switch_ratio": pg_switch_ratio,
+        "pg_http_switch_ratio": pg_http_switch_ratio,
     }
     ref_threshold = (None if http_reference_ratio is None
                      else round(0.9 * http_reference_ratio, 4))
@@ -221,6 +240,8 @@ async def measure(p: Params) -> JSON:
         "scale_ratio": _target(results["scale_ratio"], "<=", 1.3, "<= 1.3"),
         "startup_s": _target(results["startup_s"], "<=", 2.0, "<= 2 s"),
         "rss_mb": _target(results["rss_mb"], "<=", 150.0, "<= 150 MB"),
+        "pg_http_switch_ratio": _target(pg_http_switch_ratio, ">=", 0.8,
+                                        ">= 0.8 x SQLite over HTTP"),
     }
     run.details["switch_ratio_one_cpu"] = switch_ratio_one_cpu
     run.details["bot_api_errors"] = {"total": sum(run.errors.values()), **run.errors}
@@ -287,6 +308,15 @@ def table(results: JSON) -> str:
     threshold = targets.get("http_switch_ratio", {}).get("threshold")
     add(f"  http_switch_ratio (need >= {threshold})", results["http_switch_ratio"],
         "http_switch_ratio", _range(ratios.get("http_switch_ratio")))
+    rows.append(("PostgreSQL store (KK_DATABASE_URL), vs SQLite", "", "", ""))
+    add("  pg_switch_updates_per_s (in process)", results.get("pg_switch_updates_per_s"),
+        between=rate_range("switch_pg"))
+    add("  pg_switch_ratio (in process)", results.get("pg_switch_ratio"),
+        between=_range(ratios.get("pg_switch_ratio")))
+    add("  pg_http_switch_updates_per_s", results.get("pg_http_switch_updates_per_s"),
+        between=rate_range("http_switch_pg"))
+    add("  pg_http_switch_ratio", results.get("pg_http_switch_ratio"), "pg_http_switch_ratio",
+        _range(ratios.get("pg_http_switch_ratio")))
     rows.append(("scale, start-up, memory", "", "", ""))
     add("  scale_ratio", results["scale_ratio"], "scale_ratio")
     add("    scale_switch_ratio", results["scale_switch_ratio"], between=scale_range("switch"))

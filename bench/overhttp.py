@@ -196,11 +196,15 @@ async def served(argv: tuple[str, ...], env_for: EnvFor, workdir: Path, name: st
         await api.stop()
 
 
-def bot_env(data_dir: Path) -> EnvFor:
-    """`python -m bot run` as in tests/test_process.py: sandbox backend, SMS over HTTP."""
+def bot_env(data_dir: Path, database_url: str | None = None) -> EnvFor:
+    """`python -m bot run` as in tests/test_process.py: sandbox backend, SMS over HTTP
+    (and the store on PostgreSQL when ``database_url`` is given)."""
     def env_for(api: HttpBotApi) -> dict[str, str]:
-        return {"KK_DATA_DIR": str(data_dir), "OTP_SENDER": "http",
-                "SMS_GATEWAY_URL": f"{api.url}/sms", "SMS_GATEWAY_TOKEN": api.sms_token}
+        env = {"KK_DATA_DIR": str(data_dir), "OTP_SENDER": "http",
+               "SMS_GATEWAY_URL": f"{api.url}/sms", "SMS_GATEWAY_TOKEN": api.sms_token}
+        if database_url:
+            env["KK_DATABASE_URL"] = database_url
+        return env
     return env_for
 
 
@@ -267,9 +271,11 @@ class HttpRounds:
     closed loop, primed (:func:`_prime`); the bots not in it stay idle in their long poll.
     :meth:`close` stops them all."""
 
-    def __init__(self, p: Params, workdir: Path) -> None:
+    def __init__(self, p: Params, workdir: Path, pg_url: str | None = None) -> None:
         self.p = p
         self.workdir = workdir
+        self.pg_url = pg_url
+        self.pg_data = workdir / "bot_run_pg-data"
         self.chat_ids = _chat_ids(p)
         self.bot_data = workdir / "bot_run-data"
         self.ref_db = workdir / "ref.sqlite3"
@@ -307,6 +313,13 @@ class HttpRounds:
         return await self._round("http_switch", BOT_RUN, bot_env(self.bot_data), "bot_run",
                                  _switch_loop)
 
+    async def bot_pg(self, _number: int) -> LoopResult:
+        """(b) on PostgreSQL: `python -m bot run` with KK_DATABASE_URL, same chats."""
+        if "http_switch_pg" not in self._served:
+            await prepare_bot_data(self.pg_data, self.chat_ids, self.pg_url)
+        return await self._round("http_switch_pg", BOT_RUN, bot_env(self.pg_data, self.pg_url),
+                                 "bot_run_pg", _switch_loop)
+
     async def reference(self, _number: int) -> LoopResult:
         """(c) the minimal switch bot."""
         if "http_reference" not in self._served:
@@ -329,10 +342,12 @@ class HttpRounds:
         return failures
 
 
-async def prepare_bot_data(data_dir: Path, chat_ids: list[int]) -> None:
+async def prepare_bot_data(data_dir: Path, chat_ids: list[int],
+                           database_url: str | None = None) -> None:
     """Consent and three accounts per chat, written with the bot's own services (same
     data directory, so the same master.key) and closed before the bot starts."""
-    services = await open_services(make_settings(data_dir))
+    extra = {"kk_database_url": database_url} if database_url else {}
+    services = await open_services(make_settings(data_dir, **extra))
     try:
         await populate(services, chat_ids, 3)
     finally:

@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument("--key-file", type=Path, default=None,
                              help="the key kept apart; installed as master.key when the "
                                   "data directory has none and KK_MASTER_KEY is not set")
+    copy = commands.add_parser("copy-store", help="copy a stopped deployment between SQLite "
+                                                  "(KK_DATA_DIR) and an empty PostgreSQL")
+    way = copy.add_mutually_exclusive_group(required=True)
+    way.add_argument("--to", metavar="URL", help="SQLite in KK_DATA_DIR -> this PostgreSQL")
+    way.add_argument("--from", dest="from_url", metavar="URL",
+                     help="this PostgreSQL -> SQLite in KK_DATA_DIR (a rollback)")
     remind = commands.add_parser("remind", help="run one reminder round now (safe beside a "
                                                 "running bot; never sends anything twice)")
     remind.add_argument("--date", type=date.fromisoformat, default=None,
@@ -79,14 +85,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _rotate(settings: Settings) -> int:
+    from bot.leader import Leadership
     from bot.services import open_services
 
-    services = await open_services(settings)
+    leadership = None
+    if settings.database_url:  # no bot may serve with the old key: hold the leader lock
+        leadership = Leadership(settings.database_url)
+        if not await leadership.hold_now():
+            await leadership.release()
+            return _fail("a bot is running on this PostgreSQL database (it holds the leader "
+                         "lock): stop every instance first; nothing was changed")
     try:
-        key_path = None if settings.kk_master_key else settings.master_key_path
-        raw, count = await rotate_key(services.db, services.vault, key_path)
+        services = await open_services(settings)
+        try:
+            key_path = None if settings.kk_master_key else settings.master_key_path
+            raw, count = await rotate_key(services.db, services.vault, key_path)
+        finally:
+            await services.close()
     finally:
-        await services.close()
+        if leadership is not None:
+            await leadership.release()
     if key_path is None:
         sys.stdout.write(f"{encode_key(raw)}\n")
         sys.stderr.write(f"re-encrypted {count} account(s); set KK_MASTER_KEY to the key "
@@ -133,6 +151,31 @@ async def _backup(settings: Settings, target: Path) -> int:
     return 0
 
 
+async def _copy_store(settings: Settings, to: str | None, from_url: str | None) -> int:
+    """SQLite in KK_DATA_DIR <-> an empty PostgreSQL, the source stopped and unchanged."""
+    from storage.copystore import CopyRefused, from_postgres, to_postgres
+    from storage.keys import resolve_master_key
+
+    url = to or from_url or ""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return _fail("copy-store: the URL must start with postgresql://")
+    path = settings.database_path
+    if from_url and not (settings.env_master_key or settings.master_key_path.exists()):
+        return _fail("copy-store: the master key of the PostgreSQL data is needed "
+                     f"(KK_MASTER_KEY or {settings.master_key_path}); nothing was changed")
+    if to and not path.exists():
+        return _fail(f"copy-store: {path} does not exist; nothing to copy")
+    raw = resolve_master_key(settings.kk_data_dir, path if to else
+                             settings.kk_data_dir / "none", settings.env_master_key)
+    try:
+        report = await (to_postgres(path, url, raw) if to else from_postgres(url, path, raw))
+    except CopyRefused as exc:
+        return _fail(f"copy-store: {exc}")
+    for line in report.lines():
+        sys.stderr.write(line + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "keygen":
@@ -157,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("bot.config").warning("%s", line)
     try:
         datalock.make_private(settings.kk_data_dir)
-        with datalock.hold(settings.kk_data_dir, **LOCKS[args.command]):
+        locks = LOCKS[args.command]
+        if args.command == "run" and settings.database_url:  # the leader lock decides
+            locks = {"shared": (datalock.KEY,)}
+        with datalock.hold(settings.kk_data_dir, **locks):
             return asyncio.run(_command(args, settings))
     except (KeyError_, DatabaseError, DataDirBusy, StartupRefused, BackupError) as exc:
         return _fail(str(exc))
@@ -174,6 +220,7 @@ LOCKS: dict[str, dict[str, tuple[str, ...]]] = {
     "remind": {"shared": (datalock.KEY,)},
     "verify-backup": {},
     "restore": {"exclusive": (datalock.INSTANCE, datalock.KEY)},
+    "copy-store": {"exclusive": (datalock.INSTANCE,), "shared": (datalock.KEY,)},
 }
 
 
@@ -190,6 +237,8 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
         return _forget_keys(settings, args.keep, args.all)
     if args.command == "remind":
         return await _remind(settings, args.date)
+    if args.command == "copy-store":
+        return await _copy_store(settings, args.to, args.from_url)
     if args.command == "verify-backup":
         return _verify(settings, args.path, args.key_file)
     if args.command == "restore":

@@ -159,6 +159,10 @@ async def backup_before_migration(db: Database, data_dir: Path) -> Path | None:
     current = await db.user_version()
     if current == 0 or current >= SCHEMA_VERSION:
         return None
+    if db.engine == "postgres":  # the migration is one transaction
+        _LOGGER.warning("PostgreSQL schema %d will be migrated to %d (one transaction); "
+                        "take a pg_dump first if you want a copy", current, SCHEMA_VERSION)
+        return None
     folder = data_dir / BACKUP_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
     target = folder / f"kk-schema{current}-before-migration-{stamp()}.sqlite3"

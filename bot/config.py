@@ -33,6 +33,7 @@ ALLOWED: dict[str, str] = {
                         "address (a local Bot API server)",
     "KK_DATA_DIR": "a writable directory",
     "KK_MASTER_KEY": "base64 of exactly 32 bytes (see `python -m bot keygen`)",
+    "KK_DATABASE_URL": "empty (SQLite in KK_DATA_DIR) or a postgresql:// URL",
     "KK_MAX_ACCOUNTS": "an integer from {low} to {high}",
     "KK_SESSION_DAYS": "an integer from {low} to {high}",
     "JKN_BACKEND": "'sandbox', 'vclaim' or 'pcare'",
@@ -75,7 +76,8 @@ ALLOWED: dict[str, str] = {
 }
 
 _SECRET_NAMES = {
-    "TELEGRAM_BOT_TOKEN", "KK_MASTER_KEY", "VCLAIM_SECRET_KEY", "VCLAIM_USER_KEY",
+    "TELEGRAM_BOT_TOKEN", "KK_MASTER_KEY", "KK_DATABASE_URL", "VCLAIM_SECRET_KEY",
+    "VCLAIM_USER_KEY",
     "PCARE_SECRET_KEY", "PCARE_USER_KEY", "PCARE_PASSWORD", "SMS_GATEWAY_TOKEN",
     "WEBHOOK_SECRET",
 }
@@ -133,6 +135,8 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
     kk_data_dir: Path = Path("./data")
     kk_master_key: SecretStr | None = None
+    #: Unset: SQLite in KK_DATA_DIR; ``postgresql://…``: PostgreSQL (docs/decisions.md 46).
+    kk_database_url: SecretStr | None = None
     kk_max_accounts: int = Field(default=3, ge=1, le=10)
     kk_session_days: int = Field(default=30, ge=1, le=365)
     jkn_backend: Literal["sandbox", "vclaim", "pcare"] = "sandbox"
@@ -167,6 +171,20 @@ class Settings(BaseSettings):
     health_listen: str = "127.0.0.1:9464"
     health_window_seconds: int = Field(default=120, ge=1, le=3600)
     telegram_conflict_exit_seconds: int = Field(default=60, ge=0, le=86_400)
+
+    @field_validator("kk_database_url", mode="after")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+                ("postgresql://", "postgres://")):
+            raise ValueError("KK_DATABASE_URL must start with postgresql:// (unset: SQLite "
+                             "in KK_DATA_DIR)")
+        return value
+
+    @property
+    def database_url(self) -> str | None:
+        """The PostgreSQL URL when the store is PostgreSQL, else None (SQLite)."""
+        return self.kk_database_url.get_secret_value() if self.kk_database_url else None
 
     @field_validator("log_level", "jkn_backend", "otp_sender", "log_format", mode="before")
     @classmethod

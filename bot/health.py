@@ -25,10 +25,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 from bot import metrics
+from bot.leader import Leadership
 from storage.db import Database, immediate
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class Health:
         self.last_contact: float | None = None
         self.conflict = asyncio.Event()
         self.db: Database | None = None
+        #: With PostgreSQL: this instance's place (bot/leader.py); None with SQLite.
+        self.leadership: Leadership | None = None
         self._db_checked = float("-inf")
         self._db_reason: str | None = None
 
@@ -91,12 +95,17 @@ class Health:
             reason = None
         except TimeoutError:
             reason = f"database write did not finish within {DB_CHECK_TIMEOUT:g} s"
-        except (sqlite3.Error, ValueError) as exc:
+        except (sqlite3.Error, psycopg.Error, ValueError) as exc:
             reason = f"database not writable ({type(exc).__name__}: {exc})"
         self._db_checked, self._db_reason = self.clock(), reason
         return reason
 
     async def check(self) -> tuple[bool, str]:
+        if self.leadership is not None and self.leadership.status != "leader":
+            # a standby is well while it waits; a lost leader is not (it is exiting)
+            return (self.leadership.status in ("starting", "standby"),
+                    f"{self.leadership.status}: another instance serves from this database"
+                    if self.leadership.status == "standby" else self.leadership.status)
         reason = self.telegram_reason()
         metrics.TELEGRAM_UP.set(0 if reason else 1)
         reason = reason or await self.db_reason()

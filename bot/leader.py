@@ -32,10 +32,12 @@ from typing import Literal
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from storage.pg import LEADER_LOCK_KEY
+
 _LOGGER = logging.getLogger(__name__)
 
 #: The advisory lock key: one bot per database ("KK" + "LEAD" in hex).
-LOCK_KEY = 0x4B4B_4C45_4144
+LOCK_KEY = LEADER_LOCK_KEY
 Status = Literal["starting", "standby", "leader", "lost", "stopped"]
 
 #: Client side: notice a dead server within seconds, not the kernel's two hours.
@@ -80,6 +82,11 @@ class Leadership:
         cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
         row = await cur.fetchone()
         return bool(row and row[0])
+
+    async def hold_now(self) -> bool:
+        """One try without waiting or watching, for a command that must run while no bot
+        serves (``rotate-key``); :meth:`release` gives the lock back."""
+        return await self._try_once()
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Become the leader (True), or False when ``stop`` is set first. While another

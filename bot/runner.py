@@ -38,6 +38,7 @@ from bot.app import (
 )
 from bot.config import Settings
 from bot.health import Health, SdNotify, watchdog
+from bot.leader import Leadership
 from bot.polling import ConfirmedPolling
 from bot.services import Services, open_services
 from bot.web import WEBHOOK_PATH, OpsServer
@@ -47,6 +48,8 @@ FIRST_RETRY = 1.0
 MAX_RETRY = 30.0
 #: Exit status after a 409 Conflict (another instance polls the same token).
 EXIT_CONFLICT = 3
+#: A leader that lost its PostgreSQL lock stops serving and exits with this status.
+EXIT_LEADER_LOST = 3
 
 
 class StartupRefused(Exception):
@@ -165,6 +168,14 @@ async def run_bot(settings: Settings, services: Services | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task[None]] = []
+    leadership: Leadership | None = None
+    if settings.database_url:  # PostgreSQL: one instance serves, the others stand by
+
+        def lost() -> None:
+            status.append(EXIT_LEADER_LOST)
+            stop.set()
+        leadership = Leadership(settings.database_url, on_lost=lost)
+        health.leadership = leadership
     try:
         address = settings.health_address
         if not webhook and address is not None:
@@ -177,6 +188,10 @@ async def run_bot(settings: Settings, services: Services | None = None) -> int:
                               "without /healthz and /metrics", address[1],
                               exc.strerror or type(exc).__name__)
         tasks.append(asyncio.create_task(watchdog(notify, health, stop)))
+        if leadership is not None:
+            notify.notify("STATUS=standby until the leader lock is free")
+            if not await leadership.acquire(stop):
+                return 0
         if not await reach_telegram(application, stop):
             return 0
         health.contact()
@@ -207,5 +222,7 @@ async def run_bot(settings: Settings, services: Services | None = None) -> int:
         await server.close()
         await stop_application(application, polling)
         await services.close()
+        if leadership is not None:
+            await leadership.release()
         _LOGGER.info("stopped cleanly")
     return status[0] if status else 0

@@ -28,6 +28,7 @@ from storage.crypto import Vault
 from storage.db import Database
 from storage.keys import check_key, resolve_master_key
 from storage.otp_repo import Caps, OtpRepo
+from storage.pg import open_database
 from storage.reminders_repo import RemindersRepo
 
 
@@ -96,7 +97,8 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     env_key = settings.env_master_key
     # Resolve the key before touching the database so a missing key never creates one.
     raw = resolve_master_key(settings.kk_data_dir, settings.database_path, env_key)
-    db = await Database.open(settings.database_path, clock=clock, migrate=False)
+    db = await open_database(settings.database_url, settings.database_path, clock=clock,
+                             migrate=False)
     try:
         if await db.user_version() == 0:  # a brand-new (or empty) database
             await db.migrate()
@@ -106,7 +108,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         # A crash between an erase's (or an eviction's) commit and its checkpoint leaves
         # older copies of the deleted rows in the WAL, and a reader may have held up a
         # stopped bot's cleanup: they go before anything else runs (retried in the
-        # background while a reader holds the file).
+        # background while a reader holds the file; nothing to do on PostgreSQL).
         await db.checkpoint()
     except BaseException:
         await db.close()

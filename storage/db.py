@@ -265,6 +265,9 @@ class Database:
     for one non-waiting checkpoint only, so no other chat is held up.
     """
 
+    #: ``sqlite`` here, ``postgres`` for :class:`storage.pg.PgDatabase`.
+    engine = "sqlite"
+
     def __init__(self, conn: sqlite3.Connection, worker: DatabaseThread,
                  path: Path | str, clock: Callable[[], float] = time.time) -> None:
         self._conn = conn

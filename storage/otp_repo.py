@@ -98,14 +98,14 @@ _CHALLENGE_COLUMNS = ("purpose, payload_ct, created_at, expires_at, last_sent_at
 def _record(conn: sqlite3.Connection, kind: str, keys: Keys | bytes, now: float,
             owner: bool = False) -> int:
     if isinstance(keys, bytes):
-        cur = conn.execute("INSERT INTO rate_events (kind, chat_key, at) VALUES (?, ?, ?)",
-                           (kind, keys, now))
+        cur = conn.execute("INSERT INTO rate_events (kind, chat_key, at) VALUES (?, ?, ?) "
+                           "RETURNING rowid", (kind, keys, now))
     else:
         cur = conn.execute(
             "INSERT INTO rate_events (kind, chat_key, subject_key, phone_key, owner, at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING rowid",
             (kind, keys.chat, keys.subject, keys.phone, int(owner), now))
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()["rowid"])  # SQLite's own rowid; a column on PostgreSQL
 
 
 def _prune(conn: sqlite3.Connection, kind: str, now: float) -> None:
@@ -251,10 +251,16 @@ class OtpRepo:
                 replaced = conn.execute("SELECT 1 FROM challenges WHERE chat_id = ?",
                                         (chat_id,)).fetchone() is not None
                 conn.execute(
-                    "INSERT OR REPLACE INTO challenges (chat_id, purpose, subject, phone_index, "
+                    "INSERT INTO challenges (chat_id, purpose, subject, phone_index, "
                     "code_hash, payload_ct, created_at, expires_at, last_sent_at, attempts, "
                     "resends, consumed_at, owner) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, ?) "
+                    "ON CONFLICT (chat_id) DO UPDATE SET purpose = excluded.purpose, "
+                    "subject = excluded.subject, phone_index = excluded.phone_index, "
+                    "code_hash = excluded.code_hash, payload_ct = excluded.payload_ct, "
+                    "created_at = excluded.created_at, expires_at = excluded.expires_at, "
+                    "last_sent_at = excluded.last_sent_at, attempts = 0, resends = 0, "
+                    "consumed_at = NULL, owner = excluded.owner",
                     (chat_id, purpose, keys.subject, keys.phone, code_hash, blob, now,
                      now + ttl, now, int(owner)))
             if replaced:  # the dropped code's payload leaves the WAL too

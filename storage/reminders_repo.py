@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 
 from storage.db import Database, immediate
 
@@ -98,8 +98,8 @@ class RemindersRepo:
     async def prune(self, today: date) -> None:
         def unit(conn: sqlite3.Connection) -> None:
             with immediate(conn):
-                conn.execute("DELETE FROM reminder_log WHERE day < date(?, ?)",
-                             (today.isoformat(), f"-{KEEP_DAYS} days"))
+                conn.execute("DELETE FROM reminder_log WHERE day < ?",  # ISO dates sort
+                             ((today - timedelta(days=KEEP_DAYS)).isoformat(),))
         await self.db.run(unit)
 
     async def round_done(self, day: date) -> bool:

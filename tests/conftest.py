@@ -25,7 +25,7 @@ from storage.accounts_repo import NewAccount
 from storage.db import CHAT_TABLES
 from storage.persistence import SqlitePersistence
 from tests import pgserver
-from tests.dbsql import execute, query, query_one
+from tests.dbsql import execute, query_one, schema_columns
 from tests.pgserver import Cluster, PostgresUnavailable, postgres_server
 
 NIK_A = "3174014506900011"  # woman born 05-06-1990, Jakarta
@@ -160,15 +160,40 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 ServicesFactory = Callable[..., Any]
+STORES = ("sqlite", "postgres")
+
+
+@pytest.fixture
+def store() -> str:
+    """The store the services open: SQLite, unless a module runs its tests on both with
+    ``store = both_stores`` (tests/conftest.py)."""
+    return "sqlite"
+
+
+@pytest.fixture(params=STORES)
+def both_stores(request: pytest.FixtureRequest) -> str:
+    """Assign to ``store`` in a test module to run its tests on SQLite and PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(store: str, request: pytest.FixtureRequest) -> str | None:
+    """KK_DATABASE_URL for the store under test: None (SQLite in the data directory) or a
+    fresh PostgreSQL database of the throwaway cluster (``pg_db_url``)."""
+    if store == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_db_url"))
 
 
 @pytest.fixture
 async def services_factory(data_dir: Path, clock: FakeClock, phone: Phone,
-                           backend: FastSandbox, codes: CodeBook
+                           backend: FastSandbox, codes: CodeBook, database_url: str | None
                            ) -> AsyncIterator[ServicesFactory]:
     opened: list[Services] = []
 
     async def factory(**overrides: Any) -> Services:
+        if database_url is not None:
+            overrides.setdefault("kk_database_url", database_url)
         svc = await open_services(make_settings(data_dir, **overrides), clock=clock,
                                   backend=backend, sms=phone, code_factory=codes)
         opened.append(svc)
@@ -273,11 +298,7 @@ async def chat_rows(services: Services, chat: int) -> dict[str, int]:
     """Rows of ``chat`` in every table that has a chat (or user) id column, found from the
     schema itself, so a table the erase forgets cannot hide from the tests."""
     counts: dict[str, int] = {}
-    tables = [str(r["name"]) for r in await query(
-        services.db, "SELECT name FROM sqlite_schema WHERE type = 'table'")]
-    for table in tables:
-        columns = {str(r["name"]) for r in await query(services.db,
-                                                       f"PRAGMA table_info({table})")}
+    for table, columns in (await schema_columns(services.db)).items():
         for column in ("chat_id", "user_id"):
             if column in columns:
                 row = await query_one(services.db,

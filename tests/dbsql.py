@@ -28,3 +28,18 @@ async def execute(db: Database, *statements: str | tuple[str, tuple[object, ...]
 
 async def total_changes(db: Database) -> int:
     return await db.run(lambda conn: conn.total_changes)
+
+
+async def schema_columns(db: Database) -> dict[str, set[str]]:
+    """Every table of the store and its columns, read from the engine's own catalogue."""
+    if db.engine == "postgres":
+        found: dict[str, set[str]] = {}
+        for row in await query(db, "SELECT table_name, column_name FROM "
+                                   "information_schema.columns WHERE table_schema = "
+                                   "current_schema()"):
+            found.setdefault(str(row["table_name"]), set()).add(str(row["column_name"]))
+        return found
+    tables = [str(r["name"]) for r in await query(
+        db, "SELECT name FROM sqlite_schema WHERE type = 'table'")]
+    return {table: {str(r["name"]) for r in await query(db, f"PRAGMA table_info({table})")}
+            for table in tables}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
-from tests.conftest import consent
+from tests.conftest import both_stores, consent
 from tests.dbsql import query_one
+
+store = both_stores  # every test here runs on SQLite and on PostgreSQL
 
 
 async def test_start_shows_greeting_privacy_and_consent_buttons(chat: EmulatedChat) -> None:

@@ -19,12 +19,15 @@ from tests.conftest import (
     ServicesFactory,
     add_account,
     assert_a_row_in_every_table,
+    both_stores,
     chat_rows,
     consent,
     restart,
     start_bot,
 )
 from tests.dbsql import execute, query_one
+
+store = both_stores  # every test here runs on SQLite and on PostgreSQL
 
 
 async def state_on_disk(services: Services, chat_id: int) -> int | None:

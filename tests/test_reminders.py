@@ -30,10 +30,13 @@ from tests.conftest import (
     Phone,
     ServicesFactory,
     add_account,
+    both_stores,
     consent,
     start_bot,
 )
 from tests.dbsql import execute, query_one
+
+store = both_stores  # every test here runs on SQLite and on PostgreSQL
 
 ARREARS_NIK = "3174014506900001"  # the sandbox's participant with 3 months unpaid
 NOVEMBER = {day: date(2026, 11, day) for day in range(1, 31)}

@@ -25,11 +25,17 @@ from tests.conftest import (
     PHONE,
     ServicesFactory,
     assert_a_row_in_every_table,
+    both_stores,
     chat_rows,
     fill_every_table,
     new,
 )
 from tests.dbsql import execute, query, query_one, total_changes
+
+store = both_stores  # every test here runs on SQLite and on PostgreSQL, except:
+#: Properties of SQLite's files (their bytes, WAL, backup API, modes): PostgreSQL's
+#: counterparts are in tests/test_pg_store.py.
+SQLITE_FILES = pytest.mark.parametrize("store", ["sqlite"])
 
 NAME = "SITI RAHMAWATI"
 
@@ -441,6 +447,7 @@ async def test_key_file_created_0600_only_for_a_new_installation(tmp_path: Path)
     assert not key_file.exists(), "never creates a key for an existing database"
 
 
+@SQLITE_FILES
 async def test_wrong_key_is_refused_and_nothing_is_touched(services_factory: ServicesFactory,
                                                            data_dir: Path) -> None:
     svc: Services = await services_factory()
@@ -509,6 +516,7 @@ async def test_rotation_with_an_environment_key_prints_and_refuses_old_key(
         await services_factory()
 
 
+@SQLITE_FILES
 async def test_backup_is_a_consistent_copy(services: Services, tmp_path: Path) -> None:
     await services.accounts.repo.add(1, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
     target = tmp_path / "backup.sqlite3"
@@ -532,6 +540,7 @@ async def test_erase_chat_removes_every_row_of_that_chat_only(services: Services
     assert await services.otp.challenge(2) is not None
 
 
+@SQLITE_FILES
 async def test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files(
         services: Services, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every ciphertext ever written for the chat, and its keyed hashes, are gone from the
@@ -563,6 +572,7 @@ async def test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files(
     assert services.vault.blind_index(2, NIK_A) in after, "chat 2's rows are still there"
 
 
+@SQLITE_FILES
 async def test_removing_or_evicting_one_account_leaves_no_copy_of_it(
         services: Services, data_dir: Path) -> None:
     repo = services.accounts.repo
@@ -587,6 +597,7 @@ async def test_removing_or_evicting_one_account_leaves_no_copy_of_it(
     assert [b for b in evicted if b in files()] == []
 
 
+@SQLITE_FILES
 async def test_database_and_wal_hold_no_plaintext_identifier(
         services_factory: ServicesFactory, data_dir: Path) -> None:
     svc: Services = await services_factory()
@@ -687,6 +698,7 @@ async def test_an_unchanged_conversation_state_costs_no_write(tmp_path: Path) ->
         await db.close()
 
 
+@SQLITE_FILES
 async def test_database_files_are_private(services: Services, data_dir: Path,
                                           tmp_path: Path) -> None:
     await services.consent.record(1)

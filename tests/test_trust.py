@@ -32,10 +32,13 @@ from tests.conftest import (
     Phone,
     ServicesFactory,
     add_account,
+    both_stores,
     consent,
     start_bot,
 )
 from tests.dbsql import query_one
+
+store = both_stores  # every test here runs on SQLite and on PostgreSQL
 
 MASKED_NIK = re.compile(r"\d{4}\*{8}\d{4}")
 PHONE_PREFIX = re.compile(r"\b0?8\d{2}\*{3,}|\+?628\d")
