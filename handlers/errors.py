@@ -15,7 +15,8 @@ from telegram import Update
 from telegram.error import TelegramError
 
 from bot import texts
-from handlers.common import Context, was_answered
+from bot.operator import Alert
+from handlers.common import Context, services, was_answered
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ async def on_error(update: object, context: Context) -> None:
     if update.callback_query is not None and not was_answered(context, update.callback_query):
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
+    reply = reply_for(context.error)
+    if reply is texts.DISK_FULL:
+        services(context).alerts.raise_(Alert.DISK_FULL)
     chat = update.effective_chat
     if chat is not None and chat.type == "private":
         with contextlib.suppress(TelegramError):
-            await context.bot.send_message(chat.id, reply_for(context.error))
+            await context.bot.send_message(chat.id, reply)
