@@ -36,14 +36,14 @@ async def on_error(update: object, context: Context) -> None:
     update_id = update.update_id if isinstance(update, Update) else None
     _LOGGER.error("error while handling update %s: %s", update_id,
                   type(context.error).__name__, exc_info=context.error)
+    reply = reply_for(context.error)
+    if reply is texts.DISK_FULL:  # also from a job: the operators hear of it
+        services(context).alerts.raise_(Alert.DISK_FULL)
     if not isinstance(update, Update):
         return
     if update.callback_query is not None and not was_answered(context, update.callback_query):
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
-    reply = reply_for(context.error)
-    if reply is texts.DISK_FULL:
-        services(context).alerts.raise_(Alert.DISK_FULL)
     chat = update.effective_chat
     if chat is not None and chat.type == "private":
         with contextlib.suppress(TelegramError):
