@@ -5,6 +5,7 @@ reach the operators (and the log) once an hour per kind, with no identifier."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sqlite3
@@ -214,3 +215,67 @@ async def test_no_operator_configured_means_no_alert_messages(
         assert [e for e in harness.emulator.events if e.kind == "message"] == []
     finally:
         await harness.stop()
+
+
+async def test_a_delivery_stopped_mid_send_is_not_sent_again_on_resume(
+        bot: BotHarness, services: Services) -> None:
+    """The bot stops (SIGTERM) while a send is in flight: that chat may have it, so the
+    resumed notice leaves it out; the others get it once."""
+    users = [bot.chat(4000 + i) for i in range(5)]
+    for user in users:
+        await consent(user)
+    repo = services.operator.repo
+    notice = await repo.draft("Perawatan", services.clock())
+    assert await repo.confirm(notice)
+    received: list[int] = []
+
+    async def stopped_at_the_third(chat_id: int, body: str) -> bool:
+        received.append(chat_id)  # Telegram took it …
+        if len(received) == 3:
+            raise asyncio.CancelledError  # … and the bot stopped before hearing back
+        return True
+
+    async def delivering(chat_id: int, body: str) -> bool:
+        received.append(chat_id)
+        return True
+
+    with pytest.raises(asyncio.CancelledError):
+        await services.operator.run_notice(notice, stopped_at_the_third)
+    report = await services.operator.run_notice(notice, delivering)
+    assert report.finished
+    assert sorted(received) == [u.chat_id for u in users], "each chat once"
+    assert (report.tally.sent, report.tally.unknown) == (4, 1)
+
+
+async def test_a_draft_is_confirmed_or_cancelled_once(services: Services) -> None:
+    repo = services.operator.repo
+    first = await repo.draft("Satu", services.clock())
+    assert await repo.confirm(first)
+    assert not await repo.confirm(first), "a second [Kirim] starts nothing"
+    assert not await repo.cancel(first), "too late to cancel"
+    second = await repo.draft("Dua", services.clock())
+    assert await repo.cancel(second)
+    assert not await repo.confirm(second), "a cancelled notice is never sent"
+    assert await repo.sending() == [first]
+
+
+async def test_two_runs_of_one_notice_at_once_message_each_chat_once(
+        bot: BotHarness, services: Services) -> None:
+    """A resume while the notice is still sending (or a second instance): the claim in the
+    database lets one of them send to each chat."""
+    users = [bot.chat(5000 + i) for i in range(6)]
+    for user in users:
+        await consent(user)
+    notice = await services.operator.draft("Perawatan")
+    assert await services.operator.repo.confirm(notice)
+    received: list[int] = []
+
+    async def delivering(chat_id: int, body: str) -> bool:
+        received.append(chat_id)
+        await asyncio.sleep(0.01)
+        return True
+
+    reports = await asyncio.gather(services.operator.run_notice(notice, delivering),
+                                   services.operator.run_notice(notice, delivering))
+    assert sorted(received) == [u.chat_id for u in users]
+    assert [r.finished for r in reports].count(True) == 1, "one report"

@@ -119,3 +119,22 @@ async def test_privacy_states_the_retention(bot: BotHarness) -> None:
     chat = bot.chat(1005)
     await chat.send("/privasi")
     assert "tidak memakai bot selama 30 hari" in chat.last_text
+
+
+async def test_a_late_warning_still_comes_a_week_before_the_erase(
+        bot: BotHarness, services: Services, clock: FakeClock) -> None:
+    """The daily job did not run for weeks (the bot was down): a chat long past
+    RETENTION_DAYS is warned first and erased only a week later."""
+    chat = bot.chat(1006)
+    await consent(chat)
+    await daily(bot)
+    clock.advance(40 * DAY)
+    await daily(bot)
+    assert len(warnings_in(bot, 1006)) == 1
+    assert (await chat_rows(services, 1006))["consent"] == 1, "not erased unwarned"
+    clock.advance(6 * DAY)
+    await daily(bot)
+    assert (await chat_rows(services, 1006))["consent"] == 1
+    clock.advance(1 * DAY)
+    await daily(bot)
+    assert all(n == 0 for n in (await chat_rows(services, 1006)).values())
