@@ -74,8 +74,8 @@ ALLOWED: dict[str, str] = {
                                       "Conflict before the bot exits with status 3)",
     "OPERATOR_CHAT_IDS": "chat ids separated by commas, e.g. 12345678,87654321 (the "
                          "operators' own private chats; empty: none)",
-    "RETENTION_DAYS": "0 (off) or an integer from 14 to 3650 (days without activity before "
-                      "a chat's data is erased)",
+    "RETENTION_DAYS": "an integer from {low} to {high}: days without activity before a "
+                      "chat's data is erased (0 turns it off; else at least 14)",
 }
 
 _SECRET_NAMES = {

@@ -20,6 +20,8 @@ from handlers.common import Context, answer, chat_id_of, edit_query, send, servi
 from handlers.keyboards import ArgRoute, Keyboard, inline
 
 _LOGGER = logging.getLogger(__name__)
+#: Commands only the operator chats have: not in the menu or /bantuan (no oracle).
+COMMANDS = ("stats", "pengumuman")
 NOTICE_GO = ArgRoute("ntc:go", "[0-9]{1,9}")
 NOTICE_NO = ArgRoute("ntc:no", "[0-9]{1,9}")
 #: Seconds after start before a notice interrupted by a restart is resumed.

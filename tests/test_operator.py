@@ -15,6 +15,7 @@ import pytest
 from telegram.ext import CallbackContext
 
 from bot import texts
+from bot.config import SettingsError, load_settings, unknown_settings
 from bot.devtools.harness import BotHarness
 from bot.jkn.base import JknCredentialsRejected
 from bot.services import Services
@@ -279,3 +280,19 @@ async def test_two_runs_of_one_notice_at_once_message_each_chat_once(
                                    services.operator.run_notice(notice, delivering))
     assert sorted(received) == [u.chat_id for u in users]
     assert [r.finished for r in reports].count(True) == 1, "one report"
+
+
+def test_the_settings_are_checked_at_start() -> None:
+    settings = load_settings(env_file=None, operator_chat_ids=" 12345678 , -100123 ,")
+    assert settings.operator_ids == frozenset({12345678, -100123})
+    assert load_settings(env_file=None).operator_ids == frozenset()
+    for bad in ("12,abc", "0", "1.5", "99999999999999999999"):
+        with pytest.raises(SettingsError, match="^invalid setting OPERATOR_CHAT_IDS"):
+            load_settings(env_file=None, operator_chat_ids=bad)
+    assert load_settings(env_file=None).retention_days == 365
+    assert load_settings(env_file=None, retention_days=0).retention_days == 0
+    assert load_settings(env_file=None, retention_days=14).retention_days == 14
+    with pytest.raises(SettingsError, match="^invalid setting RETENTION_DAYS"):
+        load_settings(env_file=None, retention_days=7)
+    assert unknown_settings(None, {"OPERATOR_CHAT_ID": "1"}) == [
+        "OPERATOR_CHAT_ID is not a setting; did you mean OPERATOR_CHAT_IDS?"]
