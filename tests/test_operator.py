@@ -287,12 +287,12 @@ def test_the_settings_are_checked_at_start() -> None:
     assert settings.operator_ids == frozenset({12345678, -100123})
     assert load_settings(env_file=None).operator_ids == frozenset()
     for bad in ("12,abc", "0", "1.5", "99999999999999999999"):
-        with pytest.raises(SettingsError, match="^invalid setting OPERATOR_CHAT_IDS"):
+        with pytest.raises(SettingsError, match=r"^invalid setting OPERATOR_CHAT_IDS"):
             load_settings(env_file=None, operator_chat_ids=bad)
     assert load_settings(env_file=None).retention_days == 365
     assert load_settings(env_file=None, retention_days=0).retention_days == 0
     assert load_settings(env_file=None, retention_days=14).retention_days == 14
-    with pytest.raises(SettingsError, match="^invalid setting RETENTION_DAYS"):
+    with pytest.raises(SettingsError, match=r"^invalid setting RETENTION_DAYS"):
         load_settings(env_file=None, retention_days=7)
     assert unknown_settings(None, {"OPERATOR_CHAT_ID": "1"}) == [
         "OPERATOR_CHAT_ID is not a setting; did you mean OPERATOR_CHAT_IDS?"]
