@@ -162,6 +162,20 @@ class OperatorService:
     async def draft(self, body: str) -> int:
         return await self.repo.draft(body, self.clock())
 
+    async def confirm(self, notice_id: int) -> bool:
+        """[Kirim]: True for the one tap that starts the notice."""
+        return await self.repo.confirm(notice_id)
+
+    async def cancel(self, notice_id: int) -> bool:
+        return await self.repo.cancel(notice_id)
+
+    async def unfinished(self) -> list[int]:
+        """Confirmed notices a stop or a crash interrupted."""
+        return await self.repo.sending()
+
+    async def prune(self) -> None:
+        await self.repo.prune(self.clock())
+
     async def run_notice(self, notice_id: int, deliver: Deliver) -> NoticeReport:
         """Send a confirmed notice to every consented chat that has no delivery row yet,
         one at a time under the pacer; then mark it done."""

@@ -50,7 +50,7 @@ async def daily(context: Context) -> None:
         _LOGGER.warning("retention run stopped (%s); the next one picks it up",
                         type(exc).__name__)
         return
-    await svc.operator.repo.prune(svc.clock())
+    await svc.operator.prune()
     await svc.db.set_meta(_DAILY_KEY + svc.retention.today().isoformat(), b"done")
 
 

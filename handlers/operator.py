@@ -79,7 +79,7 @@ async def notice_go(update: Update, context: Context) -> None:
         await start.stale_button(update, context)
         return
     notice_id = int(context.match.group(1))
-    if not await services(context).operator.repo.confirm(notice_id):
+    if not await services(context).operator.confirm(notice_id):
         await answer(context, query, texts.NOTICE_TAKEN, alert=True)
         return
     await answer(context, query)
@@ -93,7 +93,7 @@ async def notice_no(update: Update, context: Context) -> None:
     if not _is_operator(update, context):
         await start.stale_button(update, context)
         return
-    if not await services(context).operator.repo.cancel(int(context.match.group(1))):
+    if not await services(context).operator.cancel(int(context.match.group(1))):
         await answer(context, query, texts.NOTICE_TAKEN, alert=True)
         return
     await answer(context, query)
@@ -162,7 +162,7 @@ async def notice_job(context: Context) -> None:
 
 async def resume_notices(context: Context) -> None:
     """At start: every confirmed notice that a stop or a crash interrupted goes on."""
-    for notice_id in await services(context).operator.repo.sending():
+    for notice_id in await services(context).operator.unfinished():
         schedule(context, notice_id, 0.0)
 
 
