@@ -56,6 +56,9 @@ def forget(application: AnyApp, chat_id: int) -> None:
     for group in application.handlers.values():
         for handler in group:
             if isinstance(handler, ConversationHandler):
+                # PTB has no public call to end a conversation from outside one of its
+                # callbacks (/hapus_data ends it by returning END); its per-chat state is
+                # this mapping (keys per_chat: (chat_id,)), tracked for persistence.
                 handler._conversations.pop((chat_id,), None)
 
 

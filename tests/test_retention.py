@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from telegram.ext import CallbackContext
 
+from bot import texts
 from bot.devtools.harness import BotHarness
 from bot.services import Services
 from handlers import jobs
@@ -138,3 +139,18 @@ async def test_a_late_warning_still_comes_a_week_before_the_erase(
     clock.advance(1 * DAY)
     await daily(bot)
     assert all(n == 0 for n in (await chat_rows(services, 1006)).values())
+
+
+async def test_an_erase_mid_conversation_leaves_no_step_behind(
+        bot: BotHarness, services: Services, clock: FakeClock) -> None:
+    chat = bot.chat(1007)
+    await consent(chat)
+    await chat.send("/tambah_kk")  # then gone for a month, mid-conversation
+    await daily(bot)
+    clock.advance(23 * DAY)
+    await daily(bot)
+    clock.advance(7 * DAY)
+    await daily(bot)
+    assert all(n == 0 for n in (await chat_rows(services, 1007)).values())
+    await chat.send("halo")
+    assert texts.UNKNOWN_TEXT in chat.reply, "no /tambah_kk step is waiting any more"
