@@ -180,7 +180,8 @@ class OtpService:
 
     def _warn_budget(self, now: float) -> None:
         if self.on_budget_spent is not None:
-            self.on_budget_spent()  # rate-limited there
+            self.on_budget_spent()  # logged (once an hour) and sent to the operators there
+            return
         if now - self._budget_warned_at >= 3600:
             self._budget_warned_at = now
             _LOGGER.warning("the hourly SMS budget (SMS_MAX_PER_HOUR) is used up; new codes "
