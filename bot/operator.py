@@ -176,15 +176,21 @@ class OperatorService:
     async def prune(self) -> None:
         await self.repo.prune(self.clock())
 
-    async def run_notice(self, notice_id: int, deliver: Deliver) -> NoticeReport:
+    async def run_notice(self, notice_id: int, deliver: Deliver,
+                         running: Callable[[], bool] = lambda: True) -> NoticeReport:
         """Send a confirmed notice to every consented chat that has no delivery row yet,
-        one at a time under the pacer; then mark it done."""
+        one at a time under the pacer; then mark it done. When ``running`` turns false (the
+        bot is stopping) it stops between two chats, unfinished: the next start resumes."""
         notice = await self.repo.get(notice_id)
         if notice is None or notice.state != "sending":
             return NoticeReport(notice_id, await self.repo.tally(notice_id), False)
         after: int | None = None
         while chats := await self.repo.waiting(notice_id, after):
             for chat_id in chats:
+                if not running():
+                    _LOGGER.info("notice %d paused: the bot is stopping; it resumes at the "
+                                 "next start", notice_id)
+                    return NoticeReport(notice_id, await self.repo.tally(notice_id), False)
                 await self._one(notice_id, chat_id, notice.body, deliver)
             after = chats[-1]
         finished = await self.repo.finish(notice_id, self.clock())

@@ -70,8 +70,11 @@ class RetentionService:
         await self.repo.touch(chat_id, day)
         self._seen.add(chat_id)
 
-    async def run(self, warn: Warn, erased: Callable[[int], None]) -> RetentionReport:
-        """Warn, then erase (``erased`` is told each chat id, to drop what is in memory)."""
+    async def run(self, warn: Warn, erased: Callable[[int], None],
+                  running: Callable[[], bool] = lambda: True) -> RetentionReport:
+        """Warn, then erase (``erased`` is told each chat id, to drop what is in memory).
+        When ``running`` turns false (the bot is stopping) it stops between two chats; the
+        next run goes on where this one stopped."""
         report = RetentionReport()
         if not self.enabled:
             return report
@@ -80,11 +83,15 @@ class RetentionService:
         warn_last = (today - timedelta(days=self.days - WARN_DAYS)).isoformat()
         while chats := await self.repo.to_warn(warn_last):
             for chat_id in chats:
+                if not running():
+                    return report
                 await self._warn_one(chat_id, today, warn_last, warn, report)
         erase_last = (today - timedelta(days=self.days)).isoformat()
         warned_by = (today - timedelta(days=WARN_DAYS)).isoformat()
         while chats := await self.repo.due(erase_last, warned_by):
             for chat_id in chats:
+                if not running():
+                    return report
                 clean = await self.repo.erase_if_due(chat_id, erase_last, warned_by)
                 if clean is None:
                     continue

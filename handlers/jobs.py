@@ -50,6 +50,8 @@ async def daily(context: Context) -> None:
         _LOGGER.warning("retention run stopped (%s); the next one picks it up",
                         type(exc).__name__)
         return
+    if not context.application.running:
+        return  # stopped midway: the next start runs it again (nothing is done twice)
     await svc.operator.prune()
     await svc.db.set_meta(_DAILY_KEY + svc.retention.today().isoformat(), b"done")
 

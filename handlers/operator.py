@@ -148,7 +148,8 @@ async def notice_job(context: Context) -> None:
     assert isinstance(notice_id, int)
     svc = services(context)
     try:
-        report = await svc.operator.run_notice(notice_id, deliver_with(context.bot))
+        report = await svc.operator.run_notice(notice_id, deliver_with(context.bot),
+                                               lambda: context.application.running)
     except (NotSent, TelegramError) as exc:
         _LOGGER.warning("notice %d stopped (%s); it resumes in %d s", notice_id,
                         type(exc).__name__, int(RETRY_DELAY))

@@ -66,4 +66,5 @@ async def run(application: AnyApp) -> None:
     """Warn, then erase (bot/retention.py)."""
     svc: Services = application.bot_data["services"]
     await svc.retention.run(warn_with(application.bot),
-                            lambda chat_id: forget(application, chat_id))
+                            lambda chat_id: forget(application, chat_id),
+                            lambda: application.running)

@@ -296,3 +296,25 @@ def test_the_settings_are_checked_at_start() -> None:
         load_settings(env_file=None, retention_days=7)
     assert unknown_settings(None, {"OPERATOR_CHAT_ID": "1"}) == [
         "OPERATOR_CHAT_ID is not a setting; did you mean OPERATOR_CHAT_IDS?"]
+
+
+async def test_a_stopping_bot_pauses_the_notice_between_two_chats(
+        bot: BotHarness, services: Services) -> None:
+    """SIGTERM while a long notice goes out: the stop does not wait for every chat; the
+    notice stays unfinished and the next run sends to the rest, nobody twice."""
+    users = [bot.chat(6000 + i) for i in range(5)]
+    for user in users:
+        await consent(user)
+    notice = await services.operator.draft("Perawatan")
+    assert await services.operator.confirm(notice)
+    received: list[int] = []
+
+    async def delivering(chat_id: int, body: str) -> bool:
+        received.append(chat_id)
+        return True
+
+    first = await services.operator.run_notice(notice, delivering, lambda: len(received) < 2)
+    assert not first.finished and len(received) == 2
+    assert await services.operator.unfinished() == [notice]
+    second = await services.operator.run_notice(notice, delivering)
+    assert second.finished and sorted(received) == [u.chat_id for u in users]
