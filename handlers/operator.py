@@ -100,12 +100,11 @@ async def notice_no(update: Update, context: Context) -> None:
     await edit_query(context, query, texts.NOTICE_CANCELLED)
 
 
-def schedule(context: Context | Any, notice_id: int, delay: float) -> None:
+def schedule(context: Context, notice_id: int, delay: float) -> None:
     """Send (or resume) a confirmed notice from the JobQueue, so that the operator's chat
-    is not held up for the minutes it takes; the job is cancelled when the bot stops."""
-    jobs = context.job_queue if hasattr(context, "job_queue") else None
-    assert jobs is not None
-    jobs.run_once(notice_job, delay, data=notice_id, name=f"notice-{notice_id}")
+    is not held up for the minutes it takes (a stopping bot pauses it: bot/operator.py)."""
+    assert context.job_queue is not None  # the job-queue extra is a dependency
+    context.job_queue.run_once(notice_job, delay, data=notice_id, name=f"notice-{notice_id}")
 
 
 def deliver_with(bot: Bot) -> Deliver:
