@@ -19,7 +19,7 @@ from bot.services import Services
 from bot.transport import RetryingRequest
 from bot.wib import WIB_ZONE
 from handlers import jobs as maintenance
-from handlers import register, reminders
+from handlers import operator, register, reminders
 from storage.persistence import SqlitePersistence
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,6 +46,12 @@ async def _post_init(application: AnyApp) -> None:
                    time=rounds.at.replace(tzinfo=WIB_ZONE))
     if await rounds.missed_today():
         jobs.run_once(reminders.daily_round, CATCH_UP_DELAY, name="reminders-catch-up")
+    jobs.run_daily(maintenance.daily, time=maintenance.DAILY_AT, name="daily")
+    if await maintenance.daily_missed(services):
+        jobs.run_once(maintenance.daily, CATCH_UP_DELAY, name="daily-catch-up")
+    jobs.run_repeating(operator.alerts_job, interval=operator.ALERT_SECONDS,
+                       first=operator.ALERT_SECONDS, name="alerts")
+    jobs.run_once(operator.resume_notices, operator.RESUME_DELAY, name="notices-resume")
 
 
 def build_application(services: Services, *, token: str | None = None,
@@ -80,6 +86,7 @@ def build_application(services: Services, *, token: str | None = None,
     application = builder.build()
     processor.application = application
     application.bot_data["services"] = services
+    application.bot_data["health"] = health  # the operators' alerts look at it
     register(application)
     return application
 

@@ -73,6 +73,10 @@ ALLOWED: dict[str, str] = {
                              "this many seconds for /healthz to say ok)",
     "TELEGRAM_CONFLICT_EXIT_SECONDS": "an integer from 0 to 86400 (seconds after a 409 "
                                       "Conflict before the bot exits with status 3)",
+    "OPERATOR_CHAT_IDS": "chat ids separated by commas, e.g. 12345678,87654321 (the "
+                         "operators' own private chats; empty: none)",
+    "RETENTION_DAYS": "an integer from {low} to {high}: days without activity before a "
+                      "chat's data is erased (0 turns it off; else at least 14)",
 }
 
 _SECRET_NAMES = {
@@ -83,6 +87,9 @@ _SECRET_NAMES = {
 }
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_CHAT_ID_RE = re.compile(r"^-?[0-9]{1,19}$")
+#: The shortest RETENTION_DAYS: the warning goes a week ahead, so it must come after a week.
+MIN_RETENTION_DAYS = 14
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 #: What each real backend cannot start without.
 _BACKEND_SETTINGS = {
@@ -171,6 +178,8 @@ class Settings(BaseSettings):
     health_listen: str = "127.0.0.1:9464"
     health_window_seconds: int = Field(default=120, ge=1, le=3600)
     telegram_conflict_exit_seconds: int = Field(default=60, ge=0, le=86_400)
+    operator_chat_ids: str = ""
+    retention_days: int = Field(default=365, ge=0, le=3650)
 
     @field_validator("kk_database_url", mode="after")
     @classmethod
@@ -216,6 +225,22 @@ class Settings(BaseSettings):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ValueError("not host:port")
+        return value
+
+    @field_validator("operator_chat_ids")
+    @classmethod
+    def _operator_chat_ids(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        for part in parts:
+            if not _CHAT_ID_RE.match(part) or not 0 < abs(int(part)) < 2 ** 63:
+                raise ValueError("not a chat id")
+        return ",".join(parts)
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_days(cls, value: int) -> int:
+        if 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError(f"under {MIN_RETENTION_DAYS}")
         return value
 
     @field_validator("pcare_app_code")
@@ -292,6 +317,11 @@ class Settings(BaseSettings):
     def key_source(self) -> str:
         """Where the master key comes from, for the start-up line (never the key)."""
         return self._key_origin if self.kk_master_key else f"key file {self.master_key_path}"
+
+    @property
+    def operator_ids(self) -> frozenset[int]:
+        """OPERATOR_CHAT_IDS as chat ids (empty: no operator chat)."""
+        return frozenset(int(part) for part in self.operator_chat_ids.split(",") if part)
 
     @property
     def log_level_number(self) -> int:
@@ -451,7 +481,7 @@ def _explicitly_empty(name: str, env_file: str | None) -> bool:
 
 #: Prefixes of this program's settings: an unknown name with one of them is likely a typo.
 OUR_PREFIXES = ("KK_", "JKN_", "VCLAIM_", "PCARE_", "OTP_", "SMS_", "WEBHOOK_", "TELEGRAM_",
-                "REMINDER_", "HEALTH_", "LOG_", "STATUS_")
+                "REMINDER_", "HEALTH_", "LOG_", "STATUS_", "OPERATOR_", "RETENTION_")
 
 
 def unknown_settings(env_file: str | None = ".env",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import date
 
 from prometheus_client import (
@@ -120,11 +121,15 @@ class MeteredBackend:
 
     def __init__(self, inner: JknBackend) -> None:
         self.inner = inner
+        #: Told when BPJS rejects the credentials (the operators' alert, bot/operator.py).
+        self.on_credentials_rejected: Callable[[], object] | None = None
         self.name: str = inner.name
         self.label: str = inner.label
         self.capabilities: frozenset[Capability] = inner.capabilities
 
     def _done(self, call: str, started: float, outcome: str) -> None:
+        if outcome == "credentialsrejected" and self.on_credentials_rejected is not None:
+            self.on_credentials_rejected()
         BACKEND_CALLS.labels(self.name, call, outcome).inc()
         BACKEND_SECONDS.labels(self.name, call).observe(time.monotonic() - started)
 

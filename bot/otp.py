@@ -94,6 +94,8 @@ class OtpService:
         self.clock = clock
         self.code_factory = code_factory
         self._budget_warned_at = float("-inf")
+        #: Told when the budget is spent (the operators' alert, bot/operator.py).
+        self.on_budget_spent: Callable[[], object] | None = None
 
     def keys(self, chat_id: int, nik: str, phone: str) -> Keys:
         return Keys(self.vault.chat_key(chat_id), self.vault.participant_key(nik),
@@ -177,6 +179,9 @@ class OtpService:
         return None if block is None else _BLOCKS[block]
 
     def _warn_budget(self, now: float) -> None:
+        if self.on_budget_spent is not None:
+            self.on_budget_spent()  # logged (once an hour) and sent to the operators there
+            return
         if now - self._budget_warned_at >= 3600:
             self._budget_warned_at = now
             _LOGGER.warning("the hourly SMS budget (SMS_MAX_PER_HOUR) is used up; new codes "

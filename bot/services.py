@@ -16,8 +16,10 @@ from bot.jkn.pcare import PCareBackend
 from bot.jkn.sandbox import SandboxBackend
 from bot.jkn.vclaim import VClaimBackend
 from bot.metrics import MeteredBackend
+from bot.operator import Alert, Alerts, OperatorService
 from bot.otp import OtpService
 from bot.reminders import ReminderService
+from bot.retention import RetentionService
 from bot.sms.base import SmsSender
 from bot.sms.console import ConsoleSender
 from bot.sms.http import HttpSender
@@ -27,9 +29,11 @@ from storage.consent_repo import ConsentRepo
 from storage.crypto import Vault
 from storage.db import Database
 from storage.keys import check_key, resolve_master_key
+from storage.notices_repo import NoticesRepo
 from storage.otp_repo import Caps, OtpRepo
 from storage.pg import open_database
 from storage.reminders_repo import RemindersRepo
+from storage.retention_repo import RetentionRepo
 
 
 @dataclass
@@ -47,6 +51,9 @@ class Services:
     consent: ConsentRepo
     caps: Caps
     clock: Callable[[], float]
+    operator: OperatorService
+    retention: RetentionService
+    alerts: Alerts
 
     @property
     def sandbox(self) -> bool:
@@ -128,7 +135,15 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
                                 at=settings.reminder_at, clock=clock)
     await otp.purge()  # challenges that expired while the bot was down (scrubbed there)
     history = HistoryService(backend, allow_call=otp.allow_backend_call, clock=clock)
+    alerts = Alerts(clock)
+    backend.on_credentials_rejected = lambda: alerts.raise_(Alert.CREDENTIALS)
+    otp.on_budget_spent = lambda: alerts.raise_(Alert.SMS_BUDGET)
+    # one pacer for every bulk send (reminders, notices, retention warnings)
+    operator = OperatorService(settings.operator_ids, db, NoticesRepo(db), clock=clock,
+                               pacer=reminders.pacer, alerts=alerts)
+    retention = RetentionService(RetentionRepo(db), days=settings.retention_days,
+                                 clock=clock, pacer=reminders.pacer)
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
                     backend=backend, sms=sms, status=status, reminders=reminders,
                     history=history, consent=ConsentRepo(db), caps=caps,
-                    clock=clock)
+                    clock=clock, operator=operator, retention=retention, alerts=alerts)

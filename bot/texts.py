@@ -488,3 +488,60 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("hapus_data", "Hapus semua data Anda"),
     ("bantuan", "Daftar perintah"),
 )
+
+# -- the operator's chats and storage limitation (issue 23, items 9-10) --------------------
+
+STATS = (
+    "📊 <b>Statistik Asisten KK</b> (hanya jumlah)\n\n"
+    "Chat yang sudah setuju: {chats}\n"
+    "Akun tersimpan: {accounts}\n"
+    "Kode OTP terkirim hari ini: {codes}\n"
+    "Pengingat terkirim hari ini: {reminders}\n"
+    "Kode ditolak karena batas: {caps}\n"
+    "Kegagalan BPJS: {failures}\n\n"
+    "Dua baris terakhir dihitung sejak bot terakhir dinyalakan."
+)
+NOTICE_USAGE = (
+    "Tulis pengumumannya setelah perintah, misalnya:\n"
+    "<code>/pengumuman Bot akan dirawat Minggu pukul 22.00-23.00 WIB.</code>\n"
+    "Paling banyak {max_chars} karakter."
+)
+NOTICE_PREVIEW = (
+    "Pratinjau pengumuman untuk semua chat yang sudah setuju ({chats} chat):\n\n"
+    "{notice}\n\nKirim sekarang?"
+)
+NOTICE_SEND_BUTTON = "📢 Kirim"
+NOTICE_CANCEL_BUTTON = "Batal"
+NOTICE_STARTED = "📢 Pengumuman sedang dikirim. Laporannya menyusul di sini."
+NOTICE_CANCELLED = "Pengumuman dibatalkan. Tidak ada yang dikirim."
+NOTICE_TAKEN = "Pengumuman ini sudah dikirim atau dibatalkan."
+#: What every consented chat receives; {body} is the operator's text, escaped.
+NOTICE = "📢 <b>Pengumuman Asisten KK</b>\n\n{body}"
+NOTICE_DONE = (
+    "📢 Pengumuman selesai: {sent} terkirim, {refused} ditolak Telegram (bot diblokir atau "
+    "chat hilang), {unknown} tidak pasti (tidak dikirim ulang)."
+)
+ALERTS = {
+    "disk_full": "⚠️ Penyimpanan server penuh: bot tidak bisa menyimpan data. Kosongkan "
+                 "ruang disk.",
+    "credentials_rejected": "⚠️ BPJS menolak kredensial bot. Periksa pengaturan JKN_BACKEND "
+                            "dan kuncinya.",
+    "sms_budget": "⚠️ Kuota SMS per jam (SMS_MAX_PER_HOUR) habis: kode OTP baru ditolak "
+                  "sampai kuota pulih.",
+    "telegram_down": "⚠️ Bot lama tidak tersambung ke Telegram (lebih dari {minutes} menit). "
+                     "Sekarang sudah tersambung lagi.",
+}
+RETENTION_WARNING = (
+    "⏳ Anda sudah lama tidak memakai Asisten KK. Sesuai aturan penyimpanan data, semua data "
+    "Anda di bot ini (persetujuan dan akun JKN) akan dihapus mulai {date}.\n\n"
+    "Ingin tetap menyimpannya? Kirim pesan apa saja, misalnya /akun, sebelum tanggal itu."
+)
+RETENTION_PRIVACY = (
+    "\n\n<b>Batas penyimpanan</b>: bila Anda tidak memakai bot selama {days} hari, semua "
+    "data Anda dihapus seperti /hapus_data; seminggu sebelumnya bot memberi tahu Anda. Untuk "
+    "itu bot hanya mencatat tanggal terakhir Anda memakai bot, dan catatan itu ikut terhapus."
+)
+RETENTION_PRIVACY_OFF = (
+    "\n\n<b>Batas penyimpanan</b>: operator bot ini tidak menghapus data yang lama tidak "
+    "dipakai; hapus sendiri dengan /hapus_data kapan saja."
+)

@@ -22,7 +22,9 @@ from handlers import (
     errors,
     hapus,
     keyboards,
+    operator,
     reminders,
+    retention,
     riwayat,
     start,
     status,
@@ -94,6 +96,10 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         CommandHandler("pengingat", reminders.show),
         CallbackQueryHandler(reminders.show, pattern=keyboards.REMINDERS_OPEN.pattern),
         CommandHandler("hapus_data", hapus.erase_start),
+        CommandHandler("stats", operator.stats),
+        CommandHandler("pengumuman", operator.notice_start),
+        CallbackQueryHandler(operator.notice_go, pattern=operator.NOTICE_GO.pattern),
+        CallbackQueryHandler(operator.notice_no, pattern=operator.NOTICE_NO.pattern),
         CommandHandler("batal", start.nothing_to_cancel),
         CallbackQueryHandler(start.consent_yes, pattern=keyboards.CONSENT_YES.pattern),
         CallbackQueryHandler(start.consent_no, pattern=keyboards.CONSENT_NO.pattern),
@@ -111,4 +117,6 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         CallbackQueryHandler(start.stale_button),
     ):
         application.add_handler(handler)
+    # after the handlers: any update from a chat is activity (RETENTION_DAYS)
+    application.add_handler(TypeHandler(Update, retention.touch), group=1)
     application.add_error_handler(errors.on_error)

@@ -15,7 +15,8 @@ from telegram import Update
 from telegram.error import TelegramError
 
 from bot import texts
-from handlers.common import Context, was_answered
+from bot.operator import Alert
+from handlers.common import Context, services, was_answered
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ async def on_error(update: object, context: Context) -> None:
     update_id = update.update_id if isinstance(update, Update) else None
     _LOGGER.error("error while handling update %s: %s", update_id,
                   type(context.error).__name__, exc_info=context.error)
+    reply = reply_for(context.error)
+    if reply is texts.DISK_FULL:  # also from a job: the operators hear of it
+        services(context).alerts.raise_(Alert.DISK_FULL)
     if not isinstance(update, Update):
         return
     if update.callback_query is not None and not was_answered(context, update.callback_query):
@@ -43,4 +47,4 @@ async def on_error(update: object, context: Context) -> None:
     chat = update.effective_chat
     if chat is not None and chat.type == "private":
         with contextlib.suppress(TelegramError):
-            await context.bot.send_message(chat.id, reply_for(context.error))
+            await context.bot.send_message(chat.id, reply)

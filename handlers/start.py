@@ -94,10 +94,12 @@ async def help_command(update: Update, context: Context) -> None:
 
 async def privacy(update: Update, context: Context) -> None:
     settings = services(context).settings
+    retention = (texts.RETENTION_PRIVACY.format(days=settings.retention_days)
+                 if settings.retention_days else texts.RETENTION_PRIVACY_OFF)
     await send(update, context, texts.PRIVACY.format(
         max_accounts=settings.kk_max_accounts, session_days=settings.kk_session_days,
         ttl_minutes=max(1, settings.otp_ttl_seconds // 60),
-        refresh_minutes=max(1, settings.status_refresh_seconds // 60)))
+        refresh_minutes=max(1, settings.status_refresh_seconds // 60)) + retention)
 
 
 async def nothing_to_cancel(update: Update, context: Context) -> None:

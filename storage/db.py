@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 #: Tables that hold a chat's own rows, keyed by ``chat_id`` (erased by ``erase_chat``).
 CHAT_TABLES = ("accounts", "challenges", "conversations", "chat_data", "consent",
-               "reminder_log")
+               "reminder_log", "notice_deliveries", "chat_activity")
 
 #: Forward migrations; the database's ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: list[str] = [
@@ -143,6 +143,32 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (chat_id, day)
     );
     CREATE INDEX reminder_log_day ON reminder_log (day);
+    """,
+    # 6: the operator's notices (/pengumuman), one delivery row per notice and chat claimed
+    #    before the send, so a restart resumes without messaging anyone twice; and the last
+    #    day a chat was active (RETENTION_DAYS), with the day it was warned of the erase
+    """
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('draft', 'sending', 'done', 'cancelled')),
+        created_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE TABLE notice_deliveries (
+        notice_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('sending', 'sent', 'refused')),
+        at REAL NOT NULL,
+        PRIMARY KEY (notice_id, chat_id)
+    );
+    CREATE INDEX notice_deliveries_chat ON notice_deliveries (chat_id);
+    CREATE TABLE chat_activity (
+        chat_id INTEGER PRIMARY KEY,
+        day TEXT NOT NULL,
+        warned_on TEXT
+    );
+    CREATE INDEX chat_activity_day ON chat_activity (day);
     """,
 ]
 

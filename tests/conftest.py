@@ -292,6 +292,10 @@ async def fill_every_table(services: Services, chat: int) -> None:
     await persistence.update_chat_data(chat, {"bad_inputs": 1})
     await execute(services.db, ("INSERT INTO user_data (user_id, data) VALUES (?, '{}')", (chat,)))
     assert await services.reminders.repo.claim(chat, date(2026, 1, 5), 1.0)  # reminder_log
+    notice = await services.operator.repo.draft("Perawatan", 1.0)
+    assert await services.operator.repo.confirm(notice)
+    assert await services.operator.repo.claim(notice, chat, 1.0)  # notice_deliveries
+    assert await services.retention.repo.adopt("2026-01-05") >= 1  # chat_activity
 
 
 async def chat_rows(services: Services, chat: int) -> dict[str, int]:

@@ -50,6 +50,8 @@ T_UNKNOWN = "tests/test_unknown_outcomes.py"
 T_TEMPLATES = "tests/test_every_template.py"
 T_SAME = "tests/test_reads_the_same.py"
 T_CRASH = "tests/test_crash_points.py"
+T_OPERATOR = "tests/test_operator.py"
+T_RETENTION = "tests/test_retention.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -663,6 +665,56 @@ MUTANTS = [
            ("tests/test_polling.py::test_an_update_in_hand_is_not_confirmed_until_done",
             "tests/test_polling.py::test_an_update_in_hand_at_sigkill_is_handled_after_the_restart",
             "tests/test_polling.py::test_after_sigkill_the_resent_updates_of_a_chat_keep_their_order")),
+    # -- issue 23 items 9-10: notices never sent twice, retention warns before it erases --
+    Mutant("notice claimed after the send", "bot/operator.py",
+           "        if not await self.repo.claim(notice_id, chat_id, self.clock()):\n"
+           "            return\n"
+           "        try:\n"
+           "            delivered = await deliver(chat_id, body)\n",
+           "        try:\n"
+           "            delivered = await deliver(chat_id, body)\n"
+           "            if not await self.repo.claim(notice_id, chat_id, self.clock()):\n"
+           "                return\n",
+           (f"{T_OPERATOR}::test_a_delivery_stopped_mid_send_is_not_sent_again_on_resume",)),
+    Mutant("notice claim released when stopped mid-send", "bot/operator.py",
+           "            raise  # mid-send it may have gone out: the claim stays, nothing twice",
+           "            await self.repo.release(notice_id, chat_id)\n            raise",
+           (f"{T_OPERATOR}::test_a_delivery_stopped_mid_send_is_not_sent_again_on_resume",)),
+    Mutant("notice resumed over claimed chats", "storage/notices_repo.py",
+           "(?, ?, 'sending', ?) ON CONFLICT (notice_id, chat_id) DO NOTHING",
+           "(?, ?, 'sending', ?) ON CONFLICT (notice_id, chat_id) DO UPDATE SET at = "
+           "excluded.at",
+           (f"{T_OPERATOR}::test_a_notice_is_previewed_confirmed_once_and_sent_once",
+            f"{T_OPERATOR}::test_two_runs_of_one_notice_at_once_message_each_chat_once")),
+    Mutant("notice confirmed twice", "storage/notices_repo.py",
+           'return await self._move(notice_id, "draft", "sending")',
+           'return await self._move(notice_id, "sending", "sending") or '
+           'await self._move(notice_id, "draft", "sending")',
+           (f"{T_OPERATOR}::test_a_draft_is_confirmed_or_cancelled_once",)),
+    Mutant("operator commands answered anywhere", "bot/operator.py",
+           "return chat_id in self.operators", "return True",
+           (f"{T_OPERATOR}::test_stats_counts_only_and_is_unknown_elsewhere",
+            f"{T_OPERATOR}::test_a_notice_is_previewed_confirmed_once_and_sent_once")),
+    Mutant("retention erases without a week's warning", "bot/retention.py",
+           "warned_by = (today - timedelta(days=WARN_DAYS)).isoformat()",
+           "warned_by = today.isoformat()",
+           (f"{T_RETENTION}::test_a_late_warning_still_comes_a_week_before_the_erase",)),
+    Mutant("retention ignores activity", "bot/retention.py",
+           "        if chat_id in self._seen:\n            return\n",
+           "        if True:\n            return\n",
+           (f"{T_RETENTION}::test_warned_a_week_ahead_then_erased",)),
+    Mutant("activity keeps the warning", "storage/retention_repo.py",
+           '"UPDATE chat_activity SET day = ?, warned_on = NULL "',
+           '"UPDATE chat_activity SET day = ? "',
+           (f"{T_RETENTION}::test_warned_a_week_ahead_then_erased",)),
+    Mutant("retention erase leaves the conversation step", "handlers/retention.py",
+           "                handler._conversations.pop((chat_id,), None)",
+           "                pass",
+           (f"{T_RETENTION}::test_an_erase_mid_conversation_leaves_no_step_behind",)),
+    Mutant("retention erase forgets a table", "storage/retention_repo.py",
+           "                for table in CHAT_TABLES:\n",
+           "                for table in CHAT_TABLES[1:]:\n",
+           (f"{T_RETENTION}::test_warned_a_week_ahead_then_erased",)),
 ]
 
 

@@ -22,7 +22,8 @@ from tests.botapi_http import HttpBotApi
 TOKEN = "7012345678:AAHk3vZ_secretSECRETsecret-0123456789ab"
 ROOT = Path(__file__).resolve().parent.parent
 _SETTING_PREFIXES = ("TELEGRAM_", "KK_", "JKN_", "OTP_", "SMS_", "WEBHOOK_", "VCLAIM_",
-                     "PCARE_", "LOG_", "STATUS_", "REMINDER_", "HEALTH_")
+                     "PCARE_", "LOG_", "STATUS_", "REMINDER_", "HEALTH_", "OPERATOR_",
+                     "RETENTION_")
 
 
 def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:

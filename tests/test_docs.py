@@ -11,7 +11,7 @@ from bot import texts
 from bot.app import build_application
 from bot.config import ALLOWED, Settings, SettingsError, limits, load_settings
 from bot.services import Services
-from handlers import build_tambah_kk, tambah_kk
+from handlers import build_tambah_kk, operator, tambah_kk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,8 @@ def test_help_readme_and_registered_commands_agree(services: Services) -> None:
                 inner = [*handler.entry_points, *handler.fallbacks]
             registered |= {c for h in inner if isinstance(h, CommandHandler) for c in h.commands}
     menu = {name for name, _ in texts.COMMANDS}
-    assert registered == menu | {"help"}
+    assert registered == menu | {"help"} | set(operator.COMMANDS)
+    assert not any(f"/{name}" in texts.HELP for name in operator.COMMANDS), "hidden"
     readme = (ROOT / "README.md").read_text()
     for name in menu:
         assert f"/{name}" in texts.HELP, name

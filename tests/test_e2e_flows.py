@@ -322,6 +322,11 @@ async def test_remove_one_account_then_erase_everything(
     assert await services.reminders.repo.claim(chat.chat_id, date(2026, 1, 5), 1.0)
     await execute(services.db, ("INSERT INTO user_data (user_id, data) VALUES (?, '{}')",
                                 (chat.chat_id,)))
+    # and an operator's notice being delivered, and the day the chat was last active
+    notice = await services.operator.draft("Perawatan")
+    assert await services.operator.confirm(notice)
+    assert await services.operator.repo.claim(notice, chat.chat_id, 1.0)
+    assert await services.retention.repo.adopt("2026-01-05") == 1
     assert_a_row_in_every_table(await chat_rows(services, chat.chat_id))
     await chat.tap("Ya, hapus semua", message=erase_prompt)
     assert "sudah dihapus" in chat.reply
