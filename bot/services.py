@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from bot.accounts import AccountService
 from bot.backups import backup_before_migration
 from bot.config import Settings
+from bot.enrolment import Enrolment
 from bot.history import HistoryService
 from bot.jkn.base import JknBackend
 from bot.jkn.pcare import PCareBackend
@@ -38,6 +39,7 @@ class Services:
     vault: Vault
     accounts: AccountService
     otp: OtpService
+    enrolment: Enrolment
     backend: JknBackend
     sms: SmsSender
     status: StatusService
@@ -126,6 +128,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     await db.checkpoint()  # bytes a stopped bot could not clean up yet (a reader held it)
     history = HistoryService(backend, allow_call=otp.allow_backend_call, clock=clock)
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
+                    enrolment=Enrolment(accounts, otp, backend),
                     backend=backend, sms=sms, status=status, reminders=reminders,
                     history=history, consent=ConsentRepo(db), caps=caps,
                     clock=clock)

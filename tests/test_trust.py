@@ -252,7 +252,7 @@ async def test_a_challenge_keeps_only_what_the_code_needs_until_it_is_accepted(
     await chat.send(CARD_A)
     challenge = await services.otp.challenge(chat.chat_id)
     assert challenge is not None
-    assert set(challenge.payload) == {"purpose", "kind", "value", "evict", "phone"}
+    assert set(challenge.payload) == {"v", "purpose", "kind", "value", "evict", "phone"}
     assert challenge.payload["value"] == CARD_A and person.nik not in json.dumps(
         challenge.payload)
     raw = b"".join(p.read_bytes() for p in data_dir.glob("kk.sqlite3*"))
