@@ -29,11 +29,12 @@ from typing import Any, ClassVar
 from bot.accounts import (
     Account,
     AccountService,
+    Brief,
     CacheFullError,
     DuplicateAccountError,
     NewAccount,
 )
-from bot.identity import Identifier, IdKind, carries_identifier, parse_identifier
+from bot.identity import Identifier, IdKind, carries_identifier, parse_identifier, phone_tail
 from bot.jkn.base import (
     JknBackend,
     JknCredentialsRejected,
@@ -137,9 +138,10 @@ class Expired:
 
 @dataclass(frozen=True, slots=True)
 class AskEviction:
-    """The cache is full: the user confirms the replaced account before any look-up."""
+    """The cache is full: the user picks the account the new one replaces, before any
+    look-up (:meth:`Enrolment.choose_eviction`); ``accounts`` are the chat's."""
     step: PendingStep
-    victim: Account
+    accounts: list[Brief]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +308,16 @@ class Enrolment:
         challenge = await self.otp.challenge(chat_id)
         return challenge is not None and challenge.consumed_at is None
 
+    async def sent_for(self, chat_id: int, typed: Identifier) -> str | None:
+        """The last four digits of the phone if the chat's waiting code went out for
+        ``typed`` (the same NIK sent twice, the second while BPJS was slow): no new code."""
+        challenge = await self.otp.challenge(chat_id)
+        step = (None if challenge is None or challenge.consumed_at is not None
+                else PendingStep.from_dict(challenge.payload))
+        if step is None or step.identifier != typed or step.phone is None:
+            return None
+        return phone_tail(step.phone)
+
     async def forget_account(self, chat_id: int, slot: str) -> None:
         """An account left the chat: a re-verification of it goes too (its identifier)."""
         challenge = await self.otp.challenge(chat_id)
@@ -323,10 +335,18 @@ class Enrolment:
             if cached is not None:
                 return await self._cached(cached)
         step = PendingStep(Purpose.ADD, typed.kind, typed.value)
-        victim = await self.accounts.eviction_candidate(chat_id)
-        if victim is not None:  # asked before the look-up: it reveals nothing of the NIK
-            return AskEviction(replace(step, evict=victim.slot), victim)
+        full = await self.accounts.when_full(chat_id)
+        if full is not None:  # asked before the look-up: it reveals nothing of the NIK
+            return AskEviction(step, full)
         return await self.send_code(chat_id, step, before_lookup)
+
+    async def choose_eviction(self, chat_id: int, step: PendingStep, slot: str
+                              ) -> PendingStep | None:
+        """The user picked the account to replace: the step that sends the code, or None
+        if the chat holds no such account (a stale or forged button)."""
+        if step.purpose is not Purpose.ADD or await self.accounts.get(chat_id, slot) is None:
+            return None
+        return replace(step, evict=slot)
 
     async def _cached(self, account: Account) -> Switched | Expired:
         if not self.accounts.is_fresh(account):

@@ -57,6 +57,8 @@ def build_tambah_kk() -> ConversationHandler[Any]:
                 kode.ASK_ID: [MessageHandler(TEXT, tambah_kk.receive_id)],
                 kode.CONFIRM: [
                     CallbackQueryHandler(tambah_kk.confirm_send, pattern=keyboards.ADD_GO.pattern),
+                    CallbackQueryHandler(tambah_kk.choose_eviction,
+                                         pattern=keyboards.ADD_EVICT.pattern),
                     MessageHandler(OTHER_MESSAGE & ~filters.CONTACT, tambah_kk.press_a_button),
                 ],
                 kode.ASK_OTP: [

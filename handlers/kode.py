@@ -11,7 +11,7 @@ from telegram.ext import ConversationHandler
 
 from bot import enrolment as en
 from bot import texts
-from bot.identity import contact_phone, parse_otp
+from bot.identity import Identifier, contact_phone, parse_identifier, parse_otp
 from bot.otp import SendOutcome, VerifyOutcome
 from handlers import keyboards
 from handlers.common import Context, answer, chat_id_of, delete_user_message, send, services
@@ -59,6 +59,13 @@ async def receive_code(update: Update, context: Context) -> int:
         clear(context)
         await send(update, context, texts.OTP_NONE)
         return END
+    typed = parse_identifier(message.text or "")
+    tail = (await enrolment(context).sent_for(chat_id, typed)
+            if isinstance(typed, Identifier) else None)
+    if isinstance(typed, Identifier) and tail is not None:  # the same NIK again: no new code
+        await send(update, context, texts.OTP_ALREADY_SENT.format(masked=typed.masked,
+                                                                  tail=tail))
+        return ASK_OTP
     await send(update, context, texts.OTP_FORMAT)
     return ASK_OTP
 
@@ -83,6 +90,9 @@ async def _verified(update: Update, context: Context, outcome: en.Verified, *,
     if refused is VerifyOutcome.WRONG:
         assert isinstance(outcome, en.Refused)
         await send(update, context, texts.OTP_WRONG.format(left=outcome.result.attempts_left))
+        return ASK_OTP
+    if refused is VerifyOutcome.SUPERSEDED:  # costs no try
+        await send(update, context, texts.OTP_SUPERSEDED)
         return ASK_OTP
     if refused is VerifyOutcome.EXPIRED:
         await send(update, context, texts.OTP_EXPIRED, keyboards.otp())

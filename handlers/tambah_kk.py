@@ -144,9 +144,8 @@ async def _outcome(update: Update, context: Context, outcome: en.Begun, typed: I
     if isinstance(outcome, en.AskEviction):
         assert context.chat_data is not None
         svc.enrolment.keep(context.chat_data, chat_id_of(update), outcome.step)
-        await send(update, context, texts.CACHE_FULL.format(
-            max_accounts=svc.accounts.max_accounts, label=html.escape(outcome.victim.label),
-            masked=mask_nik(outcome.victim.nik)), keyboards.confirm_send())
+        await send(update, context, texts.EVICT_PICK.format(
+            max_accounts=svc.accounts.max_accounts), keyboards.evict_pick(outcome.accounts))
         return CONFIRM
     if isinstance(outcome, en.CannotSend):  # not found, no phone, blocked, SMS failed: alike
         return await _bad_input(update, context,
@@ -205,6 +204,24 @@ async def confirm_send(update: Update, context: Context) -> int:
         return END
     target = query.message if isinstance(query.message, Message) else None
     return await _step(update, context, step, target)
+
+
+async def choose_eviction(update: Update, context: Context) -> int:
+    """The account the fourth card replaces was tapped: checked against the chat's own
+    accounts, then the look-up and the code (nothing is evicted before the code)."""
+    query = update.callback_query
+    assert query is not None and context.match is not None
+    chat_id = chat_id_of(update)
+    step = enrolment(context).kept(context.chat_data, chat_id)
+    if step is None:
+        return await confirm_send(update, context)  # says the verification ended
+    chosen = await enrolment(context).choose_eviction(chat_id, step, context.match.group(1))
+    if chosen is None:
+        await answer(context, query, texts.EVICT_GONE, alert=True)
+        return CONFIRM
+    await answer(context, query)
+    target = query.message if isinstance(query.message, Message) else None
+    return await _step(update, context, chosen, target)
 
 
 async def press_a_button(update: Update, context: Context) -> int:

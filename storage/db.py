@@ -144,6 +144,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX reminder_log_day ON reminder_log (day);
     """,
+    # 6: the hash of the code a resend replaced, so that code typed late is answered "it
+    #    was replaced" instead of costing a try (issue 22)
+    """
+    ALTER TABLE challenges ADD COLUMN prior_hash BLOB;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -145,8 +145,8 @@ MUTANTS = [
            "return SendResult(SendOutcome.SENT, phone), code",
            (f"{T_TRUST}::test_before_the_code_a_stranger_sees_four_phone_digits_and_no_nik",)),
     Mutant("eviction asked after the look-up", "bot/enrolment.py",
-           "        victim = await self.accounts.eviction_candidate(chat_id)\n",
-           "        victim = None\n",
+           "        full = await self.accounts.when_full(chat_id)\n",
+           "        full = None\n",
            (f"{T_TRUST}::test_the_eviction_question_comes_before_any_lookup",
             f"{T_ENROL}::test_a_full_cache_asks_which_account_goes_before_any_look_up")),
     Mutant("the challenge keeps the participant", "bot/enrolment.py",
@@ -587,6 +587,23 @@ MUTANTS = [
            '        version = data.get("v", 1)\n', '        version = data.get("v")\n',
            (f"{T_ENROL}::test_steps_sealed_by_the_previous_release_still_load",
             f"{T_ENROL}::test_a_challenge_written_by_the_previous_release_verifies_and_saves")),
+    # -- issue 22 items 7 and 9 ------------------------------------------------------------
+    Mutant("a forged replacement button accepted", "bot/enrolment.py",
+           "        if step.purpose is not Purpose.ADD or await self.accounts.get(chat_id, slot) "
+           "is None:", "        if step.purpose is not Purpose.ADD:",
+           ("tests/test_e2e_flows.py::test_a_forged_or_stale_replacement_button_replaces_nothing",
+            f"{T_ENROL}::test_a_full_cache_asks_which_account_goes_before_any_look_up")),
+    Mutant("a code replaced by a resend still opens the challenge", "storage/otp_repo.py",
+           "                if matches(keys, bytes(code_hash)):\n",
+           "                if matches(keys, bytes(code_hash)) or (row['prior_hash'] is not None "
+           "and matches(keys, bytes(row['prior_hash']))):\n",
+           ("tests/test_e2e_flows.py::"
+            "test_a_code_replaced_by_kirim_ulang_is_answered_so_and_costs_no_try",)),
+    Mutant("a replaced code costs a try", "storage/otp_repo.py",
+           "                if replaced is not None and prior is not None and replaced(keys, "
+           "bytes(prior)):", "                if False:",
+           ("tests/test_e2e_flows.py::"
+            "test_a_code_replaced_by_kirim_ulang_is_answered_so_and_costs_no_try",)),
     # -- issue 19, class 9: deterministic crash points -------------------------------------
     Mutant("no checkpoint at start", "bot/services.py",
            "        await db.run(checkpoint_truncate)\n", "        pass\n",

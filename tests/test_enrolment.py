@@ -85,11 +85,14 @@ async def test_a_full_cache_asks_which_account_goes_before_any_look_up(
         services: Services, backend: FastSandbox, phone: Phone) -> None:
     accounts = await fill(services, NIK_A, NIK_B, NIK_C)
     asked = await services.enrolment.begin(CHAT, nik(NIK_D))
-    assert isinstance(asked, AskEviction)
-    oldest = min(accounts, key=lambda a: a.last_used_at)
-    assert asked.victim.slot == oldest.slot == asked.step.evict
+    assert isinstance(asked, AskEviction) and asked.step.evict is None
+    assert [a.slot for a in asked.accounts] == [a.slot for a in accounts]
     assert backend.lookups == 0 and phone.inbox == []
-    sent = await services.enrolment.send_code(CHAT, asked.step)
+    assert await services.enrolment.choose_eviction(CHAT, asked.step, "forged") is None
+    chosen = await services.enrolment.choose_eviction(CHAT, asked.step, accounts[1].slot)
+    assert chosen is not None and chosen.evict == accounts[1].slot
+    assert backend.lookups == 0 and phone.inbox == []
+    sent = await services.enrolment.send_code(CHAT, chosen)
     assert isinstance(sent, CodeSent) and backend.lookups == 1
 
 
@@ -287,13 +290,15 @@ async def test_the_agreed_eviction_happens_with_the_insert(
     accounts = await fill(services, NIK_A, NIK_B, NIK_C)
     asked = await services.enrolment.begin(CHAT, nik(NIK_D))
     assert isinstance(asked, AskEviction)
-    assert isinstance(await services.enrolment.send_code(CHAT, asked.step), CodeSent)
+    chosen = await services.enrolment.choose_eviction(CHAT, asked.step, accounts[2].slot)
+    assert chosen is not None  # the newest one: the user's choice, not the oldest
+    assert isinstance(await services.enrolment.send_code(CHAT, chosen), CodeSent)
+    assert await services.accounts.list(CHAT) == accounts, "nothing evicted before the code"
     assert isinstance(await services.enrolment.verify_code(CHAT, phone.last_code()), AskLabel)
     saved = await services.enrolment.save(CHAT, "Ibu")
     assert isinstance(saved, Saved) and saved.evicted is not None
-    assert saved.evicted.slot == asked.victim.slot
-    assert {a.nik for a in await services.accounts.list(CHAT)} == (
-        {a.nik for a in accounts} - {asked.victim.nik}) | {NIK_D}
+    assert saved.evicted.slot == accounts[2].slot
+    assert {a.nik for a in await services.accounts.list(CHAT)} == {NIK_A, NIK_B, NIK_D}
 
 
 async def test_a_participant_added_meanwhile_is_switched_to_not_added_twice(
