@@ -16,6 +16,7 @@ import httpx
 
 from bot.identity import parse_identifier
 from bot.jkn.sandbox import SandboxBackend
+from storage.db import SCHEMA_VERSION
 from tests.conftest import NIK_A
 from tests.process import RunningBot, cli, http_env, spawn_bot
 
@@ -219,7 +220,8 @@ async def test_backup_verify_restore_and_start_keeps_the_cards(tmp_path: Path) -
     assert no_key.returncode == 2 and "no master key" in no_key.stderr
     report = cli(second, "verify-backup", str(target), "--key-file", str(key_file))
     assert report.returncode == 0, report.stderr
-    for line in ("schema 5 (this program: 5)", "integrity ok", "key matches", "usable"):
+    schema = f"schema {SCHEMA_VERSION} (this program: {SCHEMA_VERSION})"
+    for line in (schema, "integrity ok", "key matches", "usable"):
         assert line in report.stdout.splitlines(), report.stdout
     assert "accounts 1," in report.stdout and "consent 1," in report.stdout
     wrong = cli(second, "restore", str(target), KK_MASTER_KEY=cli(second, "keygen").stdout.strip())
