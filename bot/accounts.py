@@ -1,9 +1,8 @@
 """The per-chat account cache as the conversations see it (no Telegram here).
 
-Rules: at most ``max_accounts`` per chat; a new account beyond that evicts the least
-recently used one, named to the user before the OTP and removed in the same transaction
-as the insert; an account is switchable without OTP for ``session_days`` after its last
-verification.
+Rules: at most ``max_accounts`` per chat; a new account beyond that replaces the one the
+user picks before the OTP, removed in the same transaction as the insert; an account is
+switchable without OTP for ``session_days`` after its last verification.
 """
 
 from __future__ import annotations
@@ -85,6 +84,11 @@ class AccountService:
         """The chat's account of this participant: same NIK (when known) or same card."""
         return (await self.repo.find_by_nik(chat_id, nik)
                 or await self.repo.find_by_card(chat_id, card))
+
+    async def when_full(self, chat_id: int) -> Listing | None:
+        """The chat's accounts if a new one would have to replace one of them."""
+        listing = await self.repo.list_brief(chat_id)
+        return listing if len(listing) >= self.max_accounts else None
 
     async def eviction_candidate(self, chat_id: int) -> Account | None:
         """The account a new one would push out: the least recently used, if full."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from bot.accounts import AccountService
 from bot.backups import backup_before_migration
 from bot.config import Settings
+from bot.enrolment import Enrolment
 from bot.history import HistoryService
 from bot.jkn.base import JknBackend
 from bot.jkn.pcare import PCareBackend
@@ -43,6 +44,7 @@ class Services:
     vault: Vault
     accounts: AccountService
     otp: OtpService
+    enrolment: Enrolment
     backend: JknBackend
     sms: SmsSender
     status: StatusService
@@ -144,6 +146,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
     retention = RetentionService(RetentionRepo(db), days=settings.retention_days,
                                  clock=clock, pacer=reminders.pacer)
     return Services(settings=settings, db=db, vault=vault, accounts=accounts, otp=otp,
+                    enrolment=Enrolment(accounts, otp, backend),
                     backend=backend, sms=sms, status=status, reminders=reminders,
                     history=history, consent=ConsentRepo(db), caps=caps,
                     clock=clock, operator=operator, retention=retention, alerts=alerts)

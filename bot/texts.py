@@ -194,12 +194,6 @@ BACKEND_DOWN_SHORT = (
 )
 UNEXPECTED_IN_FLOW = "Ikuti petunjuk pada pesan terakhir, atau ketik /batal untuk berhenti."
 ALREADY_CACHED = "KK ini sudah tersimpan sebagai «{label}» dan sekarang menjadi akun aktif ✅"
-CACHE_FULL = (
-    "Daftar akun sudah penuh ({max_accounts} akun). Jika dilanjutkan, akun yang paling lama "
-    "tidak dipakai akan dikeluarkan dari daftar <b>setelah</b> kode OTP benar:\n\n"
-    "➖ <b>{label}</b> ({masked})\n\n"
-    "Lanjutkan?"
-)
 CONTINUE_BUTTON = "Lanjutkan"
 CANCEL_BUTTON = "Batal"
 PRESS_A_BUTTON = "Silakan pilih salah satu tombol di pesan sebelumnya, atau ketik /batal."
@@ -544,4 +538,19 @@ RETENTION_PRIVACY = (
 RETENTION_PRIVACY_OFF = (
     "\n\n<b>Batas penyimpanan</b>: operator bot ini tidak menghapus data yang lama tidak "
     "dipakai; hapus sendiri dengan /hapus_data kapan saja."
+)
+
+# -- issue 22 items 7 and 9: the fourth card, and codes sent twice (h21b) -------------------
+EVICT_PICK = (
+    "Maksimal {max_accounts} akun per chat. Pilih akun yang diganti:\n\n"
+    "Akun yang dipilih baru dikeluarkan <b>setelah</b> kode OTP kartu baru benar; sebelum "
+    "itu tidak ada yang berubah."
+)
+EVICT_REMIND_ON = "🔔"
+EVICT_REMIND_OFF = "🔕"
+EVICT_GONE = "Akun itu sudah tidak ada di daftar. Pilih akun lain, atau Batal."
+OTP_SUPERSEDED = "Kode itu sudah diganti; pakai SMS terakhir."
+OTP_ALREADY_SENT = (
+    "Kode untuk {masked} sudah dikirim ke nomor HP berakhiran {tail}; tidak ada kode baru. "
+    "Ketik 6 angka dari SMS itu, atau /batal."
 )

@@ -22,6 +22,7 @@ from handlers import (
     errors,
     hapus,
     keyboards,
+    kode,
     operator,
     reminders,
     retention,
@@ -55,17 +56,19 @@ def build_tambah_kk() -> ConversationHandler[Any]:
                 CallbackQueryHandler(reminders.toggle, pattern=keyboards.REMINDER_TOGGLE.pattern),
             ],
             states={
-                tambah_kk.ASK_ID: [MessageHandler(TEXT, tambah_kk.receive_id)],
-                tambah_kk.CONFIRM: [
+                kode.ASK_ID: [MessageHandler(TEXT, tambah_kk.receive_id)],
+                kode.CONFIRM: [
                     CallbackQueryHandler(tambah_kk.confirm_send, pattern=keyboards.ADD_GO.pattern),
+                    CallbackQueryHandler(tambah_kk.choose_eviction,
+                                         pattern=keyboards.ADD_EVICT.pattern),
                     MessageHandler(OTHER_MESSAGE & ~filters.CONTACT, tambah_kk.press_a_button),
                 ],
-                tambah_kk.ASK_OTP: [
-                    MessageHandler(CONTACT, tambah_kk.receive_contact),
-                    MessageHandler(TEXT, tambah_kk.receive_code),
-                    CallbackQueryHandler(tambah_kk.resend, pattern=keyboards.ADD_RESEND.pattern),
+                kode.ASK_OTP: [
+                    MessageHandler(CONTACT, kode.receive_contact),
+                    MessageHandler(TEXT, kode.receive_code),
+                    CallbackQueryHandler(kode.resend, pattern=keyboards.ADD_RESEND.pattern),
                 ],
-                tambah_kk.ASK_LABEL: [
+                kode.ASK_LABEL: [
                     MessageHandler(TEXT, tambah_kk.receive_label),
                     CallbackQueryHandler(tambah_kk.receive_label, pattern=keyboards.LABEL.pattern),
                 ],
@@ -74,7 +77,7 @@ def build_tambah_kk() -> ConversationHandler[Any]:
                 CommandHandler("batal", tambah_kk.cancel),
                 CallbackQueryHandler(tambah_kk.cancel, pattern=keyboards.ADD_CANCEL.pattern),
                 CallbackQueryHandler(hapus.erase_yes, pattern=keyboards.ERASE_YES.pattern),
-                MessageHandler(CONTACT, tambah_kk.contact_elsewhere),
+                MessageHandler(CONTACT, kode.contact_elsewhere),
                 MessageHandler(OTHER_MESSAGE, tambah_kk.unexpected),
             ],
         )

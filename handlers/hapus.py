@@ -52,9 +52,7 @@ async def remove_yes(update: Update, context: Context) -> None:
     if removed is None:
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
         return
-    challenge = await svc.otp.challenge(chat_id)
-    if challenge is not None and challenge.payload.get("slot") == removed.slot:
-        await svc.otp.cancel(chat_id)  # a re-verification of it: its identifier goes too
+    await svc.enrolment.forget_account(chat_id, removed.slot)  # a re-verification of it
     forget_steps_of(context, chat_id, removed.slot)  # and a sealed step about it
     await answer(context, query)
     pending = texts.CLEANUP_PENDING if svc.db.cleanup_pending else ""

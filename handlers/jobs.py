@@ -11,7 +11,6 @@ from bot.services import Services
 from bot.wib import WIB_ZONE
 from handlers import retention
 from handlers.common import Context, services
-from handlers.tambah_kk import drop_stale_pending
 
 _LOGGER = logging.getLogger(__name__)
 #: How often expired challenges and stale pending steps are cleared away.
@@ -24,7 +23,7 @@ async def housekeeping(context: Context) -> None:
     abandoned; then write the persistence so the forgotten steps leave the disk too."""
     svc = services(context)
     purged = await svc.otp.purge()
-    dropped = drop_stale_pending(context.application.chat_data, svc.otp)
+    dropped = svc.enrolment.drop_stale(context.application.chat_data)
     if dropped:
         await context.application.update_persistence()
         await svc.db.checkpoint()  # the sealed steps leave the WAL too

@@ -80,6 +80,7 @@ REMOVE_YES = ArgRoute("rm:yes", SLOT)
 LABEL = ArgRoute("add:label", "[0-9]")
 REMINDER_TOGGLE = ArgRoute("rem:toggle", SLOT)
 HISTORY = ArgRoute("hist", SLOT)
+ADD_EVICT = ArgRoute("add:evict", SLOT)
 
 
 #: A reply_markup exactly as the Bot API takes it.
@@ -192,3 +193,12 @@ def remove_confirm(account: Account) -> Keyboard:
 def erase() -> Keyboard:
     return inline([[_button(texts.ERASE_YES_BUTTON, ERASE_YES.data),
                                   _button(texts.CANCEL_BUTTON, ERASE_NO.data)]])
+
+
+def evict_pick(items: list[Brief]) -> Keyboard:
+    """The fourth card: which account it replaces (each with its reminder switch), or
+    Batal."""
+    return inline(
+        [[_button((texts.EVICT_REMIND_ON if a.remind else texts.EVICT_REMIND_OFF) + " "
+                  + account_caption(a), ADD_EVICT.data(a.slot))] for a in items]
+        + [[_button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])

@@ -170,6 +170,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX chat_activity_day ON chat_activity (day);
     """,
+    # 7: the hash of the code a resend replaced, so that code typed late is answered "it
+    #    was replaced" instead of costing a try (issue 22)
+    """
+    ALTER TABLE challenges ADD COLUMN prior_hash BLOB;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -49,6 +49,7 @@ class VerifyOutcome(enum.StrEnum):
     EXPIRED = "expired"
     EXHAUSTED = "exhausted"
     LOCKED = "locked"  # too many wrong codes for this participant across chats
+    SUPERSEDED = "superseded"  # the code a resend replaced: no try is used
     USED = "used"
     NONE = "none"
 
@@ -268,7 +269,8 @@ class OtpRepo:
         await self.db.run(unit)
 
     async def replace_code(self, chat_id: int, code: str, *, now: float, ttl: float) -> bool:
-        """A resend: the new code replaces the old one; the attempt counter is kept."""
+        """A resend: the new code replaces the old one, whose hash is kept so that it is
+        answered as replaced (not as a wrong try); the attempt counter is kept."""
         def unit(conn: sqlite3.Connection) -> bool:
             with immediate(conn):
                 row = conn.execute("SELECT subject FROM challenges WHERE chat_id = ? "
@@ -277,8 +279,8 @@ class OtpRepo:
                     return False
                 code_hash = self.vault.otp_hash(chat_id, bytes(row["subject"]), code)
                 conn.execute(
-                    "UPDATE challenges SET code_hash = ?, expires_at = ?, last_sent_at = ?, "
-                    "resends = resends + 1 WHERE chat_id = ?",
+                    "UPDATE challenges SET prior_hash = code_hash, code_hash = ?, "
+                    "expires_at = ?, last_sent_at = ?, resends = resends + 1 WHERE chat_id = ?",
                     (code_hash, now + ttl, now, chat_id))
             return True
         return await self.db.run(unit)
@@ -315,7 +317,8 @@ class OtpRepo:
         def matches(keys: Keys, code_hash: bytes) -> bool:
             return self.vault.hash_matches(code_hash,
                                            self.vault.otp_hash(chat_id, keys.subject, code))
-        return await self._check(chat_id, matches, now=now, max_attempts=max_attempts)
+        return await self._check(chat_id, matches, now=now, max_attempts=max_attempts,
+                                 replaced=matches)
 
     async def verify_contact(self, chat_id: int, phone_key: bytes | None, *, now: float,
                              max_attempts: int) -> VerifyResult:
@@ -326,13 +329,15 @@ class OtpRepo:
         return await self._check(chat_id, matches, now=now, max_attempts=max_attempts)
 
     async def _check(self, chat_id: int, matches: Callable[[Keys, bytes], bool], *,
-                     now: float, max_attempts: int) -> VerifyResult:
+                     now: float, max_attempts: int,
+                     replaced: Callable[[Keys, bytes], bool] | None = None) -> VerifyResult:
         """One attempt at the chat's challenge, decided by ``matches``.
 
         A wrong attempt counts against the challenge and against the participant across
         chats; once the participant has had ``participant_wrong_daily`` wrong attempts in 24
         hours, the challenge dies (LOCKED) and no code is sent for them until the day has
-        passed. An owner counts only owners' wrong attempts (across chats)."""
+        passed. An owner counts only owners' wrong attempts (across chats). A typed code
+        that ``replaced`` finds equal to the code a resend replaced costs no try."""
         cap = self.caps.participant_wrong_daily
         chat_key = self.vault.chat_key(chat_id)
 
@@ -346,7 +351,7 @@ class OtpRepo:
             with immediate(conn):
                 row = conn.execute(
                     "SELECT subject, phone_index, code_hash, payload_ct, expires_at, attempts, "
-                    "consumed_at, owner FROM challenges WHERE chat_id = ?",
+                    "consumed_at, owner, prior_hash FROM challenges WHERE chat_id = ?",
                     (chat_id,)).fetchone()
                 if row is None:
                     return VerifyOutcome.NONE, 0, None
@@ -367,6 +372,9 @@ class OtpRepo:
                     conn.execute("UPDATE challenges SET consumed_at = ? WHERE chat_id = ? "
                                  "AND consumed_at IS NULL", (now, chat_id))
                     return VerifyOutcome.OK, 0, bytes(blob)
+                prior = row["prior_hash"]
+                if replaced is not None and prior is not None and replaced(keys, bytes(prior)):
+                    return VerifyOutcome.SUPERSEDED, max_attempts - attempts, None
                 conn.execute("UPDATE challenges SET attempts = attempts + 1 WHERE chat_id = ?",
                              (chat_id,))
                 _record(conn, "wrong", keys, now, bool(owner))

@@ -258,12 +258,13 @@ async def consent(chat: EmulatedChat) -> None:
 
 
 async def add_account(chat: EmulatedChat, phone: Phone, identifier: str,
-                      label: str = "KK Saya") -> None:
-    """The whole /tambah_kk flow for an account that fits in the cache."""
+                      label: str = "KK Saya", replacing: str | None = None) -> None:
+    """The whole /tambah_kk flow; in a full cache it replaces the account labelled
+    ``replacing`` (the first one listed if None)."""
     await chat.send("/tambah_kk")
     await chat.send(identifier)
-    if "Lanjutkan" in chat.buttons and "akan dikeluarkan" in chat.last_text:
-        await chat.tap("Lanjutkan")
+    if "Pilih akun yang diganti" in chat.last_text:
+        await chat.tap(replacing or chat.buttons[0])
     assert "Kode OTP 6 angka sudah dikirim" in chat.reply, chat.reply
     await chat.send(phone.last_code())
     assert "Kode benar" in chat.reply, chat.reply

@@ -52,6 +52,7 @@ T_SAME = "tests/test_reads_the_same.py"
 T_CRASH = "tests/test_crash_points.py"
 T_OPERATOR = "tests/test_operator.py"
 T_RETENTION = "tests/test_retention.py"
+T_ENROL = "tests/test_enrolment.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -121,28 +122,31 @@ MUTANTS = [
            "                    (False and not owner,",
            (f"{T_TRUST}::test_the_hourly_sms_budget_refuses_new_codes_and_warns_once",
             f"{T_STORAGE}::test_the_global_budget_blocks_strangers_but_not_an_owner")),
-    Mutant("owner held back by strangers", "handlers/tambah_kk.py",
-           '    owner = payload["purpose"] == "reverify"\n', "    owner = False\n",
+    Mutant("owner held back by strangers", "bot/enrolment.py",
+           "        owner = step.owner\n", "        owner = False\n",
            (f"{T_TRUST}::test_the_owner_re_verifies_even_when_strangers_used_up_every_cap",)),
-    Mutant("no phone tells itself apart", "handlers/tambah_kk.py",
-           "    if participant is None or participant.phone is None:\n        if adding:",
-           "    if participant is None:\n        if adding:",
-           (f"{T_TRUST}::test_not_found_and_no_phone_on_file_read_exactly_the_same",)),
-    Mutant("caps and sms failures tell the nik exists", "handlers/tambah_kk.py",
-           "    if result.outcome is not SendOutcome.SENT and not owner:",
-           "    if False:",
+    Mutant("no phone tells itself apart", "bot/enrolment.py",
+           "        if participant is None or participant.phone is None:\n            if adding:",
+           "        if participant is None:\n            if adding:",
+           (f"{T_TRUST}::test_not_found_and_no_phone_on_file_read_exactly_the_same",
+            f"{T_ENROL}::test_not_found_no_phone_locked_and_out_of_codes_read_alike_and_cost_"
+            "the_same")),
+    Mutant("caps and sms failures tell the nik exists", "bot/enrolment.py",
+           "        if result.outcome is not SendOutcome.SENT and not owner:",
+           "        if False:",
            (f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found",)),
-    Mutant("chat caps checked after the look-up", "handlers/tambah_kk.py",
-           "    blocked = await svc.otp.blocked_for_chat(chat_id) if adding else None",
-           "    blocked = None",
-           (f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found",)),
+    Mutant("chat caps checked after the look-up", "bot/enrolment.py",
+           "        blocked = await self.otp.blocked_for_chat(chat_id) if adding else None",
+           "        blocked = None",
+           (f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found",
+            f"{T_ENROL}::test_the_chat_caps_refuse_before_the_look_up")),
     Mutant("every owner chat its own allowance", "storage/otp_repo.py",
            '(" AND owner = 1" if owners_only else "")',
            '(" AND owner = 1 AND chat_key = x\'00\'" if owners_only else "")',
            (f"{T_STORAGE}::test_owners_in_many_chats_share_one_cap",)),
     Mutant("removing keeps its re-verification", "handlers/hapus.py",
-           "        await svc.otp.cancel(chat_id)  # a re-verification of it",
-           "        pass  # a re-verification of it",
+           "    await svc.enrolment.forget_account(chat_id, removed.slot)  # a re-verification",
+           "    pass  # a re-verification",
            (f"{T_TRUST}::test_removing_an_account_mid_re_verification_leaves_nothing_of_it",)),
     Mutant("a dropped challenge stays in the wal", "storage/otp_repo.py",
            "            if gone:\n                self.db.scrub(conn)\n"
@@ -158,14 +162,15 @@ MUTANTS = [
            "return SendResult(SendOutcome.SENT, phone_tail(phone)), code",
            "return SendResult(SendOutcome.SENT, phone), code",
            (f"{T_TRUST}::test_before_the_code_a_stranger_sees_four_phone_digits_and_no_nik",)),
-    Mutant("eviction asked after the look-up", "handlers/tambah_kk.py",
-           "    victim = await svc.accounts.eviction_candidate(chat_id)\n",
-           "    victim = None\n",
-           (f"{T_TRUST}::test_the_eviction_question_comes_before_any_lookup",)),
-    Mutant("the challenge keeps the participant", "handlers/tambah_kk.py",
-           "                                 payload=payload, owner=",
-           "                                 payload={**payload, 'name': participant.name},"
-           " owner=",
+    Mutant("eviction asked after the look-up", "bot/enrolment.py",
+           "        full = await self.accounts.when_full(chat_id)\n",
+           "        full = None\n",
+           (f"{T_TRUST}::test_the_eviction_question_comes_before_any_lookup",
+            f"{T_ENROL}::test_a_full_cache_asks_which_account_goes_before_any_look_up")),
+    Mutant("the challenge keeps the participant", "bot/enrolment.py",
+           "                                      payload=step.to_dict(), owner=",
+           "                                      payload={**step.to_dict(), "
+           "'name': participant.name}, owner=",
            (f"{T_TRUST}::test_a_challenge_keeps_only_what_the_code_needs_until_it_is_accepted",)),
     Mutant("erase leaves the wal", "storage/db.py",
            '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n'
@@ -249,12 +254,12 @@ MUTANTS = [
            "                fcntl.flock(fd, mode | fcntl.LOCK_NB)", "                pass",
            (f"{T_TRUST_HTTP}::test_only_one_process_serves_a_data_dir_and_backup_runs_beside_it",)),
     # -- verification by contact (issue 15) ---------------------------------------------
-    Mutant("any contact counts as the user's own", "handlers/tambah_kk.py",
+    Mutant("any contact counts as the user's own", "handlers/kode.py",
            "own = contact.user_id is not None and user is not None and contact.user_id == "
            "user.id", "own = True",
            (f"{T_CONTACT}::test_someone_elses_contact_with_the_number_on_file_is_a_wrong_attempt",
             f"{T_CONTACT_HTTP}::test_over_http_forged_contacts_are_refused_and_change_nothing")),
-    Mutant("a contact without user id counts as own", "handlers/tambah_kk.py",
+    Mutant("a contact without user id counts as own", "handlers/kode.py",
            "own = contact.user_id is not None and user is not None and contact.user_id == "
            "user.id", "own = contact.user_id in (None, getattr(user, 'id', None))",
            (f"{T_CONTACT}::test_someone_elses_contact_with_the_number_on_file_is_a_wrong_attempt",)),
@@ -263,10 +268,10 @@ MUTANTS = [
            "return phone_key is not None",
            (f"{T_CONTACT}::test_a_match_on_someone_elses_card_does_not_count_for_this_participant",
             f"{T_CONTACT}::test_ones_own_number_that_is_not_on_file_says_so_without_showing_it")),
-    Mutant("wrong contacts are free", "handlers/tambah_kk.py",
-           "    result = await services(context).otp.verify_contact(chat_id_of(update), own_phone)",
-           "    result = await services(context).otp.verify_contact(chat_id_of(update), own_phone)"
-           "\n    if result.outcome is not VerifyOutcome.OK:\n        return ASK_OTP",
+    Mutant("wrong contacts are free", "handlers/kode.py",
+           "    outcome = await enrolment(context).verify_contact(chat_id_of(update), own_phone)",
+           "    outcome = await enrolment(context).verify_contact(chat_id_of(update), own_phone)"
+           "\n    if not isinstance(outcome, en.AskLabel | en.Reverified):\n        return ASK_OTP",
            (f"{T_CONTACT}::test_wrong_contacts_use_up_the_same_attempts_as_wrong_codes",)),
     Mutant("a contact is not deleted", "bot/scrub.py",
            "    if message.contact is not None:\n        return True\n",
@@ -282,12 +287,13 @@ MUTANTS = [
            "    return nik or card\n", "    return nik\n",
            (f"{T_ANSWERS}::test_accounts_without_a_nik_are_told_apart_by_card_also_after_a_key"
             "_rotation",)),
-    Mutant("no-NIK participants share one OTP cap", "handlers/tambah_kk.py",
+    Mutant("no-NIK participants share one OTP cap", "bot/enrolment.py",
            "nik=participant.nik or participant.card,", "nik=participant.nik,",
-           (f"{T_ANSWERS}::test_the_otp_caps_count_a_participant_without_a_nik_by_their_card",)),
-    Mutant("an invalid number reads as unreachable", "handlers/tambah_kk.py",
-           "    except (JknNotFound, JknInvalidRequest):\n        return None",
-           "    except JknNotFound:\n        return None",
+           (f"{T_ANSWERS}::test_the_otp_caps_count_a_participant_without_a_nik_by_their_card",
+            f"{T_ENROL}::test_a_participant_without_a_nik_is_found_counted_and_saved_by_card")),
+    Mutant("an invalid number reads as unreachable", "bot/enrolment.py",
+           "        except (JknNotFound, JknInvalidRequest):\n            return None",
+           "        except JknNotFound:\n            return None",
            (f"{T_ANSWERS}::test_not_found_or_invalid_reads_as_cannot_send_never_as_unreachable",
             "tests/test_bpjs_answers_process.py::test_over_http_refusals_read_as_cannot_send"
             "_and_a_nik_less_participant_is_saved")),
@@ -370,13 +376,14 @@ MUTANTS = [
            "            notice.keep(held)\n", "            held = held and list(notice.seen)\n",
            ("tests/test_reminders_session.py::"
             "test_an_account_removed_or_a_chat_erased_during_the_round_gets_nothing",)),
-    Mutant("an owner's step does not re-check the account", "handlers/tambah_kk.py",
-           "    return account is not None and (nik is None or account.nik == nik)",
-           "    return True",
+    Mutant("an owner's step does not re-check the account", "bot/enrolment.py",
+           "        return account is not None and (nik is None or account.nik == nik)",
+           "        return True",
            ("tests/test_stale_steps.py::"
             "test_send_code_for_an_account_removed_meanwhile_sends_nothing",
             "tests/test_stale_steps.py::"
-            "test_resend_for_an_account_removed_meanwhile_sends_nothing")),
+            "test_resend_for_an_account_removed_meanwhile_sends_nothing",
+            f"{T_ENROL}::test_the_owner_allowance_is_re_checked_at_every_step")),
     Mutant("/hapus_kk keeps a sealed step about the account", "handlers/hapus.py",
            "    forget_steps_of(context, chat_id, removed.slot)", "    pass",
            ("tests/test_stale_steps.py::test_hapus_kk_and_hapus_data_clear_a_sealed_step",
@@ -401,10 +408,12 @@ MUTANTS = [
            "            if False and must_scrub(",
            ("tests/test_trust_round2_process.py::"
             "test_over_http_a_backlog_of_nik_messages_is_deleted_to_the_last",)),
-    Mutant("not found skips the work a blocked look-up does", "handlers/tambah_kk.py",
-           "            await _as_if_found(context, chat_id, participant or typed)\n",
-           "            pass\n",
-           ("tests/test_timing.py::test_blocked_and_not_found_cost_the_same",)),
+    Mutant("not found skips the work a blocked look-up does", "bot/enrolment.py",
+           "                await self._as_if_found(chat_id, participant or step.identifier)\n",
+           "                pass\n",
+           ("tests/test_timing.py::test_blocked_and_not_found_cost_the_same",
+            f"{T_ENROL}::test_not_found_no_phone_locked_and_out_of_codes_read_alike_and_cost_"
+            "the_same")),
     # -- operations (issue 23) -------------------------------------------------------------
     Mutant("webhook secret not checked", "bot/web.py",
            "if not hmac.compare_digest(given.encode(), secret.encode()):",
@@ -502,21 +511,25 @@ MUTANTS = [
            '    "remind": {"shared": (datalock.KEY,), "exclusive": (datalock.INSTANCE,)},',
            (f"{T_LOCKS}::test_a_reminder_round_runs_beside_a_bot_and_a_backup",)),
     # -- issue 19, class 4: the re-checks after the code -----------------------------------
-    Mutant("no phone re-check after the code", "handlers/tambah_kk.py",
-           '    if participant is None or participant.phone != payload["phone"]:',
-           "    if participant is None:",
+    Mutant("no phone re-check after the code", "bot/enrolment.py",
+           "        if participant is None or participant.phone != step.phone:",
+           "        if participant is None:",
+           (f"{T_RECHECK}::test_a_phone_changed_between_the_code_and_the_label_saves_nothing",
+            f"{T_ENROL}::test_a_phone_changed_or_a_participant_gone_after_the_code_saves_nothing")),
+    Mutant("no participant re-check after the code", "bot/enrolment.py",
+           "        if participant is None or participant.phone != step.phone:",
+           "        if participant is not None and participant.phone != step.phone:",
+           (f"{T_RECHECK}::test_a_participant_gone_between_the_code_and_the_label_saves_nothing",
+            f"{T_ENROL}::test_a_phone_changed_or_a_participant_gone_after_the_code_saves_nothing")),
+    Mutant("the phone re-checked against itself", "bot/enrolment.py",
+           "participant.phone != step.phone:", "participant.phone != participant.phone:",
            (f"{T_RECHECK}::test_a_phone_changed_between_the_code_and_the_label_saves_nothing",)),
-    Mutant("no participant re-check after the code", "handlers/tambah_kk.py",
-           '    if participant is None or participant.phone != payload["phone"]:',
-           '    if participant is not None and participant.phone != payload["phone"]:',
-           (f"{T_RECHECK}::test_a_participant_gone_between_the_code_and_the_label_saves_nothing",)),
-    Mutant("the phone re-checked against itself", "handlers/tambah_kk.py",
-           'participant.phone != payload["phone"]:', "participant.phone != participant.phone:",
-           (f"{T_RECHECK}::test_a_phone_changed_between_the_code_and_the_label_saves_nothing",)),
-    Mutant("the first look-up's name saved", "handlers/tambah_kk.py",
+    Mutant("the first look-up's name saved", "bot/enrolment.py",
            "card=participant.card, name=participant.name,",
            "card=participant.card, name='SITI RAHMAWATI',",
-           (f"{T_RECHECK}::test_the_saved_account_holds_what_bpjs_says_after_the_code",)),
+           (f"{T_RECHECK}::test_the_saved_account_holds_what_bpjs_says_after_the_code",
+            f"{T_ENROL}::test_saving_looks_the_participant_up_again_and_keeps_what_bpjs_says_"
+            "then")),
     # -- issue 19, class 6: outcomes that are not known ------------------------------------
     Mutant("an unknown reminder outcome released", "bot/reminders.py",
            '            _LOGGER.exception("reminder: sending failed with an unknown outcome")\n',
@@ -569,23 +582,46 @@ MUTANTS = [
            "masked=mask_nik(account.nik)),", "masked=account.nik),",
            (T_TEMPLATES,)),
     # -- issue 19, class 3: "reads the same", call by call ---------------------------------
+    # Not found, no phone, blocked and a failed SMS are one outcome (CannotSend) since the
+    # rules left the handler (decision 49): one mapping line shows it, one mutant breaks it.
     Mutant("a code that cannot go out answers in a new message", "handlers/tambah_kk.py",
-           "texts.LOOKUP_FAILED.format(masked=_typed(payload).masked),\n"
-           "                                message)",
-           "texts.LOOKUP_FAILED.format(masked=_typed(payload).masked),\n"
-           "                                None)",
-           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",
-            f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found")),
-    Mutant("not found answers in a new message", "handlers/tambah_kk.py",
            "texts.LOOKUP_FAILED.format(masked=typed.masked), progress)",
            "texts.LOOKUP_FAILED.format(masked=typed.masked), None)",
            (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",
-            f"{T_TRUST}::test_not_found_and_no_phone_on_file_read_exactly_the_same")),
-    Mutant("a code that cannot go out shows 'typing' first", "handlers/tambah_kk.py",
-           "    if result.outcome is not SendOutcome.SENT and not owner:\n",
-           "    if result.outcome is not SendOutcome.SENT and not owner:\n"
-           "        await context.bot.send_chat_action(chat_id, 'typing')\n",
-           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",)),
+            f"{T_TRUST}::test_not_found_and_no_phone_on_file_read_exactly_the_same",
+            f"{T_TRUST}::test_caps_and_sms_failures_read_like_not_found")),
+    Mutant("a failed sms to a stranger offers Kirim kode", "bot/enrolment.py",
+           "        if result.outcome is not SendOutcome.SENT and not owner:",
+           "        if result.outcome not in (SendOutcome.SENT, SendOutcome.SMS_FAILED) "
+           "and not owner:",
+           (f"{T_SAME}::test_every_way_a_code_cannot_go_out_makes_the_same_calls_as_not_found",
+            f"{T_ENROL}::test_a_failed_sms_reads_like_not_found_to_a_stranger_but_not_to_the_"
+            "owner")),
+    Mutant("a newer release's step read as this one's", "bot/enrolment.py",
+           "        if version not in (1, 2):\n            return None\n",
+           "        pass\n",
+           (f"{T_ENROL}::test_a_step_round_trips_and_refuses_what_it_cannot_read",)),
+    Mutant("a step of the previous release no longer loads", "bot/enrolment.py",
+           '        version = data.get("v", 1)\n', '        version = data.get("v")\n',
+           (f"{T_ENROL}::test_steps_sealed_by_the_previous_release_still_load",
+            f"{T_ENROL}::test_a_challenge_written_by_the_previous_release_verifies_and_saves")),
+    # -- issue 22 items 7 and 9 ------------------------------------------------------------
+    Mutant("a forged replacement button accepted", "bot/enrolment.py",
+           "        if step.purpose is not Purpose.ADD or await self.accounts.get(chat_id, slot) "
+           "is None:", "        if step.purpose is not Purpose.ADD:",
+           ("tests/test_e2e_flows.py::test_a_forged_or_stale_replacement_button_replaces_nothing",
+            f"{T_ENROL}::test_a_full_cache_asks_which_account_goes_before_any_look_up")),
+    Mutant("a code replaced by a resend still opens the challenge", "storage/otp_repo.py",
+           "                if matches(keys, bytes(code_hash)):\n",
+           "                if matches(keys, bytes(code_hash)) or (row['prior_hash'] is not None "
+           "and matches(keys, bytes(row['prior_hash']))):\n",
+           ("tests/test_e2e_flows.py::"
+            "test_a_code_replaced_by_kirim_ulang_is_answered_so_and_costs_no_try",)),
+    Mutant("a replaced code costs a try", "storage/otp_repo.py",
+           "                if replaced is not None and prior is not None and replaced(keys, "
+           "bytes(prior)):", "                if False:",
+           ("tests/test_e2e_flows.py::"
+            "test_a_code_replaced_by_kirim_ulang_is_answered_so_and_costs_no_try",)),
     # -- issue 19, class 9: deterministic crash points -------------------------------------
     Mutant("no checkpoint at start", "bot/services.py",
            "        await db.checkpoint()\n", "        pass\n",

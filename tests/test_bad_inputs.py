@@ -61,7 +61,7 @@ async def at_eviction_question(w: World) -> None:
     await add_account(w.chat, w.phone, NIK_D, "Empat")
     await at_identifier(w)
     await w.chat.send(NIK_B)
-    assert "sudah penuh" in w.chat.last_text
+    assert "Pilih akun yang diganti" in w.chat.last_text
 
 
 async def idle(w: World) -> None:

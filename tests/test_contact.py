@@ -204,13 +204,13 @@ async def test_a_contact_at_any_other_step_is_deleted_and_changes_nothing(
         await add_account(chat, phone, nik, nik[-4:])
     await chat.send("/tambah_kk")
     await chat.send(NIK_D)
-    assert "akan dikeluarkan" in chat.reply
+    assert "Pilih akun yang diganti" in chat.reply
     assert await state_on_disk(services, chat.chat_id) == CONFIRM
     assert (await chat.share_contact(number)).deleted and NOT_NOW in chat.reply
     assert await state_on_disk(services, chat.chat_id) == CONFIRM
     assert [a.label for a in await services.accounts.list(chat.chat_id)] == \
         ["Ibu", "0022", "0033"]
-    assert "Lanjutkan" in chat.buttons
+    assert "Batal" in chat.buttons and len(chat.buttons) == 4
 
 
 async def test_batal_takes_the_contact_keyboard_away(

@@ -110,30 +110,48 @@ async def test_add_three_switch_with_one_tap_and_see_all(
     assert "Status semua akun (3)" in chat.last_text
 
 
-async def test_a_fourth_card_names_the_evicted_one_first_and_evicts_on_success(
+async def test_a_fourth_card_asks_which_account_it_replaces_and_evicts_that_on_success(
         chat: EmulatedChat, phone: Phone, services: Services, clock: FakeClock) -> None:
     await consent(chat)
     for nik, label in ((NIK_A, "Satu"), (NIK_B, "Dua"), (NIK_C, "Tiga")):
         await add_account(chat, phone, nik, label)
         clock.advance(60)
-    await chat.send("/akun")
-    await chat.tap("Satu")  # Satu is now recently used, Dua is the least recently used
-    clock.advance(60)
+    await chat.send("/pengingat")
+    await chat.tap("Dua")  # Dua's reminder on: the choice shows it
     sms_before = len(phone.inbox)
     await chat.send("/tambah_kk")
     await chat.send(NIK_D)
-    assert "sudah penuh" in chat.last_text and "Dua" in chat.last_text
-    assert "3273********0022" in chat.last_text
-    assert len(phone.inbox) == sms_before, "no OTP before the user confirms"
-    await chat.tap("Lanjutkan")
+    assert chat.last_text.startswith("Maksimal 3 akun per chat. Pilih akun yang diganti:")
+    assert chat.buttons == ["🔕 Satu · 3174********0011", "🔔 Dua · 3273********0022",
+                            "🔕 Tiga · 3578********0033", "Batal"]
+    assert len(phone.inbox) == sms_before, "no OTP before the user chooses"
+    await chat.tap("Satu")  # not the least recently used one: the user's choice
     assert len(phone.inbox) == sms_before + 1
     assert await labels_and_active(services, chat.chat_id) == [
-        ("Satu", True), ("Dua", False), ("Tiga", False)], "nothing evicted before the OTP"
+        ("Satu", False), ("Dua", False), ("Tiga", True)], "nothing evicted before the OTP"
     await chat.send(phone.last_code())
     await chat.send("Empat")
-    assert "«Dua»" in chat.reply and "dikeluarkan" in chat.reply
+    assert "«Satu»" in chat.reply and "dikeluarkan" in chat.reply
     assert await labels_and_active(services, chat.chat_id) == [
-        ("Satu", False), ("Tiga", False), ("Empat", True)]
+        ("Dua", False), ("Tiga", False), ("Empat", True)]
+
+
+async def test_a_forged_or_stale_replacement_button_replaces_nothing(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    for nik in (NIK_A, NIK_B, NIK_C):
+        await add_account(chat, phone, nik, nik[-4:])
+    before = await services.accounts.list(chat.chat_id)
+    sms_before = len(phone.inbox)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_D)
+    answer = await chat.tap_data("add:evict:notaslot")
+    assert answer is not None and answer["text"] == (
+        "Akun itu sudah tidak ada di daftar. Pilih akun lain, atau Batal.")
+    assert len(phone.inbox) == sms_before
+    await chat.tap("Batal")
+    assert "Dibatalkan" in chat.last_text
+    assert await services.accounts.list(chat.chat_id) == before
 
 
 async def test_cancelling_the_fourth_card_leaves_the_cache_exactly_as_it_was(
@@ -148,7 +166,7 @@ async def test_cancelling_the_fourth_card_leaves_the_cache_exactly_as_it_was(
     assert "Dibatalkan" in chat.last_text
     await chat.send("/tambah_kk")
     await chat.send(NIK_D)
-    await chat.tap("Lanjutkan")
+    await chat.tap("0022")
     await chat.send("/batal")
     assert "Dibatalkan" in chat.last_text
     assert await services.accounts.list(chat.chat_id) == before
@@ -234,13 +252,13 @@ async def test_restart_at_the_eviction_question_and_at_the_label_step(
         await add_account(chat, phone, nik, nik[-4:])
     await chat.send("/tambah_kk")
     await chat.send(NIK_D)
-    assert "sudah penuh" in chat.last_text
+    assert "Pilih akun yang diganti" in chat.last_text
     for expected in (CONFIRM, ASK_LABEL):
         assert await state_on_disk(svc, 1001) == expected, "written before any stop"
         harness, svc = await restart(harness, svc, services_factory)
         chat = harness.chat(1001)
-        if "Lanjutkan" in chat.buttons:
-            await chat.tap("Lanjutkan")
+        if "0011" in "".join(chat.buttons):
+            await chat.tap("0011")
             await chat.send(phone.last_code())
             assert "Kode benar" in chat.reply
     await chat.send("Baru")
@@ -455,3 +473,44 @@ async def test_a_crash_before_the_new_state_was_written_still_accepts_the_code(
         assert code_message.deleted
     finally:
         await harness.stop()
+
+
+# -- fast hands (issue 22 item 9) ---------------------------------------------------------
+
+async def test_a_nik_sent_twice_while_bpjs_is_slow_sends_one_code(
+        chat: EmulatedChat, phone: Phone, services: Services) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    slow = "3174014506900003"  # the sandbox answers after 3 seconds
+    first = await chat.send(slow, settle=False)
+    second = await chat.send(slow)
+    assert first.deleted and second.deleted
+    assert len(phone.inbox) == 1, "one code"
+    assert chat.replies[-1].startswith(
+        "Kode untuk 3174********0003 sudah dikirim ke nomor HP berakhiran "
+        f"{phone.inbox[0][0][-4:]}; tidak ada kode baru. Ketik 6 angka dari SMS itu, atau "
+        "/batal.")
+    challenge = await services.otp.challenge(chat.chat_id)
+    assert challenge is not None and challenge.attempts == 0 and challenge.resends == 0
+    await chat.send(phone.last_code())
+    assert "Kode benar" in chat.reply
+
+
+async def test_a_code_replaced_by_kirim_ulang_is_answered_so_and_costs_no_try(
+        chat: EmulatedChat, phone: Phone, services: Services, clock: FakeClock,
+        codes: CodeBook) -> None:
+    await consent(chat)
+    codes.queue[:] = ["111111", "222222"]
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    clock.advance(services.otp.resend_seconds + 1)
+    await chat.tap("Kirim ulang")
+    assert [message for _, message in phone.inbox][-1].count("222222") == 1
+    await chat.send("111111")
+    assert chat.reply.startswith("Kode itu sudah diganti; pakai SMS terakhir.")
+    challenge = await services.otp.challenge(chat.chat_id)
+    assert challenge is not None and challenge.attempts == 0, "no try used"
+    await chat.send("333333")
+    assert f"Sisa percobaan: {services.otp.max_attempts - 1}." in chat.reply
+    await chat.send("222222")
+    assert "Kode benar" in chat.reply

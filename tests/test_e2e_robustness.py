@@ -132,7 +132,7 @@ async def test_the_old_code_dies_when_a_new_one_is_sent(
     await chat.tap("Kirim ulang")
     assert phone.last_code() == "222222"
     await chat.send("111111")
-    assert "Kode salah" in chat.last_text
+    assert "Kode itu sudah diganti; pakai SMS terakhir." in chat.last_text  # not accepted
     await chat.send("222222")
     assert "Kode benar" in chat.reply
 

@@ -73,6 +73,7 @@ async def test_every_label_and_identifier_template_escapes_and_masks(
     await chat.send("3174014506900002")  # no phone on file
     await chat.send("/tambah_kk")
     await chat.send(ARREARS_NIK)
+    await chat.send(ARREARS_NIK)  # sent twice: one code
     clock.advance(services.settings.otp_resend_seconds + 1)
     await chat.tap("Kirim ulang")
     await chat.send(phone.last_code())
@@ -116,7 +117,7 @@ async def test_every_label_and_identifier_template_escapes_and_masks(
     # the cache is full: the eviction question, then the eviction
     await chat.send("/tambah_kk")
     await chat.send(NIK_C)
-    await chat.tap("Lanjutkan")
+    await chat.tap(chat.buttons[0])
     await chat.send(phone.last_code())
     await chat.send(l4)
     # removal: the question, then done

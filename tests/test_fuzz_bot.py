@@ -169,7 +169,9 @@ class BotMachine(RuleBasedStateMachine):
         self.typed[chat_id].add(nik)
         for text in ("/start", "#Saya setuju", "/tambah_kk", nik, "#Lanjutkan", "CODE", label):
             before = len(self.phone.inbox)
-            if text.startswith("#"):
+            if text == "#Lanjutkan" and "Pilih akun yang diganti" in chat.last_text:
+                self.run(chat.tap(chat.buttons[0]))  # the fourth card replaces the first
+            elif text.startswith("#"):
                 if text[1:] in chat.buttons:
                     self.run(chat.tap(text[1:]))
             elif text == "CODE":

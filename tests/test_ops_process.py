@@ -220,8 +220,8 @@ async def test_backup_verify_restore_and_start_keeps_the_cards(tmp_path: Path) -
     assert no_key.returncode == 2 and "no master key" in no_key.stderr
     report = cli(second, "verify-backup", str(target), "--key-file", str(key_file))
     assert report.returncode == 0, report.stderr
-    for line in (f"schema {SCHEMA_VERSION} (this program: {SCHEMA_VERSION})", "integrity ok",
-                 "key matches", "usable"):
+    schema = f"schema {SCHEMA_VERSION} (this program: {SCHEMA_VERSION})"
+    for line in (schema, "integrity ok", "key matches", "usable"):
         assert line in report.stdout.splitlines(), report.stdout
     assert "accounts 1," in report.stdout and "consent 1," in report.stdout
     wrong = cli(second, "restore", str(target), KK_MASTER_KEY=cli(second, "keygen").stdout.strip())

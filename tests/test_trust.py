@@ -242,8 +242,8 @@ async def test_the_eviction_question_comes_before_any_lookup(
     lookups = backend.lookups
     await chat.send("/tambah_kk")
     await chat.send("3174014506900000")  # not found, but nothing tells it yet
-    assert "sudah penuh" in chat.last_text and backend.lookups == lookups
-    await chat.tap("Lanjutkan")
+    assert "Pilih akun yang diganti" in chat.last_text and backend.lookups == lookups
+    await chat.tap("0022")
     assert "tidak bisa dikirim" in chat.last_text and backend.lookups == lookups + 1
 
 
@@ -255,7 +255,7 @@ async def test_a_challenge_keeps_only_what_the_code_needs_until_it_is_accepted(
     await chat.send(CARD_A)
     challenge = await services.otp.challenge(chat.chat_id)
     assert challenge is not None
-    assert set(challenge.payload) == {"purpose", "kind", "value", "evict", "phone"}
+    assert set(challenge.payload) == {"v", "purpose", "kind", "value", "evict", "phone"}
     assert challenge.payload["value"] == CARD_A and person.nik not in json.dumps(
         challenge.payload)
     raw = b"".join(p.read_bytes() for p in data_dir.glob("kk.sqlite3*"))
@@ -286,7 +286,7 @@ async def test_abandoned_challenges_and_pending_steps_are_cleared_by_housekeepin
     row = await query_one(services.db, "SELECT data FROM chat_data WHERE chat_id = ?",
                           full.chat_id)
     assert row is None or "pending" not in row["data"], "gone from the disk too"
-    await full.tap("Lanjutkan")
+    await full.tap("0022")
     assert "sudah berakhir" in full.last_text
 
 

@@ -120,7 +120,7 @@ async def test_over_http_an_erase_leaves_no_byte_no_chat_id_and_no_old_challenge
         (ct,) = bot.read_db("SELECT payload_ct FROM challenges WHERE chat_id = ?", chat_id)[0]
         payload = json.loads(key.decrypt(bytes(ct), Vault.aad("challenges", chat_id, "live",
                                                                "payload")))
-        assert set(payload) == {"purpose", "kind", "value", "evict", "phone"}, \
+        assert set(payload) == {"v", "purpose", "kind", "value", "evict", "phone"}, \
             "before the code, the challenge holds only what the code needs"
         blobs = [bytes(v) for row in bot.read_db(
             "SELECT nik_index, nik_ct, card_ct, name_ct, phone_ct, label_ct, status_ct "
