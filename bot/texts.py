@@ -31,7 +31,7 @@ CONSENT_QUESTION = "Apakah Anda setuju data tersebut diproses untuk layanan ini?
 CONSENT_YES_BUTTON = "Saya setuju"
 CONSENT_NO_BUTTON = "Tidak"
 CONSENT_GIVEN = (
-    "Terima kasih, persetujuan Anda tercatat ✅\n\n"
+    "Terima kasih, persetujuan Anda tercatat.\n\n"
     "Langkah berikutnya: tambahkan KK pertama dengan /tambah_kk.\n"
     "Daftar perintah: /bantuan"
 )
@@ -55,8 +55,8 @@ HELP = (
     "/tambah_kk — tambah akun JKN (NIK atau nomor kartu + OTP SMS, atau tombol 📱 bila "
     "nomor Telegram Anda nomor HP yang terdaftar); bisa langsung <code>/tambah_kk NIK</code>\n"
     "/akun — daftar akun, pindah akun dengan satu ketukan\n"
-    "/status — status akun aktif; <code>/status semua</code> untuk semua akun\n"
-    "/riwayat — riwayat kunjungan akun aktif, 90 hari terakhir\n"
+    "/status — status akun yang dipilih 📌; <code>/status semua</code> untuk semua akun\n"
+    "/riwayat — riwayat kunjungan akun yang dipilih, 90 hari terakhir\n"
     "/pengingat — pengingat iuran dan perubahan status, per akun\n"
     "/hapus_kk — hapus satu akun dari daftar\n"
     "/batal — batalkan proses yang sedang berjalan\n"
@@ -193,7 +193,7 @@ BACKEND_DOWN_SHORT = (
     "sebentar lagi."
 )
 UNEXPECTED_IN_FLOW = "Ikuti petunjuk pada pesan terakhir, atau ketik /batal untuk berhenti."
-ALREADY_CACHED = "KK ini sudah tersimpan sebagai «{label}» dan sekarang menjadi akun aktif ✅"
+ALREADY_CACHED = "Peserta ini sudah tersimpan sebagai «{label}» dan sekarang dipilih 📌"
 CACHE_FULL = (
     "Daftar akun sudah penuh ({max_accounts} akun). Jika dilanjutkan, akun yang paling lama "
     "tidak dipakai akan dikeluarkan dari daftar <b>setelah</b> kode OTP benar:\n\n"
@@ -250,7 +250,7 @@ OTP_LOCKED = (
     "Terlalu banyak kode salah untuk peserta ini dalam 24 jam terakhir, jadi kode ini tidak "
     "berlaku lagi. Demi keamanan, kode baru baru bisa dikirim setelah 24 jam."
 )
-OTP_OK = "Kode benar ✅"
+OTP_OK = "Kode benar 👍"
 ASK_LABEL = (
     "Beri nama untuk akun ini: pilih salah satu tombol, atau ketik nama sendiri "
     "(maks. {max_len} karakter)."
@@ -261,7 +261,7 @@ CONTACT_PROMPT = (
     "tidak perlu menunggu SMS."
 )
 CONTACT_BUTTON = "📱 Pakai nomor Telegram saya"
-CONTACT_OK = "Nomor Telegram Anda cocok dengan nomor HP yang terdaftar ✅"
+CONTACT_OK = "Nomor Telegram Anda cocok dengan nomor HP yang terdaftar 👍"
 CONTACT_NOT_OWN = (
     "Itu kontak orang lain. Yang bisa dipakai hanya nomor Telegram Anda sendiri (tombol "
     "📱), atau kode dari SMS. Sisa percobaan: {left}."
@@ -284,9 +284,9 @@ LABEL_LOOKS_LIKE_ID = (
 VERIFY_SESSION_GONE = (
     "Verifikasi ini sudah berakhir atau dibatalkan. Mulai lagi dengan /tambah_kk."
 )
-SAVED = "Tersimpan ✅ «<b>{label}</b>» sekarang menjadi akun aktif."
+SAVED = "Tersimpan. «<b>{label}</b>» sekarang dipilih 📌"
 SAVE_BACKEND_DOWN = (
-    "Kode Anda sudah benar ✅, tetapi data peserta belum bisa diambil dari BPJS sekarang. "
+    "Kode Anda sudah benar, tetapi data peserta belum bisa diambil dari BPJS sekarang. "
     "Tidak ada yang hilang: kirim nama akun lagi sebentar lagi (dalam 30 menit), atau /batal."
 )
 PHONE_CHANGED = (
@@ -307,30 +307,38 @@ REVERIFY_NO_PHONE = (
     "bisa dikirim. Perbarui nomor HP lewat Care Center <b>165</b> atau PANDAWA (WhatsApp "
     "<b>08118165165</b>), lalu ketuk akunnya lagi di /akun."
 )
-REVERIFIED = "Verifikasi berhasil ✅ «<b>{label}</b>» aktif kembali."
+REVERIFIED = "Verifikasi berhasil. «<b>{label}</b>» bisa dipakai lagi dan sekarang dipilih 📌"
 
 # -- /akun ------------------------------------------------------------------------------
 
 ACCOUNTS_HEADER = (
     "<b>Akun JKN Anda</b> ({count}/{max_accounts})\n"
-    "Ketuk untuk pindah akun. ✅ = akun aktif."
+    "Ketuk untuk memilih akun. 📌 = akun yang dipilih."
 )
 ACCOUNTS_EMPTY = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
 ACCOUNT_EXPIRED_MARK = " ⏳"
 ACCOUNTS_EXPIRED_NOTE = "\n⏳ = perlu verifikasi OTP ulang sebelum dipakai."
 ADD_BUTTON = "➕ Tambah KK"
 REMOVE_BUTTON = "🗑 Hapus"
-SWITCHED = "Beralih ke «{label}»"
-ALREADY_ACTIVE = "«{label}» sudah aktif"
+SWITCHED = "📌 «{label}» dipilih"
+ALREADY_ACTIVE = "📌 «{label}» sudah dipilih"
 ACCOUNT_GONE = "Akun ini sudah tidak ada di daftar Anda."
 
 # -- /status ----------------------------------------------------------------------------
 
 STATUS_NO_ACCOUNT = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
 STATUS_ALL_BUTTON = "Semua akun"
-STATUS_ACTIVE_BUTTON = "Akun aktif saja"
+STATUS_ACTIVE_BUTTON = "📌 Akun dipilih saja"
 STATUS_REFRESH_BUTTON = "🔄 Perbarui"
 STATUS_ALL_HEADER = "<b>Status semua akun</b> ({count})"
+#: The first line of /status semua: the JKN status of every card at a glance.
+SUMMARY_ALL_OK = {1: "✅ Kartunya aktif", 2: "✅ Kedua kartu aktif", 3: "✅ Ketiga kartu aktif"}
+SUMMARY_ALL_OK_MANY = "✅ Semua {count} kartu aktif"
+SUMMARY_SOME_OK = "✅ {ok} dari {count} kartu aktif"
+SUMMARY_INACTIVE = "⚠️ {bad} dari {count} kartu tidak aktif: {which}"
+SUMMARY_INACTIVE_ONE = "«{label}»"
+SUMMARY_INACTIVE_ARREARS = "«{label}», tunggakan Rp{amount}"
+SUMMARY_UNKNOWN = "{n} kartu belum bisa dicek"
 STATUS_ACTIVE_OK = "✅ {text}"
 STATUS_INACTIVE = (
     "⚠️ <b>{text}</b> — layanan JKN tidak dijamin sampai status aktif kembali."
@@ -407,7 +415,7 @@ REMINDERS_HEADER = (
     "🔔 <b>Pengingat JKN</b>\n"
     "Ketuk akun untuk menyalakan atau mematikan pengingatnya: iuran yang belum dibayar "
     "(tanggal 5–10 tiap bulan) dan perubahan status (aktif/tidak aktif, kelas, FKTP). "
-    "Paling banyak satu pesan sehari. ✅ = menyala."
+    "Paling banyak satu pesan sehari. 🔔 = menyala, 🔕 = mati."
 )
 REMINDERS_NEXT = "Pengingat berikutnya: <b>{when}</b>."
 REMINDERS_NONE_ON = "Belum ada pengingat yang menyala."
@@ -479,7 +487,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "Mulai dan persetujuan privasi"),
     ("tambah_kk", "Tambah akun JKN dengan OTP"),
     ("akun", "Daftar akun dan pindah akun"),
-    ("status", "Status akun aktif atau semua akun"),
+    ("status", "Status akun yang dipilih atau semua akun"),
     ("riwayat", "Riwayat kunjungan 90 hari"),
     ("pengingat", "Pengingat iuran dan status"),
     ("hapus_kk", "Hapus satu akun"),

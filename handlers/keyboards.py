@@ -105,7 +105,7 @@ def consent() -> Keyboard:
 
 
 def accounts(items: list[Brief], expired: set[str]) -> Keyboard:
-    rows = [[_button(("✅ " if a.active else "") + account_caption(a)
+    rows = [[_button(("📌 " if a.active else "") + account_caption(a)
                      + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
                      SWITCH.data(a.slot))] for a in items]
     actions = [_button(texts.ADD_BUTTON, ACCT_ADD.data)]
@@ -168,7 +168,7 @@ def status(*, showing_all: bool, many: bool, history: list[Account] | None = Non
 
 
 def reminders(items: list[Brief], expired: set[str]) -> Keyboard:
-    return inline([[_button(("✅ " if a.remind else "⬜ ") + account_caption(a)
+    return inline([[_button(("🔔 " if a.remind else "🔕 ") + account_caption(a)
                             + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
                             REMINDER_TOGGLE.data(a.slot))] for a in items])
 

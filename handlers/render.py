@@ -64,7 +64,7 @@ def _family(p: Participant, detailed: bool) -> list[str]:
 def card(view: StatusView, *, backend_hourly: int, detailed: bool = True) -> str:
     """One account's status block; ``backend_hourly`` is the cap a capped card names."""
     account, p = view.account, view.participant
-    head = f"<b>{e(account.label)}</b>" + (" ✅" if account.active else "")
+    head = f"<b>{e(account.label)}</b>" + (" 📌" if account.active else "")
     if p is None:
         return head + "\n" + texts.STATUS_UNAVAILABLE.format(label=e(account.label))
     lines = [
@@ -188,6 +188,35 @@ def expired_block(account: Account) -> str:
     return f"<b>{e(account.label)}</b>\n{texts.STATUS_REVERIFY_SHORT}"
 
 
-def all_accounts(blocks: list[str]) -> str:
+def summary(views: list[StatusView], count: int) -> str:
+    """The first line of /status semua: how many of the ``count`` cards are not active, and
+    which (with their arrears), or that all are; cards not checked now are counted aloud."""
+    known = [v.participant for v in views if v.participant is not None]
+    bad = [p for p in known if not p.active]
+    unknown = count - len(known)
+    if bad:
+        by_card = {v.participant.card: v.account.label for v in views
+                   if v.participant is not None}
+        which = ", ".join(
+            texts.SUMMARY_INACTIVE_ARREARS.format(label=e(by_card[p.card]),
+                                                  amount=rupiah(p.unpaid_amount))
+            if p.arrears_known and p.unpaid_amount > 0
+            else texts.SUMMARY_INACTIVE_ONE.format(label=e(by_card[p.card])) for p in bad)
+        line = texts.SUMMARY_INACTIVE.format(bad=len(bad), count=count, which=which)
+    elif known and unknown:
+        line = texts.SUMMARY_SOME_OK.format(ok=len(known), count=count)
+    elif known:
+        line = (texts.SUMMARY_ALL_OK.get(len(known))
+                or texts.SUMMARY_ALL_OK_MANY.format(count=len(known)))
+    else:
+        line = ""
+    if unknown:
+        note = texts.SUMMARY_UNKNOWN.format(n=unknown)
+        line = f"{line}; {note}" if line else note
+    return line
+
+
+def all_accounts(blocks: list[str], views: list[StatusView] | None = None) -> str:
     header = texts.STATUS_ALL_HEADER.format(count=len(blocks))
-    return header + "\n\n" + "\n\n".join(blocks)
+    top = summary(views, len(blocks)) if views is not None else ""
+    return (top + "\n\n" if top else "") + header + "\n\n" + "\n\n".join(blocks)

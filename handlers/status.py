@@ -31,7 +31,7 @@ async def _all_view(context: Context, items: list[Account]) -> tuple[str, Keyboa
     blocks = [render.card(views[a.slot], backend_hourly=svc.caps.backend_hourly,
                           detailed=False) if a.slot in views
               else render.expired_block(a) for a in items]
-    return render.all_accounts(blocks), keyboards.status(
+    return render.all_accounts(blocks, list(views.values())), keyboards.status(
         showing_all=True, many=len(items) > 1, history=items if svc.history.supported else None)
 
 
@@ -48,7 +48,7 @@ async def show_status(update: Update, context: Context) -> None:
 
 
 async def status_button(update: Update, context: Context) -> None:
-    """Semua akun / Akun aktif saja / Perbarui: edit the status message in place."""
+    """Semua akun / Akun dipilih saja / Perbarui: edit the status message in place."""
     query = update.callback_query
     assert query is not None
     await answer(context, query)

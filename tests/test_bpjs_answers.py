@@ -255,7 +255,7 @@ async def test_a_participant_without_a_nik_is_saved_by_card_and_not_twice(
     await chat.send("/status")
     assert "NIK tidak diketahui · Kartu 000********10" in chat.last_text
     await chat.send("/akun")
-    assert "✅ Nenek · NIK tidak diketahui" in chat.buttons
+    assert "📌 Nenek · NIK tidak diketahui" in chat.buttons
 
 
 async def test_the_otp_caps_count_a_participant_without_a_nik_by_their_card(

@@ -80,18 +80,18 @@ async def test_add_three_switch_with_one_tap_and_see_all(
     await chat.send("/akun")
     listing = chat.last_message
     assert "(3/3)" in listing.text
-    assert chat.buttons[2].startswith("✅ KK Mertua")
+    assert chat.buttons[2].startswith("📌 KK Mertua")
     assert chat.buttons[-2:] == ["➕ Tambah KK", "🗑 Hapus"]
     answer = await chat.tap("KK Saya")
-    assert answer is not None and answer["text"] == "Beralih ke «KK Saya»"
+    assert answer is not None and answer["text"] == "📌 «KK Saya» dipilih"
     assert chat.last_message.message_id == listing.message_id, "switch edits in place"
-    assert chat.buttons[0].startswith("✅ KK Saya")
+    assert chat.buttons[0].startswith("📌 KK Saya")
     assert len(phone.inbox) == sms_before, "switching needs no OTP"
     assert await labels_and_active(services, chat.chat_id) == [
         ("KK Saya", True), ("KK Orang Tua", False), ("KK Mertua", False)]
 
     answer = await chat.tap("KK Saya")
-    assert answer is not None and "sudah aktif" in answer["text"]
+    assert answer is not None and "sudah dipilih" in answer["text"]
     assert chat.events == [e for e in chat.events if e.kind == "answer"], "nothing edited"
 
     await chat.send("/status")

@@ -199,7 +199,7 @@ async def test_an_html_label_is_stored_and_shown_literally(
     assert [a.label for a in await services.accounts.list(chat.chat_id)] == [
         "<b>Ibu & Ayah</b>"]
     await chat.send("/akun")
-    assert chat.buttons[0].startswith("✅ <b>Ibu & Ayah</b>")
+    assert chat.buttons[0].startswith("📌 <b>Ibu & Ayah</b>")
 
 
 async def test_a_failed_delete_is_logged_and_the_flow_goes_on(

@@ -77,9 +77,9 @@ async def test_edits_and_answers_are_repeated_safely(
     for method in ("answerCallbackQuery", "editMessageText"):
         bot.emulator.faults = once(fault, method)
         answer = await chat.tap("Ibu" if method == "answerCallbackQuery" else "Ayah")
-        assert answer is not None and answer["text"].startswith("Beralih ke")
+        assert answer is not None and answer["text"].startswith("📌 «")
         assert chat.last_message.message_id == listing.message_id
-    assert chat.buttons[1].startswith("✅ Ayah")
+    assert chat.buttons[1].startswith("📌 Ayah")
     assert "Maaf" not in chat.reply
     assert len(bot.emulator.injected) == 2
 
@@ -151,8 +151,8 @@ async def test_taps_in_flight_together_leave_the_listing_true(
         await bot.settle()
         active = next(a.label for a in await services.accounts.list(chat.chat_id) if a.active)
         shown = [label for label, _ in chat.emulator.chats[chat.chat_id].messages[
-            listing.message_id].buttons if label.startswith("✅")]
-        assert shown == [f"✅ {active} · " + shown[0].split(" · ")[1]], (order, shown, active)
+            listing.message_id].buttons if label.startswith("📌")]
+        assert shown == [f"📌 {active} · " + shown[0].split(" · ")[1]], (order, shown, active)
 
 
 async def test_a_forged_tap_on_a_listing_sends_no_edit(
@@ -194,7 +194,7 @@ async def test_a_database_locked_by_another_process_says_busy_and_changes_nothin
         other.close()
     assert await services.accounts.list(chat.chat_id) == before
     await chat.tap("Ibu")
-    assert chat.last_answer is not None and chat.last_answer["text"] == "Beralih ke «Ibu»"
+    assert chat.last_answer is not None and chat.last_answer["text"] == "📌 «Ibu» dipilih"
 
 
 async def test_a_full_disk_says_so_writes_nothing_and_the_flow_resumes(

@@ -237,7 +237,7 @@ async def test_backup_verify_restore_and_start_keeps_the_cards(tmp_path: Path) -
     async with RunningBot(second) as bot:
         chat = bot.chat(7007)
         await chat.send("/akun", expect="Akun JKN Anda (1/3)")
-        assert chat.last.buttons[0][0] == "✅ KK Ibu · 3174********0011"
+        assert chat.last.buttons[0][0] == "📌 KK Ibu · 3174********0011"
         await chat.send("/status", expect="FKTP")
         busy = cli(second, "restore", str(target), "--force")
         assert busy.returncode == 2 and "in use" in busy.stderr

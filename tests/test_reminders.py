@@ -82,17 +82,17 @@ async def test_two_taps_opt_in_and_show_the_next_round(
     await add_account(chat, phone, NIK_A, "Ibu")
     await add_account(chat, phone, NIK_B, "Ayah")
     await chat.send("/pengingat")
-    assert chat.buttons == ["⬜ Ibu · 3174********0011", "⬜ Ayah · 3273********0022"]
+    assert chat.buttons == ["🔕 Ibu · 3174********0011", "🔕 Ayah · 3273********0022"]
     assert "Belum ada pengingat yang menyala" in chat.last_text
     answer = await chat.tap("Ibu")
     assert answer is not None and answer["text"] == "Pengingat «Ibu» dinyalakan"
-    assert chat.buttons[0].startswith("✅ Ibu")
+    assert chat.buttons[0].startswith("🔔 Ibu")
     nxt = services.reminders.next_round()
     assert f"{nxt.day} " in chat.last_text and "07:00 WIB" in chat.last_text
     assert [(b.label, b.remind) for b in await services.accounts.list_brief(1001)] == [
         ("Ibu", True), ("Ayah", False)]
     await chat.tap("Ibu")
-    assert chat.buttons[0].startswith("⬜ Ibu") and "Belum ada pengingat" in chat.last_text
+    assert chat.buttons[0].startswith("🔕 Ibu") and "Belum ada pengingat" in chat.last_text
 
 
 async def test_the_status_card_leads_to_the_reminders_and_forged_toggles_do_nothing(
@@ -101,7 +101,7 @@ async def test_the_status_card_leads_to_the_reminders_and_forged_toggles_do_noth
     await add_account(chat, phone, NIK_A, "Ibu")
     await chat.send("/status")
     await chat.tap("Pengingat")
-    assert "Pengingat JKN" in chat.last_text and chat.buttons == ["⬜ Ibu · 3174********0011"]
+    assert "Pengingat JKN" in chat.last_text and chat.buttons == ["🔕 Ibu · 3174********0011"]
     other = bot.chat(2002)
     await consent(other)
     await add_account(other, phone, NIK_B, "Orang lain")

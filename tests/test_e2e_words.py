@@ -1,0 +1,43 @@
+"""Issue 22: the words a layperson reads, through the emulator (one meaning per word, no
+jargon, no dead ends, mistakes forgiven)."""
+
+from __future__ import annotations
+
+from bot.devtools.harness import EmulatedChat
+from tests.conftest import NIK_A, NIK_B, Phone, add_account, consent
+
+INACTIVE = "3174014506900001"  # sandbox: inactive, 3 months unpaid
+
+
+async def test_the_chosen_account_is_pinned_and_check_marks_mean_jkn_status(
+        chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "KK Saya")
+    await add_account(chat, phone, INACTIVE, "Bapak Ibu")
+    saved = chat.bot_messages[-1].text.splitlines()
+    assert saved[0] == "Tersimpan. «Bapak Ibu» sekarang dipilih 📌"
+    assert saved[2] == "Bapak Ibu 📌" and "✅" not in "\n".join(saved)
+    await chat.send("/status")
+    assert chat.last_text.startswith("Bapak Ibu 📌\n") and "✅" not in chat.last_text
+    await chat.send("/status semua")
+    first = chat.last_text.splitlines()[0]
+    assert first == "⚠️ 1 dari 2 kartu tidak aktif: «Bapak Ibu», tunggakan Rp" + first.split(
+        "tunggakan Rp")[1], first
+    assert "tunggakan Rp" in first and first.split("Rp")[1][0].isdigit()
+    await chat.send("/akun")
+    assert "📌 = akun yang dipilih" in chat.last_text
+    assert chat.buttons[:2] == ["KK Saya · 3174********0011", "📌 Bapak Ibu · 3174********0001"]
+    answer = await chat.tap("KK Saya")
+    assert answer is not None and answer["text"] == "📌 «KK Saya» dipilih"
+    await chat.send("/pengingat")
+    assert "🔔 = menyala, 🔕 = mati" in chat.last_text
+    assert chat.buttons[0].startswith("🔕 KK Saya")
+
+
+async def test_status_all_says_all_cards_are_active_in_one_line(chat: EmulatedChat,
+                                                                phone: Phone) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "KK Saya")
+    await add_account(chat, phone, NIK_B, "KK Mertua")
+    await chat.send("/status semua")
+    assert chat.last_text.splitlines()[0] == "✅ Kedua kartu aktif"
