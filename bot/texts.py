@@ -84,7 +84,8 @@ PRIVACY = (
     "menyebut 4 angka terakhir nomor itu. Satu peserta paling banyak 10 kali salah kode "
     "per 24 jam, dari chat mana pun.\n\n"
     "<b>Mengapa SMS</b>: OTP lewat SMS adalah cara yang juga dipakai BPJS Kesehatan. "
-    "Jangan berikan kode OTP kepada siapa pun. Sebagai ganti kode, Anda boleh membagikan "
+    "Kode itu hanya untuk anggota keluarga yang sedang menambahkan akun; jangan berikan "
+    "kepada orang lain, termasuk petugas. Sebagai ganti kode, Anda boleh membagikan "
     "kontak Telegram Anda sendiri (tombol 📱): bila nomornya sama dengan nomor HP yang "
     "terdaftar, itu bukti yang sama; nomor itu hanya dicocokkan lalu pesannya dihapus, "
     "tidak disimpan.\n\n"
@@ -206,7 +207,9 @@ PRESS_A_BUTTON = "Silakan pilih salah satu tombol di pesan sebelumnya, atau keti
 OTP_SENT = (
     "Kode OTP 6 angka sudah dikirim lewat SMS ke nomor HP berakhiran <b>{tail}</b> yang "
     "terdaftar di BPJS Kesehatan untuk {masked}.\n\n"
-    "Ketik kodenya di sini. Berlaku {minutes} menit. Jangan berikan kode ini kepada siapa pun."
+    "Bila HP itu dipegang orang lain (misalnya orang tua Anda), minta kodenya kepada "
+    "pemegang HP itu. Ketik kodenya di sini; berlaku {minutes} menit.\n\n"
+    "Verifikasi ini perlu diulang tiap {days} hari."
 )
 OTP_RESENT = (
     "Kode baru dikirim ke nomor HP berakhiran <b>{tail}</b>. Kode sebelumnya tidak berlaku "
@@ -476,9 +479,13 @@ CLEANUP_PENDING = (
 
 # -- SMS --------------------------------------------------------------------------------
 
+#: The code goes to the participant's phone, which is often a parent's: the SMS says what
+#: it is for, who may have it, and to ignore it if nobody asked (issue 22).
 SMS_OTP = (
-    "Asisten KK: kode verifikasi Anda {code}. Berlaku {minutes} menit. "
-    "JANGAN berikan kode ini kepada siapa pun, termasuk petugas."
+    "Asisten KK: kode {code} untuk menghubungkan kartu JKN Anda ke Asisten KK di Telegram "
+    "milik anggota keluarga Anda. Berikan HANYA kepada anggota keluarga yang sedang "
+    "menambahkannya, jangan kepada orang lain. Bila tidak ada yang meminta, abaikan SMS "
+    "ini. Berlaku {minutes} menit."
 )
 
 # -- bot commands (post_init) -----------------------------------------------------------

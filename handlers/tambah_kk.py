@@ -318,7 +318,8 @@ async def _send_code(update: Update, context: Context, payload: dict[str, Any],
             context.chat_data.pop(_PENDING, None)
             context.chat_data[_CONTACT_KEYBOARD] = True
         text = texts.OTP_SENT.format(tail=result.phone_tail, masked=_typed(payload).masked,
-                                     minutes=max(1, svc.otp.ttl // 60))
+                                     minutes=max(1, svc.otp.ttl // 60),
+                                     days=svc.accounts.session_days)
         await _show(update, context, message, text, keyboards.otp())
         await send(update, context, texts.CONTACT_PROMPT.format(tail=result.phone_tail),
                    keyboards.contact_request())

@@ -41,3 +41,18 @@ async def test_status_all_says_all_cards_are_active_in_one_line(chat: EmulatedCh
     await add_account(chat, phone, NIK_B, "KK Mertua")
     await chat.send("/status semua")
     assert chat.last_text.splitlines()[0] == "✅ Kedua kartu aktif"
+
+
+async def test_the_code_goes_to_a_relatives_phone_and_the_words_say_so(
+        chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_A)
+    sent = chat.bot_messages[-2].text
+    assert "minta kodenya kepada pemegang HP itu" in sent
+    assert "Verifikasi ini perlu diulang tiap 30 hari." in sent
+    sms = phone.inbox[-1][1]
+    assert "untuk menghubungkan kartu JKN Anda ke Asisten KK di Telegram milik anggota " \
+        "keluarga Anda" in sms
+    assert "HANYA kepada anggota keluarga yang sedang menambahkannya" in sms
+    assert "Bila tidak ada yang meminta, abaikan SMS ini" in sms
