@@ -133,6 +133,9 @@ CANCELLED = "Dibatalkan. Daftar akun Anda tidak berubah."
 ASK_ID = (
     "Kirim <b>NIK</b> (16 angka) atau <b>nomor kartu JKN</b> (13 angka) peserta yang ingin "
     "ditambahkan.\n"
+    "NIK ada di KTP, atau di kolom NIK pada Kartu Keluarga — <b>bukan</b> Nomor KK yang "
+    "tercetak di bagian atas kartu.\n"
+    "Pesan berisi NIK otomatis terhapus dari chat ini setelah saya baca, demi keamanan.\n\n"
     "Kode OTP akan dikirim lewat SMS ke nomor HP yang terdaftar di BPJS Kesehatan untuk "
     "peserta itu.\n\n"
     "Ketik /batal untuk membatalkan."
@@ -158,6 +161,8 @@ ID_PROBLEMS = {
     ),
     "too_long": "Pesan terlalu panjang. Kirim NIK (16 angka) atau nomor kartu JKN (13 angka) saja.",
 }
+#: Added to every refusal of a typed NIK or card number but the last.
+ID_TRIES_LEFT = "Sisa percobaan: {left}."
 ID_TOO_MANY = (
     "Terlalu banyak percobaan yang tidak berhasil. Proses dihentikan; mulai lagi dengan "
     "/tambah_kk bila sudah siap."
@@ -174,6 +179,8 @@ LOOKING_UP = "⏳ Memproses {masked}…"
 #: SMS failure): before the OTP, a stranger must not learn which it was (docs/decisions.md 13).
 LOOKUP_FAILED = (
     "Kode OTP tidak bisa dikirim untuk {masked}. Kemungkinan penyebabnya:\n"
+    "• yang dikirim Nomor KK, bukan NIK — NIK ada di KTP atau di kolom NIK pada Kartu "
+    "Keluarga;\n"
     "• angkanya keliru — periksa lagi lalu kirim ulang;\n"
     "• peserta belum punya nomor HP terdaftar di BPJS Kesehatan — perbarui lewat Care "
     "Center <b>165</b> atau PANDAWA (WhatsApp <b>08118165165</b>);\n"
@@ -240,11 +247,14 @@ SMS_CAP_GLOBAL = (
     "coba lagi dalam satu jam."
 )
 OTP_FORMAT = (
-    "Kode OTP terdiri dari 6 angka (0–9). Ketik ulang kodenya dari SMS, atau /batal untuk "
-    "berhenti."
+    "Kode OTP terdiri dari 6 angka (0–9), boleh dengan spasi. Ketik ulang kodenya dari SMS, "
+    "atau /batal untuk berhenti. Percobaan ini tidak dihitung; sisa percobaan: {left}."
 )
 OTP_WRONG = "Kode salah. Sisa percobaan: {left}."
-OTP_EXPIRED = "Kode sudah kedaluwarsa. Tekan <b>Kirim ulang</b> untuk mendapat kode baru."
+OTP_EXPIRED = (
+    "Kode sudah kedaluwarsa; percobaan ini tidak dihitung. Tekan <b>Kirim ulang</b> untuk "
+    "mendapat kode baru."
+)
 OTP_EXHAUSTED = (
     "Terlalu banyak kode salah, jadi kode ini tidak berlaku lagi. Mulai lagi dengan /tambah_kk."
 )

@@ -175,6 +175,8 @@ async def _bad_input(update: Update, context: Context, text: str,
         _clear(context)
         text += "\n\n" + texts.ID_TOO_MANY
         state = END
+    else:
+        text += "\n" + texts.ID_TRIES_LEFT.format(left=MAX_BAD_INPUTS - count)
     await _show(update, context, progress, text, None)
     return state
 
@@ -372,11 +374,14 @@ async def receive_code(update: Update, context: Context) -> int:
     code = parse_otp(message.text or "")
     chat_id = chat_id_of(update)
     if code is None:
-        if not await _code_pending(context, chat_id):  # nothing left to type a code for
+        otp = services(context).otp
+        challenge = await otp.challenge(chat_id)
+        if challenge is None or challenge.consumed_at is not None:  # nothing left to type for
             _clear(context)
             await send(update, context, texts.OTP_NONE)
             return END
-        await send(update, context, texts.OTP_FORMAT)
+        await send(update, context, texts.OTP_FORMAT.format(
+            left=max(0, otp.max_attempts - challenge.attempts)))
         return ASK_OTP
     return await _verified(update, context, await services(context).otp.verify(chat_id, code))
 

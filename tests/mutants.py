@@ -649,6 +649,12 @@ MUTANTS = [
            ("tests/test_polling.py::test_an_update_in_hand_is_not_confirmed_until_done",
             "tests/test_polling.py::test_an_update_in_hand_at_sigkill_is_handled_after_the_restart",
             "tests/test_polling.py::test_after_sigkill_the_resent_updates_of_a_chat_keep_their_order")),
+    # -- issue 22: a code typed with spaces is still a message the scrubber deletes --------
+    Mutant("a spaced code read more loosely than the scrubber", "bot/identity.py",
+           "    groups = digit_groups(candidate, CODE_GAP)\n",
+           "    groups = digit_groups(candidate)\n",
+           ("tests/test_identity.py::test_every_code_the_parser_accepts_the_scrubber_deletes",
+            "tests/test_identity.py::test_otp_is_six_ascii_digits_typed_close_together")),
 ]
 
 

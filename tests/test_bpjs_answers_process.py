@@ -38,7 +38,7 @@ async def test_over_http_refusals_read_as_cannot_send_and_a_nik_less_participant
             owner = bot.chat(8200)
             await owner.consent()
             await owner.add(TANPA_NIK.card, "Nenek")
-            assert "NIK tidak diketahui · Kartu 000********10" in owner.reply
+            assert "NIK tidak diketahui · Kartu *********3210" in owner.reply
             assert "KLINIK PRATAMA 😀 SEHAT" in owner.reply
             await owner.send("/tambah_kk", expect="Kirim")
             await owner.send(TANPA_NIK.card, expect="sudah tersimpan sebagai «Nenek»")

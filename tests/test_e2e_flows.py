@@ -196,7 +196,7 @@ async def test_add_by_card_number_and_refresh_status_by_the_same_number(
     account = (await services.accounts.list(chat.chat_id))[0]
     assert account.card == CARD_A and account.lookup_kind == "card"
     await chat.send("/status")
-    assert "000********90" in chat.last_text
+    assert "Kartu *********7890" in chat.last_text
 
 
 async def test_restart_between_otp_sent_and_code_typed(

@@ -4,7 +4,7 @@ jargon, no dead ends, mistakes forgiven)."""
 from __future__ import annotations
 
 from bot.devtools.harness import EmulatedChat
-from tests.conftest import NIK_A, NIK_B, Phone, add_account, consent
+from tests.conftest import CARD_A, NIK_A, NIK_B, Phone, add_account, consent
 
 INACTIVE = "3174014506900001"  # sandbox: inactive, 3 months unpaid
 
@@ -56,3 +56,38 @@ async def test_the_code_goes_to_a_relatives_phone_and_the_words_say_so(
         "keluarga Anda" in sms
     assert "HANYA kepada anggota keluarga yang sedang menambahkannya" in sms
     assert "Bila tidak ada yang meminta, abaikan SMS ini" in sms
+
+
+async def test_the_prompt_says_where_the_nik_is_and_a_kk_number_is_named_as_a_cause(
+        chat: EmulatedChat) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    assert "NIK ada di KTP, atau di kolom NIK pada Kartu Keluarga — bukan Nomor KK yang " \
+        "tercetak di bagian atas kartu." in chat.last_text
+    await chat.send("3174010101200000")  # a Nomor KK passes the format check, finds no one
+    assert "yang dikirim Nomor KK, bukan NIK" in chat.last_text
+    assert "Sisa percobaan: 4." in chat.last_text
+
+
+async def test_mistakes_are_counted_aloud_and_a_spaced_code_is_accepted(
+        chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    assert "Pesan berisi NIK otomatis terhapus dari chat ini" in chat.last_text
+    await chat.send("12345")
+    assert "Ada 5 angka" in chat.last_text and "Sisa percobaan: 4." in chat.last_text
+    await chat.send("317401450690001")
+    assert "Sisa percobaan: 3." in chat.last_text
+    await chat.send(CARD_A)
+    assert "untuk *********7890." in chat.reply, chat.reply
+    await chat.send("12345")
+    assert "Percobaan ini tidak dihitung; sisa percobaan: 5." in chat.last_text
+    await chat.send("000 000" if phone.last_code() != "000000" else "111 111")
+    assert chat.last_text.startswith("Kode salah. Sisa percobaan: 4.")
+    await chat.send("12 34")
+    assert "sisa percobaan: 4." in chat.last_text
+    code = phone.last_code()
+    typed = f"{code[:3]} {code[3:]}"
+    sent = await chat.send(typed)
+    assert "Kode benar" in chat.reply
+    assert sent.deleted, "a spaced code is deleted like any code"

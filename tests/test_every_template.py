@@ -26,7 +26,8 @@ __all__ = ["pace"]
 LABELS = ("<i>x</i> a<b", "<b>y</b> c&d", "<u>z</u> e>f", "&lt;s&gt; g&amp;h")
 TEMPLATES = {name: value for name, value in vars(texts).items()
              if isinstance(value, str) and re.search(r"\{(label|masked|tail)\}", value)}
-MASKED = re.compile(r"^[0-9]{3,4}\*{6,}[0-9]{2,4}$")
+#: A masked NIK (first and last four digits) or card number (last four digits only).
+MASKED = re.compile(r"^(?:[0-9]{4}\*{8}[0-9]{4}|\*{9}[0-9]{4})$")
 
 
 def _pattern(template: str) -> re.Pattern[str]:
