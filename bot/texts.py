@@ -354,11 +354,21 @@ SUMMARY_INACTIVE_ARREARS = "«{label}», tunggakan Rp{amount}"
 SUMMARY_UNKNOWN = "{n} kartu belum bisa dicek"
 STATUS_ACTIVE_OK = "✅ {text}"
 STATUS_INACTIVE = (
-    "⚠️ <b>{text}</b> — layanan JKN tidak dijamin sampai status aktif kembali."
+    "⚠️ <b>{text}</b> — kartu belum bisa dipakai berobat sampai tunggakan lunas."
+)
+#: Inactive with no arrears known (e.g. PBI ended, or the backend cannot tell arrears).
+STATUS_INACTIVE_OTHER = (
+    "⚠️ <b>{text}</b> — kartu belum bisa dipakai berobat. Tanyakan sebabnya ke Care Center "
+    "<b>165</b>."
+)
+#: Where to pay, with the card's virtual account (the card and the reminder).
+PAY_WAYS = (
+    "Bayar dengan nomor virtual account <code>{va}</code> lewat m-banking/ATM (menu BPJS "
+    "Kesehatan), minimarket (Indomaret, Alfamart) atau aplikasi JKN Mobile."
 )
 STATUS_ARREARS = (
-    "💳 Tunggakan: <b>{amount}</b>.\n"
-    "Bayar ke virtual account <code>{va}</code> (iuran jatuh tempo tiap tanggal 10)."
+    "💳 Tunggakan: <b>{amount}</b>. Iuran jatuh tempo tiap tanggal 10.\n"
+    + PAY_WAYS
 )
 STATUS_ARREARS_NONE = "💳 Tunggakan: tidak ada"
 STATUS_ARREARS_UNKNOWN = "💳 Tunggakan: tidak tersedia lewat {backend}"
@@ -443,8 +453,11 @@ MONTH_NAMES = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "
 REMINDER_TITLE = "🔔 <b>Pengingat JKN</b> — {day}"
 REMINDER_ARREARS_HEADER = "💳 <b>Iuran belum dibayar</b>"
 REMINDER_ARREARS = (
-    "• «{label}»: {amount_text}. Bayar ke virtual account <code>{va}</code> paling lambat "
-    "<b>{due}</b>."
+    "• «{label}»: {amount_text}. Bayar paling lambat <b>{due}</b>.\n  " + PAY_WAYS
+)
+REMINDER_ARREARS_INACTIVE = (
+    "• «{label}»: {amount_text}. Kartu <b>sudah tidak aktif</b> dan belum bisa dipakai "
+    "berobat sampai tunggakan lunas; bayar sekarang.\n  " + PAY_WAYS
 )
 REMINDER_AMOUNT_MONTHS = "{months} bulan, Rp{amount}"
 REMINDER_AMOUNT = "Rp{amount}"
@@ -452,8 +465,8 @@ REMINDER_CHANGES_HEADER = "📋 <b>Perubahan sejak terakhir dicek</b>"
 REMINDER_CHANGE = "• «{label}»: {what} {before} → <b>{after}</b>"
 REMINDER_WHAT = {"status": "status", "class": "kelas", "fktp": "FKTP"}
 REMINDER_INACTIVE_ADVICE = (
-    "  Layanan JKN tidak dijamin sampai status aktif kembali: lunasi iuran lewat virtual "
-    "account, atau tanyakan ke Care Center 165."
+    "  Kartu belum bisa dipakai berobat sampai tunggakan lunas (lihat /status untuk cara "
+    "bayar), atau tanyakan sebabnya ke Care Center 165."
 )
 REMINDER_ACTIVE_AGAIN = "  Status sudah aktif kembali ✅"
 REMINDER_FKTP_ADVICE = "  Berobat pertama kali kini ke FKTP yang baru."

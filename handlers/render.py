@@ -36,7 +36,9 @@ def unpaid(months: int, amount: int) -> str:
 def _status_line(p: Participant) -> str:
     if p.active:
         return texts.STATUS_ACTIVE_OK.format(text=e(p.status_text))
-    return texts.STATUS_INACTIVE.format(text=e(p.status_text))
+    if p.arrears_known and p.unpaid_amount > 0:
+        return texts.STATUS_INACTIVE.format(text=e(p.status_text))
+    return texts.STATUS_INACTIVE_OTHER.format(text=e(p.status_text))
 
 
 def _arrears(p: Participant) -> str:
@@ -124,7 +126,9 @@ def reminder(notice: Notice) -> str:
     if notice.arrears:
         lines += ["", texts.REMINDER_ARREARS_HEADER]
         for item in notice.arrears:
-            lines.append(texts.REMINDER_ARREARS.format(
+            template = (texts.REMINDER_ARREARS_INACTIVE if item.inactive
+                        else texts.REMINDER_ARREARS)
+            lines.append(template.format(
                 label=e(item.label), amount_text=unpaid(item.months, item.amount),
                 va=e(item.virtual_account),
                 due=long_date(item.due)))

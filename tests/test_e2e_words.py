@@ -3,8 +3,20 @@ jargon, no dead ends, mistakes forgiven)."""
 
 from __future__ import annotations
 
-from bot.devtools.harness import EmulatedChat
-from tests.conftest import CARD_A, NIK_A, NIK_B, Phone, add_account, consent
+from bot.devtools.harness import BotHarness, EmulatedChat
+from bot.services import Services
+from tests.conftest import (
+    CARD_A,
+    NIK_A,
+    NIK_B,
+    FastSandbox,
+    Phone,
+    add_account,
+    consent,
+)
+from tests.test_reminders import NOVEMBER, FakeTime, opt_in, pace, reminders_in, round_on
+
+__all__ = ["pace"]
 
 INACTIVE = "3174014506900001"  # sandbox: inactive, 3 months unpaid
 
@@ -91,3 +103,29 @@ async def test_mistakes_are_counted_aloud_and_a_spaced_code_is_accepted(
     sent = await chat.send(typed)
     assert "Kode benar" in chat.reply
     assert sent.deleted, "a spaced code is deleted like any code"
+
+
+PAY_WAYS = ("lewat m-banking/ATM (menu BPJS Kesehatan), minimarket (Indomaret, Alfamart) atau "
+            "aplikasi JKN Mobile")
+
+
+async def test_arrears_come_with_a_way_to_pay_and_an_inactive_card_says_so(
+        bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services,
+        backend: FastSandbox, pace: FakeTime) -> None:
+    await consent(chat)
+    await add_account(chat, phone, INACTIVE, "Bapak Ibu")
+    await chat.send("/status")
+    card = chat.last_text
+    assert "TIDAK AKTIF — kartu belum bisa dipakai berobat sampai tunggakan lunas." in card
+    assert "tidak dijamin" not in card
+    assert "Bayar dengan nomor virtual account 88888" in card and PAY_WAYS in card
+    await opt_in(chat, "Bapak Ibu")
+    await round_on(bot, services, NOVEMBER[6])
+    (text,) = reminders_in(chat)
+    assert "Kartu sudah tidak aktif dan belum bisa dipakai berobat sampai tunggakan lunas; " \
+        "bayar sekarang." in text and PAY_WAYS in text and "paling lambat" not in text
+    backend.changed[INACTIVE] = {"active": True, "status_text": "AKTIF", "status_code": "0"}
+    await round_on(bot, services, NOVEMBER[7])
+    text = reminders_in(chat)[-1]
+    assert "Bayar paling lambat Selasa, 10 November 2026." in text and PAY_WAYS in text
+    assert "sudah tidak aktif" not in text

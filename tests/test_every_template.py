@@ -99,7 +99,9 @@ async def test_every_label_and_identifier_template_escapes_and_masks(
     await opt_in(chat, l1)
     await chat.tap(l1)
     await chat.tap(l1)
-    backend.changed[ARREARS_NIK] = {"fktp_name": "Klinik <Baru> & Co", "fktp_code": "X1"}
+    assert (await round_on(bot, services, date(2026, 11, 6))).sent == 1  # arrears, inactive
+    backend.changed[ARREARS_NIK] = {"fktp_name": "Klinik <Baru> & Co", "fktp_code": "X1",
+                                    "active": True, "status_text": "AKTIF"}  # arrears, due
     assert (await round_on(bot, services, date(2026, 11, 7))).sent == 1
     # BPJS down: status and history that cannot be fetched
     backend.down = True
