@@ -151,13 +151,16 @@ ID_PROBLEMS = {
         "Coba ketik ulang."
     ),
     "wrong_length": (
-        "Ada {length} angka. NIK terdiri dari 16 angka, nomor kartu JKN 13 angka. "
-        "Periksa lalu kirim lagi."
+        "Ada {length} angka. NIK di KTP terdiri dari 16 angka, nomor kartu JKN 13 angka. "
+        "Cocokkan lagi dengan KTP atau kartu JKN lalu kirim ulang."
     ),
-    "nik_leading_zero": "NIK tidak diawali angka 0. Periksa lagi lalu kirim ulang.",
+    "nik_leading_zero": (
+        "NIK tidak pernah diawali angka 0. Cocokkan lagi dengan NIK di KTP lalu kirim ulang."
+    ),
     "nik_bad_date": (
-        "Angka ke-7 sampai ke-12 NIK harus tanggal lahir (DDMMYY) yang benar. "
-        "Periksa lagi lalu kirim ulang."
+        "Angka ke-7 sampai ke-12 NIK adalah tanggal lahir: tanggal, bulan, lalu dua angka "
+        "terakhir tahun (untuk perempuan, tanggalnya ditambah 40). Cocokkan lagi dengan NIK "
+        "di KTP lalu kirim ulang."
     ),
     "too_long": "Pesan terlalu panjang. Kirim NIK (16 angka) atau nomor kartu JKN (13 angka) saja.",
 }
@@ -374,6 +377,11 @@ STATUS_ARREARS_NONE = "💳 Tunggakan: tidak ada"
 STATUS_ARREARS_UNKNOWN = "💳 Tunggakan: tidak tersedia lewat {backend}"
 STATUS_FAMILY_UNKNOWN = "👨‍👩‍👧 Anggota keluarga: tidak tersedia lewat {backend}"
 STATUS_FAMILY_HEADER = "👨‍👩‍👧 Anggota keluarga ({count}):"
+STATUS_FAMILY_MEMBER = "• {name} ({relation}) — {status}"
+#: The participant type and class in plain words (bot/glossary.py).
+STATUS_TYPE = "Jenis peserta: {type} · {care_class}"
+#: FKTP (fasilitas kesehatan tingkat pertama) in the words people use.
+STATUS_FKTP = "Faskes pertama: {name}"
 STATUS_STALE = "⚠️ Data BPJS belum bisa diperbarui; ini status terakhir per {when} ({age})."
 STATUS_CAPPED = (
     "⚠️ Batas pembaruan chat ini ({limit} per jam) tercapai; ini status terakhir per {when} "
@@ -437,7 +445,8 @@ HISTORY_BUTTON_OF = "🩺 Riwayat «{label}»"
 REMINDERS_HEADER = (
     "🔔 <b>Pengingat JKN</b>\n"
     "Ketuk akun untuk menyalakan atau mematikan pengingatnya: iuran yang belum dibayar "
-    "(tanggal 5–10 tiap bulan) dan perubahan status (aktif/tidak aktif, kelas, FKTP). "
+    "(tanggal 5–10 tiap bulan) dan perubahan status (aktif/tidak aktif, kelas, faskes "
+    "pertama). "
     "Paling banyak satu pesan sehari. 🔔 = menyala, 🔕 = mati."
 )
 REMINDERS_NEXT = "Pengingat berikutnya: <b>{when}</b>."
@@ -463,13 +472,13 @@ REMINDER_AMOUNT_MONTHS = "{months} bulan, Rp{amount}"
 REMINDER_AMOUNT = "Rp{amount}"
 REMINDER_CHANGES_HEADER = "📋 <b>Perubahan sejak terakhir dicek</b>"
 REMINDER_CHANGE = "• «{label}»: {what} {before} → <b>{after}</b>"
-REMINDER_WHAT = {"status": "status", "class": "kelas", "fktp": "FKTP"}
+REMINDER_WHAT = {"status": "status", "class": "kelas", "fktp": "faskes pertama"}
 REMINDER_INACTIVE_ADVICE = (
     "  Kartu belum bisa dipakai berobat sampai tunggakan lunas (lihat /status untuk cara "
     "bayar), atau tanyakan sebabnya ke Care Center 165."
 )
 REMINDER_ACTIVE_AGAIN = "  Status sudah aktif kembali ✅"
-REMINDER_FKTP_ADVICE = "  Berobat pertama kali kini ke FKTP yang baru."
+REMINDER_FKTP_ADVICE = "  Mulai sekarang berobat dulu ke faskes pertama yang baru ini."
 REMINDER_FOOTER = "Detail: /status semua · Atur pengingat: /pengingat"
 
 # -- /hapus_kk, /hapus_data -------------------------------------------------------------

@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 from datetime import date, datetime
 
-from bot import texts
+from bot import glossary, texts
 from bot.accounts import Account
 from bot.history import History, HistoryOutcome
-from bot.identity import mask_card, mask_name, mask_nik
+from bot.identity import mask_card, mask_nik
 from bot.jkn.base import Participant
 from bot.reminders import Notice
 from bot.status import Source, StatusView
@@ -59,8 +59,16 @@ def _family(p: Participant, detailed: bool) -> list[str]:
     header = texts.STATUS_FAMILY_HEADER.format(count=len(p.family))
     if not detailed:
         return [header.rstrip(":")]
-    return [header, *(f"• {e(mask_name(m.name))} ({e(m.relation)}) — {e(m.status_text)}"
-                      for m in p.family)]
+    return [header, *(texts.STATUS_FAMILY_MEMBER.format(
+        name=e(first_name(m.name)), relation=e(m.relation.strip().lower() or "-"),
+        status=e(m.status_text)) for m in p.family)]
+
+
+def first_name(name: str) -> str:
+    """SITI RAHMAWATI → Siti: a verified card's family by their first names (a mother
+    recognises "Budi", not "B*** S******"); the full names stay with BPJS."""
+    words = name.split()
+    return words[0].capitalize() if words else "-"
 
 
 def card(view: StatusView, *, backend_hourly: int, detailed: bool = True) -> str:
@@ -75,8 +83,9 @@ def card(view: StatusView, *, backend_hourly: int, detailed: bool = True) -> str
         (f"NIK {mask_nik(account.nik)}" if account.nik else texts.NIK_UNKNOWN)
         + f" · Kartu {mask_card(account.card)}",
         _status_line(p),
-        f"Jenis: {e(p.type_text)} · {e(p.class_text)}",
-        f"FKTP: {e(p.fktp_name)}",
+        texts.STATUS_TYPE.format(type=e(glossary.participant_type(p.type_text)),
+                                 care_class=e(glossary.care_class(p.class_text))),
+        texts.STATUS_FKTP.format(name=e(p.fktp_name)),
         _arrears(p),
         *_family(p, detailed),
         freshness(view, backend_hourly=backend_hourly),
@@ -135,9 +144,10 @@ def reminder(notice: Notice) -> str:
     if notice.changes:
         lines += ["", texts.REMINDER_CHANGES_HEADER]
         for change in notice.changes:
+            plain = glossary.care_class if change.what == "class" else str
             lines.append(texts.REMINDER_CHANGE.format(
                 label=e(change.label), what=texts.REMINDER_WHAT[change.what],
-                before=e(change.before), after=e(change.after)))
+                before=e(plain(change.before)), after=e(plain(change.after))))
             if change.what == "status":
                 lines.append(texts.REMINDER_ACTIVE_AGAIN if change.active
                              else texts.REMINDER_INACTIVE_ADVICE)
@@ -182,7 +192,8 @@ def history(account: Account, found: History, *, backend: str, backend_hourly: i
                                                 facility=e(visit.facility), poli=poli,
                                                 kind=kind))
         if visit.diagnosis:
-            lines.append(texts.HISTORY_DIAGNOSIS.format(diagnosis=e(visit.diagnosis)))
+            lines.append(texts.HISTORY_DIAGNOSIS.format(
+                diagnosis=e(glossary.diagnosis(visit.diagnosis))))
     if len(found.visits) > MAX_VISITS:
         lines.append(texts.HISTORY_MORE.format(count=len(found.visits) - MAX_VISITS))
     return "\n".join(lines)

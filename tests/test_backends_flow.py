@@ -124,7 +124,8 @@ async def test_add_switch_status_and_history_on_each_bridging_backend(
         "newest first, and only the last 90 days"
     assert "RSUD CIBINONG · rawat inap, pulang" in shown.text
     assert "PUSKESMAS MENTENG · poli UMUM · rawat jalan" in shown.text
-    assert "A91 - Dengue haemorrhagic fever" in shown.text and "Pulpitis" not in shown.text
+    assert "A91 – Demam berdarah dengue (DBD)" in shown.text and "Pulpitis" not in shown.text
+    assert "Dengue haemorrhagic" not in shown.text, "the English name is not shown"
 
     await chat.send("/akun")
     await chat.tap("Ayah")

@@ -143,7 +143,7 @@ CASES = [
     Case("letters in NIK", at_identifier, send("31740145069000AB"), "hanya berisi angka",
          message_deleted=True),
     Case("NIK starting with 0", at_identifier, send("0174014506900011"),
-         "tidak diawali angka 0", message_deleted=True),
+         "tidak pernah diawali angka 0", message_deleted=True),
     Case("NIK with day 99", at_identifier, send("3174019906900011"), "tanggal lahir"),
     Case("NIK with month 13", at_identifier, send("3174011513900011"), "tanggal lahir"),
     Case("4 KB message", at_identifier, send("9" * 4096), "terlalu panjang",

@@ -96,7 +96,7 @@ async def test_add_three_switch_with_one_tap_and_see_all(
 
     await chat.send("/status")
     card = chat.last_text
-    assert "KK Saya" in card and "3174********0011" in card and "FKTP" in card
+    assert "KK Saya" in card and "3174********0011" in card and "Faskes pertama" in card
     assert "Mode sandbox — data contoh" in card
     await chat.tap("Semua akun")
     everything = chat.last_text
@@ -375,7 +375,7 @@ async def test_status_survives_a_backend_outage_with_the_last_known_data(
     await chat.send("/status")
     assert "belum bisa diperbarui" in chat.last_text
     assert "status terakhir per" in chat.last_text
-    assert "FKTP" in chat.last_text
+    assert "Faskes pertama" in chat.last_text
 
 
 async def test_inactive_participant_shows_warning_arrears_and_virtual_account(

@@ -129,3 +129,34 @@ async def test_arrears_come_with_a_way_to_pay_and_an_inactive_card_says_so(
     text = reminders_in(chat)[-1]
     assert "Bayar paling lambat Selasa, 10 November 2026." in text and PAY_WAYS in text
     assert "sudah tidak aktif" not in text
+
+
+async def test_the_card_and_history_speak_plain_indonesian(chat: EmulatedChat,
+                                                          phone: Phone) -> None:
+    from bot import glossary
+
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send("3174013313990011")  # month 13
+    assert "tanggal lahir: tanggal, bulan, lalu dua angka terakhir tahun" in chat.last_text
+    assert "Cocokkan lagi dengan NIK di KTP" in chat.last_text and "DDMMYY" not in chat.last_text
+    await chat.send("/batal")
+    await add_account(chat, phone, NIK_A, "KK Saya")
+    await chat.send("/status")
+    card = chat.last_text
+    kind = next(line for line in card.splitlines() if line.startswith("Jenis peserta: "))
+    assert kind.split(": ", 1)[1].split(" · ")[0] in set(glossary.PARTICIPANT_TYPES.values())
+    assert kind.split(" · ")[1] in ("Kelas 1", "Kelas 2", "Kelas 3"), kind
+    assert "Faskes pertama: " in card and "FKTP" not in card
+    members = [line for line in card.splitlines() if line.startswith("• ")]
+    assert members and all("*" not in line for line in members), members
+    assert all(line[2].isupper() and line[3:].split(" (")[0].islower() for line in members)
+    await chat.send("/riwayat")
+    history = chat.last_text
+    codes = [line.strip() for line in history.splitlines() if line.startswith("  ")]
+    assert codes, history
+    for line in codes:
+        code = line.split(" – ")[0]
+        assert line == (f"{code} – {glossary.ICD10_ID[code]}" if code in glossary.ICD10_ID
+                        else code), line
+    assert not any(english in history for english in ("Routine", "examination", "infection"))

@@ -46,7 +46,7 @@ async def test_every_fourth_call_answered_502_and_a_whole_card_is_still_added(
     bot.emulator.faults = every(4, Fault.GATEWAY)
     await add_account(chat, phone, NIK_A, "Ibu")
     await chat.send("/status")
-    assert "FKTP" in chat.last_text
+    assert "Faskes pertama" in chat.last_text
     assert len(bot.emulator.injected) >= 2, "faults were really injected"
     assert [a.label for a in await services.accounts.list(chat.chat_id)] == ["Ibu"]
     texts = [m.text for m in chat.bot_messages]

@@ -67,7 +67,7 @@ async def test_run_answers_a_whole_session_over_http_and_stops_on_sigterm(
         emulator.user_sends(chat_id, "KK Saya")
         await wait_for(said("Tersimpan"), "the saved account")
         emulator.user_sends(chat_id, "/status")
-        await wait_for(lambda: "FKTP" in newest(), "the status card")
+        await wait_for(lambda: "Faskes pertama" in newest(), "the status card")
         assert emulator.errors == [], emulator.errors
         assert emulator.unanswered_queries() == []
     finally:

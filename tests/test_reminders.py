@@ -151,7 +151,7 @@ async def test_a_status_change_is_told_once_and_no_change_says_nothing(
     backend.changed[NIK_A] = {"fktp_name": "Klinik Baru", "fktp_code": "X1"}
     await round_on(bot, services, NOVEMBER[23])
     assert "TIDAK AKTIF → AKTIF" in reminders_in(chat)[-1]
-    assert "FKTP" in reminders_in(chat)[-1] and "Klinik Baru" in reminders_in(chat)[-1]
+    assert "faskes pertama" in reminders_in(chat)[-1] and "Klinik Baru" in reminders_in(chat)[-1]
 
 
 async def test_a_second_run_the_same_day_sends_nothing(

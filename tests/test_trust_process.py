@@ -89,7 +89,7 @@ async def test_over_http_strangers_get_ten_guesses_see_four_digits_and_no_nik(
         await wait_for(lambda: spaced.deleted, "a spaced NIK deleted")
         await owner.send(bot.last_code(), expect="Kode")
         await owner.send("Bapak", expect="Tersimpan")
-        status = await owner.send(f"/status {NIK_A}", expect="FKTP")
+        status = await owner.send(f"/status {NIK_A}", expect="Faskes pertama")
         await wait_for(lambda: status.deleted, "the /status <NIK> message deleted")
         card = owner.last
         assert card.protected, "a status card cannot be forwarded"
@@ -151,7 +151,7 @@ async def test_over_http_refreshes_are_served_from_the_cache_and_capped(
             await chat.tap("Perbarui")
         assert "Batas pembaruan" not in chat.last.text
         await chat.tap("Perbarui", expect="Batas pembaruan chat ini (30 per jam)")
-        assert "FKTP" in chat.last.text
+        assert "Faskes pertama" in chat.last.text
     async with RunningBot(tmp_path) as bot:  # the default: a young status is not refetched
         chat = bot.chat(4200)
         await chat.consent()
