@@ -36,8 +36,8 @@ CONSENT_GIVEN = (
     "Daftar perintah: /bantuan"
 )
 CONSENT_ALREADY = (
-    "Persetujuan Anda sudah tercatat sejak {when}. Lanjutkan dengan /tambah_kk atau lihat "
-    "/bantuan."
+    "Selamat datang kembali. Persetujuan Anda sudah tercatat sejak {when}. Mau apa "
+    "sekarang? Pilih tombol di bawah."
 )
 CONSENT_DECLINED = (
     "Baik, tidak ada data yang disimpan. Tanpa persetujuan, saya tidak bisa menyimpan akun.\n"
@@ -62,7 +62,10 @@ HELP = (
     "/batal — batalkan proses yang sedang berjalan\n"
     "/privasi — data apa yang disimpan, untuk apa, dan cara menghapusnya\n"
     "/hapus_data — hapus semua data Anda di bot ini\n"
-    "/bantuan — daftar perintah ini"
+    "/bantuan — daftar perintah ini\n\n"
+    "Pertanyaan soal kepesertaan JKN (data, iuran, nomor HP terdaftar): Care Center BPJS "
+    "Kesehatan <b>165</b> atau PANDAWA (WhatsApp <b>08118165165</b>).\n\n"
+    "Atau langsung pilih tombol di bawah."
 )
 
 PRIVACY = (
@@ -104,8 +107,8 @@ PRIVACY = (
     "Anda."
 )
 
-UNKNOWN_COMMAND = "Perintah itu tidak saya kenal. Lihat daftar perintah di /bantuan."
-UNKNOWN_TEXT = "Saya belum paham pesan itu. Lihat /bantuan untuk daftar perintah."
+UNKNOWN_COMMAND = "Perintah itu tidak saya kenal. Pilih tombol di bawah, atau lihat /bantuan."
+UNKNOWN_TEXT = "Saya belum paham pesan itu. Pilih tombol di bawah, atau lihat /bantuan."
 STRAY_IDENTIFIER = (
     "Pesan Anda yang berisi angka identitas sudah saya hapus demi keamanan. Untuk menambah "
     "akun, mulai dengan /tambah_kk."
@@ -125,7 +128,9 @@ DISK_FULL = (
     "Penyimpanan server sedang penuh, jadi permintaan Anda belum diproses. Tidak ada yang "
     "berubah dan data Anda aman; coba lagi nanti. Pengelola bot sudah diberi tahu lewat log."
 )
-NOTHING_TO_CANCEL = "Tidak ada proses yang sedang berjalan. Lihat /bantuan."
+NOTHING_TO_CANCEL = (
+    "Tidak ada proses yang sedang berjalan. Pilih tombol di bawah, atau lihat /bantuan."
+)
 CANCELLED = "Dibatalkan. Daftar akun Anda tidak berubah."
 
 # -- /tambah_kk -------------------------------------------------------------------------
@@ -196,8 +201,9 @@ BACKEND_DOWN = (
     "sebentar lagi, atau /batal."
 )
 BACKEND_REJECTED = (
-    "Layanan data BPJS menolak permintaan bot ini (kredensial operator). Tidak ada yang "
-    "berubah; mohon beri tahu pengelola bot."
+    "Layanan data BPJS sedang menolak permintaan bot ini (masalah di pihak bot, bukan data "
+    "Anda). Tidak ada yang berubah. Coba lagi nanti, atau cek kartu lewat aplikasi JKN "
+    "Mobile atau Care Center 165."
 )
 BACKEND_DOWN_SHORT = (
     "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah; coba lagi "
@@ -334,7 +340,11 @@ ACCOUNTS_HEADER = (
 ACCOUNTS_EMPTY = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
 ACCOUNT_EXPIRED_MARK = " ⏳"
 ACCOUNTS_EXPIRED_NOTE = "\n⏳ = perlu verifikasi OTP ulang sebelum dipakai."
-ADD_BUTTON = "➕ Tambah KK"
+ADD_BUTTON = "➕ Tambah keluarga"
+GO_ACCOUNTS_BUTTON = "👥 Pilih akun"
+GO_STATUS_BUTTON = "📄 Status kartu"
+GO_STATUS_ALL_BUTTON = "📋 Semua akun"
+NEXT_STEP = "Langkah berikutnya:"
 REMOVE_BUTTON = "🗑 Hapus"
 SWITCHED = "📌 «{label}» dipilih"
 ALREADY_ACTIVE = "📌 «{label}» sudah dipilih"
@@ -420,8 +430,8 @@ HISTORY_UNSUPPORTED = (
 )
 HISTORY_REFUSED = (
     "Riwayat kunjungan «{label}» tidak bisa diambil: layanan data BPJS menolak "
-    "permintaannya. Ini bukan berarti tidak ada kunjungan. Lihat riwayat di aplikasi JKN "
-    "Mobile, atau beri tahu pengelola bot bila terus terjadi."
+    "permintaannya. Ini bukan berarti tidak ada kunjungan. Coba lagi nanti, atau lihat "
+    "riwayat di aplikasi JKN Mobile."
 )
 HISTORY_UNAVAILABLE = (
     "Riwayat kunjungan «{label}» belum bisa diambil: layanan data BPJS sedang tidak bisa "

@@ -93,6 +93,9 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         CallbackQueryHandler(riwayat.show, pattern=keyboards.HISTORY.pattern),
         CommandHandler("pengingat", reminders.show),
         CallbackQueryHandler(reminders.show, pattern=keyboards.REMINDERS_OPEN.pattern),
+        CallbackQueryHandler(status.go_status, pattern=keyboards.any_of(
+            keyboards.GO_STATUS, keyboards.GO_STATUS_ALL)),
+        CallbackQueryHandler(akun.go_accounts, pattern=keyboards.GO_ACCOUNTS.pattern),
         CommandHandler("hapus_data", hapus.erase_start),
         CommandHandler("batal", start.nothing_to_cancel),
         CallbackQueryHandler(start.consent_yes, pattern=keyboards.CONSENT_YES.pattern),

@@ -72,6 +72,11 @@ ERASE_YES = Route("erase:yes")
 ERASE_NO = Route("erase:no")
 REMINDERS_OPEN = Route("rem:open")
 HISTORY_ACTIVE = Route("hist:active")
+#: The next steps offered where a reply would otherwise end (issue 22): each sends a new
+#: message, leaving the one tapped as it was.
+GO_ACCOUNTS = Route("go:akun")
+GO_STATUS = Route("go:status")
+GO_STATUS_ALL = Route("go:semua")
 
 SLOT = r"[A-Za-z0-9_-]{1,16}"
 SWITCH = ArgRoute("acct:switch", SLOT)
@@ -122,6 +127,28 @@ def contact_request() -> Keyboard:
 
 
 REMOVE_REPLY_KEYBOARD: Keyboard = {"remove_keyboard": True}
+
+
+def next_steps() -> Keyboard:
+    """After an account is saved or chosen, or a flow is cancelled."""
+    return inline([[_button(texts.ADD_BUTTON, ACCT_ADD.data),
+                    _button(texts.GO_STATUS_ALL_BUTTON, GO_STATUS_ALL.data)],
+                   [_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN.data)]])
+
+
+def tasks() -> Keyboard:
+    """The common tasks: /bantuan, /start for a returning user, a message not understood."""
+    return inline([[_button(texts.GO_STATUS_BUTTON, GO_STATUS.data),
+                    _button(texts.GO_STATUS_ALL_BUTTON, GO_STATUS_ALL.data)],
+                   [_button(texts.GO_ACCOUNTS_BUTTON, GO_ACCOUNTS.data),
+                    _button(texts.ADD_BUTTON, ACCT_ADD.data)],
+                   [_button(texts.HISTORY_BUTTON, HISTORY_ACTIVE.data),
+                    _button(texts.REMINDERS_BUTTON, REMINDERS_OPEN.data)]])
+
+
+def after_history() -> Keyboard:
+    return inline([[_button(texts.GO_STATUS_BUTTON, GO_STATUS.data),
+                    _button(texts.GO_STATUS_ALL_BUTTON, GO_STATUS_ALL.data)]])
 
 
 def add_only() -> Keyboard:

@@ -47,6 +47,25 @@ async def show_status(update: Update, context: Context) -> None:
     await send(update, context, text, keyboard, protect=True)
 
 
+async def go_status(update: Update, context: Context) -> None:
+    """📄 Status kartu / 📋 Semua akun offered as a next step: a new message, the tapped
+    one stays as it was."""
+    query = update.callback_query
+    assert query is not None
+    await answer(context, query)
+    await send_status(update, context, showing_all=query.data == keyboards.GO_STATUS_ALL.data)
+
+
+async def send_status(update: Update, context: Context, *, showing_all: bool = False) -> None:
+    """The chosen account's card (or every account's) as a new message."""
+    items = await services(context).accounts.list(chat_id_of(update))
+    if not items:
+        await send(update, context, texts.STATUS_NO_ACCOUNT, keyboards.add_only())
+        return
+    text, keyboard = await (_all_view if showing_all else _active_view)(context, items)
+    await send(update, context, text, keyboard, protect=True)
+
+
 async def status_button(update: Update, context: Context) -> None:
     """Semua akun / Akun dipilih saja / Perbarui: edit the status message in place."""
     query = update.callback_query

@@ -227,7 +227,8 @@ async def _cached(update: Update, context: Context, account: Account,
     await svc.accounts.switch(account.chat_id, account.slot)
     _clear(context)
     await _show(update, context, progress,
-                texts.ALREADY_CACHED.format(label=html.escape(account.label)), None)
+                texts.ALREADY_CACHED.format(label=html.escape(account.label)),
+                keyboards.next_steps())
     return END
 
 
@@ -564,7 +565,8 @@ async def _save(update: Update, context: Context, label: str) -> int:
         if existing is not None:
             await svc.accounts.switch(chat_id, existing.slot)
             await send(update, context,
-                       texts.ALREADY_CACHED.format(label=html.escape(existing.label)))
+                       texts.ALREADY_CACHED.format(label=html.escape(existing.label)),
+                       keyboards.next_steps())
         return END
     except CacheFullError:
         await svc.otp.cancel(chat_id)
@@ -579,7 +581,7 @@ async def _save(update: Update, context: Context, label: str) -> int:
     now = svc.clock()
     view = StatusView(outcome.account, participant, now, Source.LIVE, now)
     block = render.card(view, backend_hourly=svc.caps.backend_hourly, detailed=False)
-    await send(update, context, text + "\n\n" + block, protect=True)
+    await send(update, context, text + "\n\n" + block, keyboards.next_steps(), protect=True)
     return END
 
 
@@ -621,9 +623,12 @@ async def cancel(update: Update, context: Context) -> int:
     if query is not None:
         await answer(context, query)
     if query is not None and off is None:
-        await edit_query(context, query, texts.CANCELLED)
+        await edit_query(context, query, texts.CANCELLED, keyboards.next_steps())
+    elif off is None:
+        await send(update, context, texts.CANCELLED, keyboards.next_steps())
     else:  # a new message: only a sent one can take the 📱 keyboard away
         await send(update, context, texts.CANCELLED, off)
+        await send(update, context, texts.NEXT_STEP, keyboards.next_steps())
     return END
 
 

@@ -141,7 +141,7 @@ async def test_history_on_the_sandbox_from_the_card_and_from_every_account(
         bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services,
         backend: FastSandbox, clock: FakeClock) -> None:
     await chat.send("/riwayat")
-    assert "Belum ada akun" in chat.last_text and chat.buttons == ["➕ Tambah KK"]
+    assert "Belum ada akun" in chat.last_text and chat.buttons == ["➕ Tambah keluarga"]
     await consent(chat)
     await add_account(chat, phone, NIK_A, "Ibu")
     await add_account(chat, phone, "3174014506900005", "Kosong")  # a card with no visits

@@ -81,11 +81,15 @@ async def test_add_three_switch_with_one_tap_and_see_all(
     listing = chat.last_message
     assert "(3/3)" in listing.text
     assert chat.buttons[2].startswith("📌 KK Mertua")
-    assert chat.buttons[-2:] == ["➕ Tambah KK", "🗑 Hapus"]
+    assert chat.buttons[-2:] == ["➕ Tambah keluarga", "🗑 Hapus"]
     answer = await chat.tap("KK Saya")
     assert answer is not None and answer["text"] == "📌 «KK Saya» dipilih"
-    assert chat.last_message.message_id == listing.message_id, "switch edits in place"
-    assert chat.buttons[0].startswith("📌 KK Saya")
+    edited = next(m for m in chat.bot_messages if m.message_id == listing.message_id)
+    assert edited.edits == 1, "the listing is edited in place"
+    assert edited.buttons[0][0].startswith("📌 KK Saya")
+    assert chat.last_message.message_id == listing.message_id + 1
+    assert chat.last_text.startswith("KK Saya 📌\n"), "the chosen account's card follows"
+    assert chat.last_message.protected
     assert len(phone.inbox) == sms_before, "switching needs no OTP"
     assert await labels_and_active(services, chat.chat_id) == [
         ("KK Saya", True), ("KK Orang Tua", False), ("KK Mertua", False)]
@@ -147,7 +151,7 @@ async def test_cancelling_the_fourth_card_leaves_the_cache_exactly_as_it_was(
     await chat.send(NIK_D)
     await chat.tap("Lanjutkan")
     await chat.send("/batal")
-    assert "Dibatalkan" in chat.last_text
+    assert "Dibatalkan" in chat.reply
     assert await services.accounts.list(chat.chat_id) == before
     assert await services.otp.challenge(chat.chat_id) is None
 
@@ -167,7 +171,7 @@ async def test_cancel_from_every_step(chat: EmulatedChat, phone: Phone, services
         for text in step:
             await chat.send(phone.last_code() if text == "CODE" else text)
         await chat.send("/batal")
-        assert "Dibatalkan" in chat.last_text and "tidak berubah" in chat.last_text
+        assert "Dibatalkan" in chat.reply and "tidak berubah" in chat.reply
         assert await services.accounts.list(chat.chat_id) == before
         assert await services.otp.challenge(chat.chat_id) is None
         await chat.send("hai")

@@ -160,3 +160,51 @@ async def test_the_card_and_history_speak_plain_indonesian(chat: EmulatedChat,
         assert line == (f"{code} – {glossary.ICD10_ID[code]}" if code in glossary.ICD10_ID
                         else code), line
     assert not any(english in history for english in ("Routine", "examination", "infection"))
+
+
+def labels(chat: EmulatedChat) -> list[str]:
+    return [label for label, _ in chat.last_message.buttons]
+
+
+async def test_no_dead_ends(chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await chat.send("halo")
+    assert "Saya belum paham pesan itu. Pilih tombol di bawah" in chat.last_text
+    assert "📄 Status kartu" in labels(chat) and "➕ Tambah keluarga" in labels(chat)
+    await chat.send("/bantuan")
+    assert "Care Center BPJS Kesehatan 165" in chat.last_text
+    assert labels(chat) == ["📄 Status kartu", "📋 Semua akun", "👥 Pilih akun",
+                            "➕ Tambah keluarga", "🩺 Riwayat", "🔔 Pengingat"]
+    await add_account(chat, phone, NIK_A, "KK Saya")
+    assert labels(chat) == ["➕ Tambah keluarga", "📋 Semua akun", "🔔 Pengingat"]
+    await chat.tap("📋 Semua akun")
+    assert chat.last_text.startswith("✅ Kartunya aktif\n\nStatus semua akun (1)")
+    await add_account(chat, phone, NIK_B, "KK Mertua")
+    await chat.send("/akun")
+    await chat.tap("KK Saya")
+    assert chat.last_text.startswith("KK Saya 📌\n👤 "), "a switch shows the card"
+    assert "🔄 Perbarui" in labels(chat)
+    await chat.send("/tambah_kk")
+    await chat.send("/batal")
+    assert chat.last_text.startswith("Dibatalkan.")
+    assert labels(chat) == ["➕ Tambah keluarga", "📋 Semua akun", "🔔 Pengingat"]
+    await chat.send("/start")
+    assert "Selamat datang kembali" in chat.last_text and "👥 Pilih akun" in labels(chat)
+    await chat.tap("👥 Pilih akun")
+    assert chat.last_text.startswith("Akun JKN Anda (2/3)")
+    await chat.tap("KK Mertua")
+    await chat.tap("🩺 Riwayat")
+    assert "Riwayat kunjungan «KK Mertua»" in chat.last_text
+    assert labels(chat) == ["📄 Status kartu", "📋 Semua akun"]
+    await chat.tap("📄 Status kartu")
+    assert chat.last_text.startswith("KK Mertua 📌")
+
+
+async def test_an_empty_history_offers_the_next_step(chat: EmulatedChat, phone: Phone,
+                                                     backend: FastSandbox) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "KK Saya")
+    backend.no_visits = True
+    await chat.send("/riwayat")
+    assert "Belum ada kunjungan dalam 90 hari terakhir." in chat.last_text
+    assert labels(chat) == ["📄 Status kartu", "📋 Semua akun"]

@@ -76,10 +76,14 @@ async def test_edits_and_answers_are_repeated_safely(
     listing = chat.last_message
     for method in ("answerCallbackQuery", "editMessageText"):
         bot.emulator.faults = once(fault, method)
-        answer = await chat.tap("Ibu" if method == "answerCallbackQuery" else "Ayah")
+        answer = await chat.tap("Ibu" if method == "answerCallbackQuery" else "Ayah",
+                                message=listing)
         assert answer is not None and answer["text"].startswith("📌 «")
-        assert chat.last_message.message_id == listing.message_id
-    assert chat.buttons[1].startswith("📌 Ayah")
+    after = [m for m in chat.bot_messages if m.message_id > listing.message_id]
+    assert [m.text.split("\n")[0] for m in after] == ["Ibu 📌", "Ayah 📌"], \
+        "one card per switch; the listing itself is edited, never sent again"
+    shown = chat.emulator.chats[chat.chat_id].messages[listing.message_id]
+    assert shown.buttons[1][0].startswith("📌 Ayah")
     assert "Maaf" not in chat.reply
     assert len(bot.emulator.injected) == 2
 
