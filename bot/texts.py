@@ -356,6 +356,8 @@ STATUS_NO_ACCOUNT = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
 STATUS_ALL_BUTTON = "Semua akun"
 STATUS_ACTIVE_BUTTON = "📌 Akun dipilih saja"
 STATUS_REFRESH_BUTTON = "🔄 Perbarui"
+#: The toast for 🔄 Perbarui within STATUS_REFRESH_SECONDS: nothing newer can be asked yet.
+STATUS_TOO_SOON = "Data diambil {age} ({time}). Bisa diperbarui lagi dalam {minutes} menit."
 STATUS_ALL_HEADER = "<b>Status semua akun</b> ({count})"
 #: The first line of /status semua: the JKN status of every card at a glance.
 SUMMARY_ALL_OK = {1: "✅ Kartunya aktif", 2: "✅ Kedua kartu aktif", 3: "✅ Ketiga kartu aktif"}

@@ -67,6 +67,10 @@ ADD_CANCEL = Route("add:cancel")
 ADD_RESEND = Route("add:resend")
 STATUS_ALL = Route("st:all")
 STATUS_ONE = Route("st:one")
+#: 🔄 Perbarui, told apart from the view buttons (a tap within the refresh window is
+#: answered with the data's age, issue 22).
+STATUS_REFRESH_ONE = Route("st:r1")
+STATUS_REFRESH_ALL = Route("st:rall")
 REMOVE_NO = Route("rm:no")
 ERASE_YES = Route("erase:yes")
 ERASE_NO = Route("erase:no")
@@ -176,7 +180,7 @@ def status(*, showing_all: bool, many: bool, history: list[Account] | None = Non
     """Under a status card: refresh, the other view, and (when the backend has it) the
     history of the active account, or of each account in the all-accounts view."""
     row = [_button(texts.STATUS_REFRESH_BUTTON,
-                   STATUS_ALL.data if showing_all else STATUS_ONE.data)]
+                   STATUS_REFRESH_ALL.data if showing_all else STATUS_REFRESH_ONE.data)]
     if many:
         row.append(_button(texts.STATUS_ACTIVE_BUTTON if showing_all
                            else texts.STATUS_ALL_BUTTON,

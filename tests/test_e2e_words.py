@@ -9,6 +9,7 @@ from tests.conftest import (
     CARD_A,
     NIK_A,
     NIK_B,
+    FakeClock,
     FastSandbox,
     Phone,
     add_account,
@@ -208,3 +209,23 @@ async def test_an_empty_history_offers_the_next_step(chat: EmulatedChat, phone: 
     await chat.send("/riwayat")
     assert "Belum ada kunjungan dalam 90 hari terakhir." in chat.last_text
     assert labels(chat) == ["📄 Status kartu", "📋 Semua akun"]
+
+
+async def test_refresh_within_the_window_says_how_old_the_data_is(
+        chat: EmulatedChat, phone: Phone, clock: FakeClock, services: Services,
+        backend: FastSandbox) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "KK Saya")
+    await chat.send("/status")
+    card = chat.last_message
+    clock.advance(120)
+    lookups = backend.lookups
+    answer = await chat.tap("🔄 Perbarui")
+    window = services.settings.status_refresh_seconds // 60
+    assert answer is not None and answer["text"].startswith("Data diambil 2 menit lalu (")
+    assert answer["text"].endswith(f"WIB). Bisa diperbarui lagi dalam {window - 2} menit.")
+    assert backend.lookups == lookups and chat.last_message.message_id == card.message_id
+    clock.advance(services.settings.status_refresh_seconds)
+    answer = await chat.tap("🔄 Perbarui")
+    assert answer is not None and not answer.get("text")
+    assert backend.lookups == lookups + 1 and "Diperbarui:" in chat.last_text
