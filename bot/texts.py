@@ -197,9 +197,11 @@ LOOKUP_FAILED = (
     "Kirim NIK atau nomor kartu lagi, atau /batal."
 )
 BACKEND_DOWN = (
-    "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah. Coba kirim lagi "
-    "sebentar lagi, atau /batal."
+    "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah. Ketuk "
+    "<b>🔁 Coba lagi</b> sebentar lagi: NIK tidak perlu diketik ulang (disimpan terenkripsi "
+    "paling lama {minutes} menit). Atau /batal."
 )
+RETRY_BUTTON = "🔁 Coba lagi"
 BACKEND_REJECTED = (
     "Layanan data BPJS sedang menolak permintaan bot ini (masalah di pihak bot, bukan data "
     "Anda). Tidak ada yang berubah. Coba lagi nanti, atau cek kartu lewat aplikasi JKN "
@@ -510,8 +512,13 @@ ERASE_CONFIRM = (
 )
 ERASE_YES_BUTTON = "Ya, hapus semua"
 ERASED = (
-    "Semua data Anda sudah dihapus dan persetujuan dicabut. Terima kasih sudah memakai "
-    "Asisten KK. Ketik /start bila ingin memakai lagi."
+    "Semua data Anda sudah dihapus dari bot ini: akun, kode yang menunggu, langkah "
+    "percakapan dan persetujuan Anda. Bot tidak bisa lagi membacanya.\n\n"
+    "Pesan lama di chat ini (nama, status, riwayat berobat) masih tampil karena tersimpan "
+    "di Telegram, bukan di bot. Untuk menghapusnya dari HP Anda: buka menu chat ini (⋮ "
+    "atau nama bot di bagian atas), lalu pilih <b>Bersihkan riwayat</b> (Clear history) "
+    "atau <b>Hapus chat</b> (Delete chat).\n\n"
+    "Terima kasih sudah memakai Asisten KK. Ketik /start bila ingin memakai lagi."
 )
 ERASE_CANCELLED = "Tidak ada yang dihapus."
 #: Added to a deletion's reply while a reader (a backup copying) holds the database file.

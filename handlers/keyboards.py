@@ -164,6 +164,13 @@ def confirm_send(continue_label: str = texts.CONTINUE_BUTTON) -> Keyboard:
                                   _button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])
 
 
+def retry() -> Keyboard:
+    """🔁 Coba lagi after the backend did not answer a look-up (the identifier is sealed
+    for a few minutes), or Batal."""
+    return inline([[_button(texts.RETRY_BUTTON, ADD_GO.data),
+                    _button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])
+
+
 def otp() -> Keyboard:
     return inline([[_button(texts.RESEND_BUTTON, ADD_RESEND.data),
                                   _button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])

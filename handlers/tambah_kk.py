@@ -44,7 +44,7 @@ from bot.jkn.base import (
     JknNotFound,
     Participant,
 )
-from bot.otp import OtpService, SendOutcome, VerifyOutcome, VerifyResult
+from bot.otp import PENDING_TTL, RETRY_TTL, OtpService, SendOutcome, VerifyOutcome, VerifyResult
 from bot.status import Source, StatusView, identifier_of, lookup
 from handlers import keyboards, render
 from handlers.common import (
@@ -78,9 +78,10 @@ _CAP_TEXTS = {
 
 # -- the pending step, sealed, in chat data (stored in the database as JSON) -------------
 
-def _seal(context: Context, chat_id: int, payload: dict[str, Any]) -> None:
+def _seal(context: Context, chat_id: int, payload: dict[str, Any], *,
+          ttl: float = PENDING_TTL) -> None:
     assert context.chat_data is not None
-    context.chat_data[_PENDING] = services(context).otp.seal(chat_id, payload)
+    context.chat_data[_PENDING] = services(context).otp.seal(chat_id, payload, ttl=ttl)
 
 
 def _unseal(context: Context, chat_id: int) -> dict[str, Any] | None:
@@ -256,9 +257,12 @@ async def _lookup_and_send(update: Update, context: Context, payload: dict[str, 
         await edit(context, progress, texts.BACKEND_REJECTED)
         return END
     except JknError:
-        if adding:  # the identifier is gone from the chat: asking again is the way on
-            await edit(context, progress, texts.BACKEND_DOWN)
-            return ASK_ID
+        if adding:  # the identifier is gone from the chat: sealed briefly for 🔁 Coba lagi
+            _seal(context, chat_id, payload, ttl=RETRY_TTL)
+            await edit(context, progress,
+                       texts.BACKEND_DOWN.format(minutes=int(RETRY_TTL // 60)),
+                       keyboards.retry())
+            return CONFIRM
         _clear(context)
         await edit(context, progress, texts.BACKEND_DOWN_SHORT)
         return END
@@ -392,6 +396,11 @@ def _keyboard_off(context: Context, *, used: bool = False) -> keyboards.Keyboard
     (once the code no longer waits)."""
     shown = context.chat_data is not None and context.chat_data.pop(_CONTACT_KEYBOARD, False)
     return keyboards.REMOVE_REPLY_KEYBOARD if shown or used else None
+
+
+def contact_keyboard_shown(context: Context) -> bool:
+    """Does the chat show this flow's 📱 reply keyboard (a code is awaited)?"""
+    return context.chat_data is not None and bool(context.chat_data.get(_CONTACT_KEYBOARD))
 
 
 def _end_flow(context: Context, *, used: bool = False) -> keyboards.Keyboard | None:

@@ -655,6 +655,11 @@ MUTANTS = [
            "    groups = digit_groups(candidate)\n",
            ("tests/test_identity.py::test_every_code_the_parser_accepts_the_scrubber_deletes",
             "tests/test_identity.py::test_otp_is_six_ascii_digits_typed_close_together")),
+    Mutant("a NIK sealed for a retry stays half an hour", "bot/otp.py",
+           '        ttl = min(float(stamped.get("ttl", PENDING_TTL)), PENDING_TTL)\n',
+           "        ttl = PENDING_TTL\n",
+           ("tests/test_e2e_words.py::test_a_backend_error_offers_a_retry_without_retyping_the_"
+            "nik",)),
 ]
 
 

@@ -229,3 +229,51 @@ async def test_refresh_within_the_window_says_how_old_the_data_is(
     answer = await chat.tap("🔄 Perbarui")
     assert answer is not None and not answer.get("text")
     assert backend.lookups == lookups + 1 and "Diperbarui:" in chat.last_text
+
+
+async def test_a_backend_error_offers_a_retry_without_retyping_the_nik(
+        chat: EmulatedChat, phone: Phone, backend: FastSandbox, clock: FakeClock,
+        services: Services) -> None:
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    backend.down = True
+    await chat.send(NIK_A)
+    assert "Ketuk 🔁 Coba lagi sebentar lagi: NIK tidak perlu diketik ulang" in chat.last_text
+    assert "paling lama 5 menit" in chat.last_text
+    assert chat.buttons == ["🔁 Coba lagi", "Batal"]
+    backend.down = False
+    sent = len(phone.inbox)
+    await chat.tap("🔁 Coba lagi")
+    assert "Kode OTP 6 angka sudah dikirim" in chat.reply and len(phone.inbox) == sent + 1
+
+    await chat.send("/tambah_kk")
+    backend.down = True
+    await chat.send(NIK_B)
+    backend.down = False
+    lookups = backend.lookups
+    clock.advance(301)  # the identifier was sealed for a few minutes only
+    await chat.tap("🔁 Coba lagi")
+    assert "sudah berakhir" in chat.last_text and backend.lookups == lookups
+    assert await services.otp.challenge(chat.chat_id) is None
+
+
+async def test_erase_is_honest_about_telegram_and_removes_the_contact_keyboard(
+        chat: EmulatedChat, phone: Phone) -> None:
+    await consent(chat)
+    await add_account(chat, phone, NIK_A, "KK Saya")
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_B)
+    assert chat.reply_keyboard, "the 📱 button is shown while the code is awaited"
+    await chat.send("/hapus_data")
+    await chat.tap("Ya, hapus semua")
+    text = chat.last_text
+    assert "Semua data Anda sudah dihapus dari bot ini" in text
+    assert "masih tampil karena tersimpan di Telegram, bukan di bot" in text
+    assert "Bersihkan riwayat (Clear history)" in text
+    assert chat.reply_keyboard == [], "the erase ended the flow: the 📱 keyboard is gone"
+    await consent(chat)
+    await chat.send("/tambah_kk")
+    await chat.send(NIK_B)
+    assert chat.reply_keyboard
+    await chat.send("/batal")
+    assert chat.reply_keyboard == [], "/batal mid-code removes it too"
