@@ -32,7 +32,7 @@ async def test_over_http_refusals_read_as_cannot_send_and_a_nik_less_participant
                 shown = "\n".join(m.text for m in stranger.messages[before:])
                 assert cannot_send in shown and "tidak bisa dihubungi" not in shown, shape
             bpjs.shape = "401-envelope"
-            await stranger.send(SITI.nik, expect="kredensial operator")
+            await stranger.send(SITI.nik, expect="masalah di pihak bot, bukan data Anda")
 
             bpjs.shape = None
             owner = bot.chat(8200)
