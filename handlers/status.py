@@ -39,14 +39,9 @@ async def _all_view(context: Context, items: list[Account]) -> tuple[str, Keyboa
 
 async def show_status(update: Update, context: Context) -> None:
     """/status, or /status semua for every account."""
-    items = await services(context).accounts.list(chat_id_of(update))
-    if not items:
-        await send(update, context, texts.STATUS_NO_ACCOUNT, keyboards.add_only())
-        return
     args = context.args or []
-    wants_all = bool(args) and args[0].lower() in ("semua", "all")
-    text, keyboard = await (_all_view if wants_all else _active_view)(context, items)
-    await send(update, context, text, keyboard, protect=True)
+    await send_status(update, context,
+                      showing_all=bool(args) and args[0].lower() in ("semua", "all"))
 
 
 async def go_status(update: Update, context: Context) -> None:
