@@ -43,7 +43,14 @@ from bot.jkn.base import (
     JknNotFound,
     Participant,
 )
-from bot.otp import OtpService, SendOutcome, SendResult, VerifyOutcome, VerifyResult
+from bot.otp import (
+    PENDING_TTL,
+    OtpService,
+    SendOutcome,
+    SendResult,
+    VerifyOutcome,
+    VerifyResult,
+)
 from bot.status import identifier_of, lookup
 
 #: Where the sealed step and the count of bad inputs sit in the chat's (persisted) data.
@@ -160,6 +167,8 @@ class CannotSend:
 class BackendDown:
     rejected: bool   # BPJS refused the bot's credentials (the operator's problem)
     ask_again: bool  # adding: the identifier is gone from the chat, so it is asked again
+    #: adding: the step, to be kept sealed briefly for 🔁 Coba lagi (no retyping the NIK)
+    step: PendingStep | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +271,10 @@ class Enrolment:
 
     # -- the step between updates, sealed in the chat's data ----------------------------
 
-    def keep(self, chat_data: ChatData, chat_id: int, step: PendingStep) -> None:
-        chat_data[PENDING_KEY] = self.otp.seal(chat_id, step.to_dict())
+    def keep(self, chat_data: ChatData, chat_id: int, step: PendingStep, *,
+             ttl: float = PENDING_TTL) -> None:
+        """Seal the step for ``ttl`` seconds (at most ``otp.PENDING_TTL``)."""
+        chat_data[PENDING_KEY] = self.otp.seal(chat_id, step.to_dict(), ttl=ttl)
 
     def kept(self, chat_data: Mapping[Any, Any] | None, chat_id: int) -> PendingStep | None:
         """The step sealed for this chat, or None (not a step, damaged, another chat's,
@@ -392,7 +403,7 @@ class Enrolment:
         except JknCredentialsRejected:
             return BackendDown(rejected=True, ask_again=False)
         except JknError:
-            return BackendDown(rejected=False, ask_again=adding)
+            return BackendDown(rejected=False, ask_again=adding, step=step if adding else None)
         if participant is None or participant.phone is None:
             if adding:  # one and the same reply, next step and database work as when found
                 await self._as_if_found(chat_id, participant or step.identifier)

@@ -126,10 +126,23 @@ def carries_identifier(text: str) -> bool:
                    for group in digit_groups(text, CODE_GAP)))
 
 
+#: Longer than any code typed with separators ("1 5 5 - 0 2 6"): not a code.
+MAX_OTP_TEXT = 32
+
+
 def parse_otp(text: str) -> str | None:
-    """Return the 6 ASCII digits of an OTP, or None; only surrounding spaces are trimmed."""
+    """Return the 6 ASCII digits of an OTP, or None. The code may be typed with spaces,
+    dashes or dots between its digits ("155 026", "155-026"): one group of the grammar
+    above with at most ``CODE_GAP`` separators in a row, and no letter; the scrubber's
+    code rule reads the same groups, so every text accepted here is deleted."""
     candidate = text.strip()
-    return candidate if OTP_RE.fullmatch(candidate) else None
+    if len(candidate) > MAX_OTP_TEXT or any(ch.isalnum() and not ch.isdigit()
+                                            for ch in candidate):
+        return None
+    groups = digit_groups(candidate, CODE_GAP)
+    if len(groups) != 1 or len("".join(digit_groups(candidate))) != len(groups[0]):
+        return None
+    return groups[0] if OTP_RE.fullmatch(groups[0]) else None
 
 
 def normalise_phone(text: str) -> str | None:
@@ -172,8 +185,9 @@ def mask_nik(nik: str) -> str:
 
 
 def mask_card(card: str) -> str:
-    """0001*******12: first 3, last 2 … as `000********12`."""
-    return card[:3] + "*" * (len(card) - 5) + card[-2:] if len(card) > 5 else "*" * len(card)
+    """*********7890: only the last four digits, the part people compare with the card in
+    their hand (every card starts 000…); a card of eight digits or fewer is hidden whole."""
+    return "*" * (len(card) - 4) + card[-4:] if len(card) > 8 else "*" * len(card)
 
 
 def mask_phone(phone: str) -> str:

@@ -36,6 +36,9 @@ _LOGGER = logging.getLogger(__name__)
 SMS_TIMEOUT = 15.0
 #: A sealed pending payload (the step before the code is sent) is void after this long.
 PENDING_TTL = 1800.0
+#: How long the identifier of a look-up the backend did not answer stays sealed for
+#: 🔁 Coba lagi (issue 22): a few minutes, then it must be typed again.
+RETRY_TTL = 300.0
 #: How long after its code was accepted a challenge still carries the flow to the label.
 VERIFIED_TTL = 1800.0
 #: How long after it expired an unused challenge is kept, so "Kirim ulang" still works.
@@ -217,22 +220,25 @@ class OtpService:
             return None
         return challenge.payload
 
-    def seal(self, chat_id: int, payload: dict[str, Any]) -> str:
-        """Encrypt an in-flight payload for keeping in (persisted) chat data."""
-        stamped = {"data": payload, "at": self.clock()}
+    def seal(self, chat_id: int, payload: dict[str, Any], *, ttl: float = PENDING_TTL) -> str:
+        """Encrypt an in-flight payload for keeping in (persisted) chat data; it opens for
+        ``ttl`` seconds (at most :data:`PENDING_TTL`)."""
+        stamped = {"data": payload, "at": self.clock(), "ttl": min(ttl, PENDING_TTL)}
         blob = self.vault.encrypt(json.dumps(stamped), _pending_aad(chat_id))
         return base64.b64encode(blob).decode("ascii")
 
     def unseal(self, chat_id: int, sealed: str) -> dict[str, Any] | None:
         """The payload sealed for this chat, or None if it is damaged, not this chat's, or
-        older than :data:`PENDING_TTL`."""
+        older than the time it was sealed for."""
         try:
             plain = self.vault.decrypt(base64.b64decode(sealed), _pending_aad(chat_id))
         except (VaultError, binascii.Error, ValueError):
             return None
         stamped = json.loads(plain)
-        if not isinstance(stamped, dict) or self.clock() - float(stamped.get("at", 0)) \
-                > PENDING_TTL:
+        if not isinstance(stamped, dict):
+            return None
+        ttl = min(float(stamped.get("ttl", PENDING_TTL)), PENDING_TTL)
+        if self.clock() - float(stamped.get("at", 0)) > ttl:
             return None
         data: dict[str, Any] = stamped["data"]
         return data

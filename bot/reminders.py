@@ -45,6 +45,7 @@ class Arrears:
     virtual_account: str
     due: date
     slot: str = ""  # the account it is about
+    inactive: bool = False  # the card is already inactive: no due date to name
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,4 +257,4 @@ class ReminderService:
 
 def _arrears(account: Account, now: Participant, day: date) -> Arrears:
     return Arrears(account.label, now.unpaid_months, now.unpaid_amount, now.virtual_account,
-                   day.replace(day=DUE_DAY), account.slot)
+                   day.replace(day=DUE_DAY), account.slot, not now.active)

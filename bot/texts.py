@@ -31,13 +31,13 @@ CONSENT_QUESTION = "Apakah Anda setuju data tersebut diproses untuk layanan ini?
 CONSENT_YES_BUTTON = "Saya setuju"
 CONSENT_NO_BUTTON = "Tidak"
 CONSENT_GIVEN = (
-    "Terima kasih, persetujuan Anda tercatat ✅\n\n"
+    "Terima kasih, persetujuan Anda tercatat.\n\n"
     "Langkah berikutnya: tambahkan KK pertama dengan /tambah_kk.\n"
     "Daftar perintah: /bantuan"
 )
 CONSENT_ALREADY = (
-    "Persetujuan Anda sudah tercatat sejak {when}. Lanjutkan dengan /tambah_kk atau lihat "
-    "/bantuan."
+    "Selamat datang kembali. Persetujuan Anda sudah tercatat sejak {when}. Mau apa "
+    "sekarang? Pilih tombol di bawah."
 )
 CONSENT_DECLINED = (
     "Baik, tidak ada data yang disimpan. Tanpa persetujuan, saya tidak bisa menyimpan akun.\n"
@@ -55,14 +55,17 @@ HELP = (
     "/tambah_kk — tambah akun JKN (NIK atau nomor kartu + OTP SMS, atau tombol 📱 bila "
     "nomor Telegram Anda nomor HP yang terdaftar); bisa langsung <code>/tambah_kk NIK</code>\n"
     "/akun — daftar akun, pindah akun dengan satu ketukan\n"
-    "/status — status akun aktif; <code>/status semua</code> untuk semua akun\n"
-    "/riwayat — riwayat kunjungan akun aktif, 90 hari terakhir\n"
+    "/status — status akun yang dipilih 📌; <code>/status semua</code> untuk semua akun\n"
+    "/riwayat — riwayat kunjungan akun yang dipilih, 90 hari terakhir\n"
     "/pengingat — pengingat iuran dan perubahan status, per akun\n"
     "/hapus_kk — hapus satu akun dari daftar\n"
     "/batal — batalkan proses yang sedang berjalan\n"
     "/privasi — data apa yang disimpan, untuk apa, dan cara menghapusnya\n"
     "/hapus_data — hapus semua data Anda di bot ini\n"
-    "/bantuan — daftar perintah ini"
+    "/bantuan — daftar perintah ini\n\n"
+    "Pertanyaan soal kepesertaan JKN (data, iuran, nomor HP terdaftar): Care Center BPJS "
+    "Kesehatan <b>165</b> atau PANDAWA (WhatsApp <b>08118165165</b>).\n\n"
+    "Atau langsung pilih tombol di bawah."
 )
 
 PRIVACY = (
@@ -84,7 +87,8 @@ PRIVACY = (
     "menyebut 4 angka terakhir nomor itu. Satu peserta paling banyak 10 kali salah kode "
     "per 24 jam, dari chat mana pun.\n\n"
     "<b>Mengapa SMS</b>: OTP lewat SMS adalah cara yang juga dipakai BPJS Kesehatan. "
-    "Jangan berikan kode OTP kepada siapa pun. Sebagai ganti kode, Anda boleh membagikan "
+    "Kode itu hanya untuk anggota keluarga yang sedang menambahkan akun; jangan berikan "
+    "kepada orang lain, termasuk petugas. Sebagai ganti kode, Anda boleh membagikan "
     "kontak Telegram Anda sendiri (tombol 📱): bila nomornya sama dengan nomor HP yang "
     "terdaftar, itu bukti yang sama; nomor itu hanya dicocokkan lalu pesannya dihapus, "
     "tidak disimpan.\n\n"
@@ -103,8 +107,8 @@ PRIVACY = (
     "Anda."
 )
 
-UNKNOWN_COMMAND = "Perintah itu tidak saya kenal. Lihat daftar perintah di /bantuan."
-UNKNOWN_TEXT = "Saya belum paham pesan itu. Lihat /bantuan untuk daftar perintah."
+UNKNOWN_COMMAND = "Perintah itu tidak saya kenal. Pilih tombol di bawah, atau lihat /bantuan."
+UNKNOWN_TEXT = "Saya belum paham pesan itu. Pilih tombol di bawah, atau lihat /bantuan."
 STRAY_IDENTIFIER = (
     "Pesan Anda yang berisi angka identitas sudah saya hapus demi keamanan. Untuk menambah "
     "akun, mulai dengan /tambah_kk."
@@ -124,7 +128,9 @@ DISK_FULL = (
     "Penyimpanan server sedang penuh, jadi permintaan Anda belum diproses. Tidak ada yang "
     "berubah dan data Anda aman; coba lagi nanti. Pengelola bot sudah diberi tahu lewat log."
 )
-NOTHING_TO_CANCEL = "Tidak ada proses yang sedang berjalan. Lihat /bantuan."
+NOTHING_TO_CANCEL = (
+    "Tidak ada proses yang sedang berjalan. Pilih tombol di bawah, atau lihat /bantuan."
+)
 CANCELLED = "Dibatalkan. Daftar akun Anda tidak berubah."
 
 # -- /tambah_kk -------------------------------------------------------------------------
@@ -132,6 +138,9 @@ CANCELLED = "Dibatalkan. Daftar akun Anda tidak berubah."
 ASK_ID = (
     "Kirim <b>NIK</b> (16 angka) atau <b>nomor kartu JKN</b> (13 angka) peserta yang ingin "
     "ditambahkan.\n"
+    "NIK ada di KTP, atau di kolom NIK pada Kartu Keluarga — <b>bukan</b> Nomor KK yang "
+    "tercetak di bagian atas kartu.\n"
+    "Pesan berisi NIK otomatis terhapus dari chat ini setelah saya baca, demi keamanan.\n\n"
     "Kode OTP akan dikirim lewat SMS ke nomor HP yang terdaftar di BPJS Kesehatan untuk "
     "peserta itu.\n\n"
     "Ketik /batal untuk membatalkan."
@@ -147,16 +156,21 @@ ID_PROBLEMS = {
         "Coba ketik ulang."
     ),
     "wrong_length": (
-        "Ada {length} angka. NIK terdiri dari 16 angka, nomor kartu JKN 13 angka. "
-        "Periksa lalu kirim lagi."
+        "Ada {length} angka. NIK di KTP terdiri dari 16 angka, nomor kartu JKN 13 angka. "
+        "Cocokkan lagi dengan KTP atau kartu JKN lalu kirim ulang."
     ),
-    "nik_leading_zero": "NIK tidak diawali angka 0. Periksa lagi lalu kirim ulang.",
+    "nik_leading_zero": (
+        "NIK tidak pernah diawali angka 0. Cocokkan lagi dengan NIK di KTP lalu kirim ulang."
+    ),
     "nik_bad_date": (
-        "Angka ke-7 sampai ke-12 NIK harus tanggal lahir (DDMMYY) yang benar. "
-        "Periksa lagi lalu kirim ulang."
+        "Angka ke-7 sampai ke-12 NIK adalah tanggal lahir: tanggal, bulan, lalu dua angka "
+        "terakhir tahun (untuk perempuan, tanggalnya ditambah 40). Cocokkan lagi dengan NIK "
+        "di KTP lalu kirim ulang."
     ),
     "too_long": "Pesan terlalu panjang. Kirim NIK (16 angka) atau nomor kartu JKN (13 angka) saja.",
 }
+#: Added to every refusal of a typed NIK or card number but the last.
+ID_TRIES_LEFT = "Sisa percobaan: {left}."
 ID_TOO_MANY = (
     "Terlalu banyak percobaan yang tidak berhasil. Proses dihentikan; mulai lagi dengan "
     "/tambah_kk bila sudah siap."
@@ -173,6 +187,8 @@ LOOKING_UP = "⏳ Memproses {masked}…"
 #: SMS failure): before the OTP, a stranger must not learn which it was (docs/decisions.md 13).
 LOOKUP_FAILED = (
     "Kode OTP tidak bisa dikirim untuk {masked}. Kemungkinan penyebabnya:\n"
+    "• yang dikirim Nomor KK, bukan NIK — NIK ada di KTP atau di kolom NIK pada Kartu "
+    "Keluarga;\n"
     "• angkanya keliru — periksa lagi lalu kirim ulang;\n"
     "• peserta belum punya nomor HP terdaftar di BPJS Kesehatan — perbarui lewat Care "
     "Center <b>165</b> atau PANDAWA (WhatsApp <b>08118165165</b>);\n"
@@ -181,26 +197,31 @@ LOOKUP_FAILED = (
     "Kirim NIK atau nomor kartu lagi, atau /batal."
 )
 BACKEND_DOWN = (
-    "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah. Coba kirim lagi "
-    "sebentar lagi, atau /batal."
+    "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah. Ketuk "
+    "<b>🔁 Coba lagi</b> sebentar lagi: NIK tidak perlu diketik ulang (disimpan terenkripsi "
+    "paling lama {minutes} menit). Atau /batal."
 )
+RETRY_BUTTON = "🔁 Coba lagi"
 BACKEND_REJECTED = (
-    "Layanan data BPJS menolak permintaan bot ini (kredensial operator). Tidak ada yang "
-    "berubah; mohon beri tahu pengelola bot."
+    "Layanan data BPJS sedang menolak permintaan bot ini (masalah di pihak bot, bukan data "
+    "Anda). Tidak ada yang berubah. Coba lagi nanti, atau cek kartu lewat aplikasi JKN "
+    "Mobile atau Care Center 165."
 )
 BACKEND_DOWN_SHORT = (
     "Layanan data BPJS sedang tidak bisa dihubungi. Tidak ada yang berubah; coba lagi "
     "sebentar lagi."
 )
 UNEXPECTED_IN_FLOW = "Ikuti petunjuk pada pesan terakhir, atau ketik /batal untuk berhenti."
-ALREADY_CACHED = "KK ini sudah tersimpan sebagai «{label}» dan sekarang menjadi akun aktif ✅"
+ALREADY_CACHED = "Peserta ini sudah tersimpan sebagai «{label}» dan sekarang dipilih 📌"
 CONTINUE_BUTTON = "Lanjutkan"
 CANCEL_BUTTON = "Batal"
 PRESS_A_BUTTON = "Silakan pilih salah satu tombol di pesan sebelumnya, atau ketik /batal."
 OTP_SENT = (
     "Kode OTP 6 angka sudah dikirim lewat SMS ke nomor HP berakhiran <b>{tail}</b> yang "
     "terdaftar di BPJS Kesehatan untuk {masked}.\n\n"
-    "Ketik kodenya di sini. Berlaku {minutes} menit. Jangan berikan kode ini kepada siapa pun."
+    "Bila HP itu dipegang orang lain (misalnya orang tua Anda), minta kodenya kepada "
+    "pemegang HP itu. Ketik kodenya di sini; berlaku {minutes} menit.\n\n"
+    "Verifikasi ini perlu diulang tiap {days} hari."
 )
 OTP_RESENT = (
     "Kode baru dikirim ke nomor HP berakhiran <b>{tail}</b>. Kode sebelumnya tidak berlaku "
@@ -231,11 +252,14 @@ SMS_CAP_GLOBAL = (
     "coba lagi dalam satu jam."
 )
 OTP_FORMAT = (
-    "Kode OTP terdiri dari 6 angka (0–9). Ketik ulang kodenya dari SMS, atau /batal untuk "
-    "berhenti."
+    "Kode OTP terdiri dari 6 angka (0–9), boleh dengan spasi. Ketik ulang kodenya dari SMS, "
+    "atau /batal untuk berhenti. Percobaan ini tidak dihitung; sisa percobaan: {left}."
 )
 OTP_WRONG = "Kode salah. Sisa percobaan: {left}."
-OTP_EXPIRED = "Kode sudah kedaluwarsa. Tekan <b>Kirim ulang</b> untuk mendapat kode baru."
+OTP_EXPIRED = (
+    "Kode sudah kedaluwarsa; percobaan ini tidak dihitung. Tekan <b>Kirim ulang</b> untuk "
+    "mendapat kode baru."
+)
 OTP_EXHAUSTED = (
     "Terlalu banyak kode salah, jadi kode ini tidak berlaku lagi. Mulai lagi dengan /tambah_kk."
 )
@@ -244,7 +268,7 @@ OTP_LOCKED = (
     "Terlalu banyak kode salah untuk peserta ini dalam 24 jam terakhir, jadi kode ini tidak "
     "berlaku lagi. Demi keamanan, kode baru baru bisa dikirim setelah 24 jam."
 )
-OTP_OK = "Kode benar ✅"
+OTP_OK = "Kode benar 👍"
 ASK_LABEL = (
     "Beri nama untuk akun ini: pilih salah satu tombol, atau ketik nama sendiri "
     "(maks. {max_len} karakter)."
@@ -255,7 +279,7 @@ CONTACT_PROMPT = (
     "tidak perlu menunggu SMS."
 )
 CONTACT_BUTTON = "📱 Pakai nomor Telegram saya"
-CONTACT_OK = "Nomor Telegram Anda cocok dengan nomor HP yang terdaftar ✅"
+CONTACT_OK = "Nomor Telegram Anda cocok dengan nomor HP yang terdaftar 👍"
 CONTACT_NOT_OWN = (
     "Itu kontak orang lain. Yang bisa dipakai hanya nomor Telegram Anda sendiri (tombol "
     "📱), atau kode dari SMS. Sisa percobaan: {left}."
@@ -278,9 +302,9 @@ LABEL_LOOKS_LIKE_ID = (
 VERIFY_SESSION_GONE = (
     "Verifikasi ini sudah berakhir atau dibatalkan. Mulai lagi dengan /tambah_kk."
 )
-SAVED = "Tersimpan ✅ «<b>{label}</b>» sekarang menjadi akun aktif."
+SAVED = "Tersimpan. «<b>{label}</b>» sekarang dipilih 📌"
 SAVE_BACKEND_DOWN = (
-    "Kode Anda sudah benar ✅, tetapi data peserta belum bisa diambil dari BPJS sekarang. "
+    "Kode Anda sudah benar, tetapi data peserta belum bisa diambil dari BPJS sekarang. "
     "Tidak ada yang hilang: kirim nama akun lagi sebentar lagi (dalam 30 menit), atau /batal."
 )
 PHONE_CHANGED = (
@@ -301,42 +325,71 @@ REVERIFY_NO_PHONE = (
     "bisa dikirim. Perbarui nomor HP lewat Care Center <b>165</b> atau PANDAWA (WhatsApp "
     "<b>08118165165</b>), lalu ketuk akunnya lagi di /akun."
 )
-REVERIFIED = "Verifikasi berhasil ✅ «<b>{label}</b>» aktif kembali."
+REVERIFIED = "Verifikasi berhasil. «<b>{label}</b>» bisa dipakai lagi dan sekarang dipilih 📌"
 
 # -- /akun ------------------------------------------------------------------------------
 
 ACCOUNTS_HEADER = (
     "<b>Akun JKN Anda</b> ({count}/{max_accounts})\n"
-    "Ketuk untuk pindah akun. ✅ = akun aktif."
+    "Ketuk untuk memilih akun. 📌 = akun yang dipilih."
 )
 ACCOUNTS_EMPTY = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
 ACCOUNT_EXPIRED_MARK = " ⏳"
 ACCOUNTS_EXPIRED_NOTE = "\n⏳ = perlu verifikasi OTP ulang sebelum dipakai."
-ADD_BUTTON = "➕ Tambah KK"
+ADD_BUTTON = "➕ Tambah keluarga"
+GO_ACCOUNTS_BUTTON = "👥 Pilih akun"
+GO_STATUS_BUTTON = "📄 Status kartu"
+GO_STATUS_ALL_BUTTON = "📋 Semua akun"
+NEXT_STEP = "Langkah berikutnya:"
 REMOVE_BUTTON = "🗑 Hapus"
-SWITCHED = "Beralih ke «{label}»"
-ALREADY_ACTIVE = "«{label}» sudah aktif"
+SWITCHED = "📌 «{label}» dipilih"
+ALREADY_ACTIVE = "📌 «{label}» sudah dipilih"
 ACCOUNT_GONE = "Akun ini sudah tidak ada di daftar Anda."
 
 # -- /status ----------------------------------------------------------------------------
 
 STATUS_NO_ACCOUNT = "Belum ada akun tersimpan. Tambahkan dengan /tambah_kk."
 STATUS_ALL_BUTTON = "Semua akun"
-STATUS_ACTIVE_BUTTON = "Akun aktif saja"
+STATUS_ACTIVE_BUTTON = "📌 Akun dipilih saja"
 STATUS_REFRESH_BUTTON = "🔄 Perbarui"
+#: The toast for 🔄 Perbarui within STATUS_REFRESH_SECONDS: nothing newer can be asked yet.
+STATUS_TOO_SOON = "Data diambil {age} ({time}). Bisa diperbarui lagi dalam {minutes} menit."
 STATUS_ALL_HEADER = "<b>Status semua akun</b> ({count})"
+#: The first line of /status semua: the JKN status of every card at a glance.
+SUMMARY_ALL_OK = {1: "✅ Kartunya aktif", 2: "✅ Kedua kartu aktif", 3: "✅ Ketiga kartu aktif"}
+SUMMARY_ALL_OK_MANY = "✅ Semua {count} kartu aktif"
+SUMMARY_SOME_OK = "✅ {ok} dari {count} kartu aktif"
+SUMMARY_INACTIVE = "⚠️ {bad} dari {count} kartu tidak aktif: {which}"
+SUMMARY_INACTIVE_ONE = "«{label}»"
+SUMMARY_INACTIVE_ARREARS = "«{label}», tunggakan Rp{amount}"
+SUMMARY_UNKNOWN = "{n} kartu belum bisa dicek"
 STATUS_ACTIVE_OK = "✅ {text}"
 STATUS_INACTIVE = (
-    "⚠️ <b>{text}</b> — layanan JKN tidak dijamin sampai status aktif kembali."
+    "⚠️ <b>{text}</b> — kartu belum bisa dipakai berobat sampai tunggakan lunas."
+)
+#: Inactive with no arrears known (e.g. PBI ended, or the backend cannot tell arrears).
+STATUS_INACTIVE_OTHER = (
+    "⚠️ <b>{text}</b> — kartu belum bisa dipakai berobat. Tanyakan sebabnya ke Care Center "
+    "<b>165</b>."
+)
+#: Where to pay, with the card's virtual account (the card and the reminder).
+PAY_WAYS = (
+    "Bayar dengan nomor virtual account <code>{va}</code> lewat m-banking/ATM (menu BPJS "
+    "Kesehatan), minimarket (Indomaret, Alfamart) atau aplikasi JKN Mobile."
 )
 STATUS_ARREARS = (
-    "💳 Tunggakan: <b>{amount}</b>.\n"
-    "Bayar ke virtual account <code>{va}</code> (iuran jatuh tempo tiap tanggal 10)."
+    "💳 Tunggakan: <b>{amount}</b>. Iuran jatuh tempo tiap tanggal 10.\n"
+    + PAY_WAYS
 )
 STATUS_ARREARS_NONE = "💳 Tunggakan: tidak ada"
 STATUS_ARREARS_UNKNOWN = "💳 Tunggakan: tidak tersedia lewat {backend}"
 STATUS_FAMILY_UNKNOWN = "👨‍👩‍👧 Anggota keluarga: tidak tersedia lewat {backend}"
 STATUS_FAMILY_HEADER = "👨‍👩‍👧 Anggota keluarga ({count}):"
+STATUS_FAMILY_MEMBER = "• {name} ({relation}) — {status}"
+#: The participant type and class in plain words (bot/glossary.py).
+STATUS_TYPE = "Jenis peserta: {type} · {care_class}"
+#: FKTP (fasilitas kesehatan tingkat pertama) in the words people use.
+STATUS_FKTP = "Faskes pertama: {name}"
 STATUS_STALE = "⚠️ Data BPJS belum bisa diperbarui; ini status terakhir per {when} ({age})."
 STATUS_CAPPED = (
     "⚠️ Batas pembaruan chat ini ({limit} per jam) tercapai; ini status terakhir per {when} "
@@ -375,8 +428,8 @@ HISTORY_UNSUPPORTED = (
 )
 HISTORY_REFUSED = (
     "Riwayat kunjungan «{label}» tidak bisa diambil: layanan data BPJS menolak "
-    "permintaannya. Ini bukan berarti tidak ada kunjungan. Lihat riwayat di aplikasi JKN "
-    "Mobile, atau beri tahu pengelola bot bila terus terjadi."
+    "permintaannya. Ini bukan berarti tidak ada kunjungan. Coba lagi nanti, atau lihat "
+    "riwayat di aplikasi JKN Mobile."
 )
 HISTORY_UNAVAILABLE = (
     "Riwayat kunjungan «{label}» belum bisa diambil: layanan data BPJS sedang tidak bisa "
@@ -400,8 +453,9 @@ HISTORY_BUTTON_OF = "🩺 Riwayat «{label}»"
 REMINDERS_HEADER = (
     "🔔 <b>Pengingat JKN</b>\n"
     "Ketuk akun untuk menyalakan atau mematikan pengingatnya: iuran yang belum dibayar "
-    "(tanggal 5–10 tiap bulan) dan perubahan status (aktif/tidak aktif, kelas, FKTP). "
-    "Paling banyak satu pesan sehari. ✅ = menyala."
+    "(tanggal 5–10 tiap bulan) dan perubahan status (aktif/tidak aktif, kelas, faskes "
+    "pertama). "
+    "Paling banyak satu pesan sehari. 🔔 = menyala, 🔕 = mati."
 )
 REMINDERS_NEXT = "Pengingat berikutnya: <b>{when}</b>."
 REMINDERS_NONE_ON = "Belum ada pengingat yang menyala."
@@ -416,20 +470,23 @@ MONTH_NAMES = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "
 REMINDER_TITLE = "🔔 <b>Pengingat JKN</b> — {day}"
 REMINDER_ARREARS_HEADER = "💳 <b>Iuran belum dibayar</b>"
 REMINDER_ARREARS = (
-    "• «{label}»: {amount_text}. Bayar ke virtual account <code>{va}</code> paling lambat "
-    "<b>{due}</b>."
+    "• «{label}»: {amount_text}. Bayar paling lambat <b>{due}</b>.\n  " + PAY_WAYS
+)
+REMINDER_ARREARS_INACTIVE = (
+    "• «{label}»: {amount_text}. Kartu <b>sudah tidak aktif</b> dan belum bisa dipakai "
+    "berobat sampai tunggakan lunas; bayar sekarang.\n  " + PAY_WAYS
 )
 REMINDER_AMOUNT_MONTHS = "{months} bulan, Rp{amount}"
 REMINDER_AMOUNT = "Rp{amount}"
 REMINDER_CHANGES_HEADER = "📋 <b>Perubahan sejak terakhir dicek</b>"
 REMINDER_CHANGE = "• «{label}»: {what} {before} → <b>{after}</b>"
-REMINDER_WHAT = {"status": "status", "class": "kelas", "fktp": "FKTP"}
+REMINDER_WHAT = {"status": "status", "class": "kelas", "fktp": "faskes pertama"}
 REMINDER_INACTIVE_ADVICE = (
-    "  Layanan JKN tidak dijamin sampai status aktif kembali: lunasi iuran lewat virtual "
-    "account, atau tanyakan ke Care Center 165."
+    "  Kartu belum bisa dipakai berobat sampai tunggakan lunas (lihat /status untuk cara "
+    "bayar), atau tanyakan sebabnya ke Care Center 165."
 )
 REMINDER_ACTIVE_AGAIN = "  Status sudah aktif kembali ✅"
-REMINDER_FKTP_ADVICE = "  Berobat pertama kali kini ke FKTP yang baru."
+REMINDER_FKTP_ADVICE = "  Mulai sekarang berobat dulu ke faskes pertama yang baru ini."
 REMINDER_FOOTER = "Detail: /status semua · Atur pengingat: /pengingat"
 
 # -- /hapus_kk, /hapus_data -------------------------------------------------------------
@@ -449,8 +506,13 @@ ERASE_CONFIRM = (
 )
 ERASE_YES_BUTTON = "Ya, hapus semua"
 ERASED = (
-    "Semua data Anda sudah dihapus dan persetujuan dicabut. Terima kasih sudah memakai "
-    "Asisten KK. Ketik /start bila ingin memakai lagi."
+    "Semua data Anda sudah dihapus dari bot ini: akun, kode yang menunggu, langkah "
+    "percakapan dan persetujuan Anda. Bot tidak bisa lagi membacanya.\n\n"
+    "Pesan lama di chat ini (nama, status, riwayat berobat) masih tampil karena tersimpan "
+    "di Telegram, bukan di bot. Untuk menghapusnya dari HP Anda: buka menu chat ini (⋮ "
+    "atau nama bot di bagian atas), lalu pilih <b>Bersihkan riwayat</b> (Clear history) "
+    "atau <b>Hapus chat</b> (Delete chat).\n\n"
+    "Terima kasih sudah memakai Asisten KK. Ketik /start bila ingin memakai lagi."
 )
 ERASE_CANCELLED = "Tidak ada yang dihapus."
 #: Added to a deletion's reply while a reader (a backup copying) holds the database file.
@@ -462,9 +524,13 @@ CLEANUP_PENDING = (
 
 # -- SMS --------------------------------------------------------------------------------
 
+#: The code goes to the participant's phone, which is often a parent's: the SMS says what
+#: it is for, who may have it, and to ignore it if nobody asked (issue 22).
 SMS_OTP = (
-    "Asisten KK: kode verifikasi Anda {code}. Berlaku {minutes} menit. "
-    "JANGAN berikan kode ini kepada siapa pun, termasuk petugas."
+    "Asisten KK: kode {code} untuk menghubungkan kartu JKN Anda ke Asisten KK di Telegram "
+    "milik anggota keluarga Anda. Berikan HANYA kepada anggota keluarga yang sedang "
+    "menambahkannya, jangan kepada orang lain. Bila tidak ada yang meminta, abaikan SMS "
+    "ini. Berlaku {minutes} menit."
 )
 
 # -- bot commands (post_init) -----------------------------------------------------------
@@ -473,7 +539,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "Mulai dan persetujuan privasi"),
     ("tambah_kk", "Tambah akun JKN dengan OTP"),
     ("akun", "Daftar akun dan pindah akun"),
-    ("status", "Status akun aktif atau semua akun"),
+    ("status", "Status akun yang dipilih atau semua akun"),
     ("riwayat", "Riwayat kunjungan 90 hari"),
     ("pengingat", "Pengingat iuran dan status"),
     ("hapus_kk", "Hapus satu akun"),

@@ -12,6 +12,7 @@ from bot.accounts import Brief, SwitchOutcome
 from handlers import keyboards
 from handlers.common import Context, answer, chat_id_of, edit_query, send, services
 from handlers.keyboards import Keyboard
+from handlers.status import send_status
 from handlers.tambah_kk import reverify_account
 
 
@@ -30,6 +31,14 @@ async def show_accounts(update: Update, context: Context) -> None:
     items = await services(context).accounts.list_brief(chat_id_of(update))
     text, keyboard = _listing(context, items)
     await send(update, context, text, keyboard)
+
+
+async def go_accounts(update: Update, context: Context) -> None:
+    """👥 Pilih akun offered as a next step: the listing as a new message."""
+    query = update.callback_query
+    assert query is not None
+    await answer(context, query)
+    await show_accounts(update, context)
 
 
 async def switch_account(update: Update, context: Context) -> int | None:
@@ -54,6 +63,7 @@ async def switch_account(update: Update, context: Context) -> int | None:
         return await reverify_account(update, context, tapped.slot)
     await answer(context, query, texts.SWITCHED.format(label=tapped.label))
     await _redraw(context, query, items)
+    await send_status(update, context)  # the chosen account's card, not only a toast
     return None
 
 
@@ -79,5 +89,11 @@ def _carries(query: CallbackQuery) -> bool:
 
 
 def _is_listing(query: CallbackQuery) -> bool:
-    """Was the tapped message an /akun listing (rather than, say, a status card)?"""
-    return _has_button(query, keyboards.ACCT_ADD.data)
+    """Was the tapped message an /akun listing (rather than, say, a status card or the
+    next steps, which carry ➕ too)? A listing is the message with account buttons."""
+    message = query.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return False
+    return any(keyboards.SWITCH.arg_of(button.callback_data) is not None
+               for row in message.reply_markup.inline_keyboard for button in row
+               if isinstance(button.callback_data, str))

@@ -10,7 +10,8 @@ from telegram.ext import ConversationHandler
 from bot import metrics, texts
 from bot.identity import mask_nik
 from handlers import keyboards
-from handlers.common import Context, answer, chat_id_of, edit_query, send, services
+from handlers.common import Context, answer, chat_id_of, drop_keyboard, edit_query, send, services
+from handlers.kode import contact_keyboard_shown
 from handlers.tambah_kk import forget_steps_of
 
 
@@ -79,11 +80,17 @@ async def erase_yes(update: Update, context: Context) -> int:
     assert query is not None
     chat_id = chat_id_of(update)
     await answer(context, query)
+    keyboard_shown = contact_keyboard_shown(context)  # an erase in the middle of a code
     clean = await services(context).db.erase_chat(chat_id)
     metrics.ERASES.labels("chat").inc()
     if context.chat_data is not None:
         context.chat_data.clear()
     context.application.drop_chat_data(chat_id)
+    if keyboard_shown:  # only a new message can take the 📱 keyboard away
+        await drop_keyboard(context, query)
+        await send(update, context, texts.ERASED + ("" if clean else texts.CLEANUP_PENDING),
+                   keyboards.REMOVE_REPLY_KEYBOARD)
+        return ConversationHandler.END
     await edit_query(context, query, texts.ERASED + ("" if clean else texts.CLEANUP_PENDING))
     return ConversationHandler.END
 

@@ -67,11 +67,20 @@ ADD_CANCEL = Route("add:cancel")
 ADD_RESEND = Route("add:resend")
 STATUS_ALL = Route("st:all")
 STATUS_ONE = Route("st:one")
+#: 🔄 Perbarui, told apart from the view buttons (a tap within the refresh window is
+#: answered with the data's age, issue 22).
+STATUS_REFRESH_ONE = Route("st:r1")
+STATUS_REFRESH_ALL = Route("st:rall")
 REMOVE_NO = Route("rm:no")
 ERASE_YES = Route("erase:yes")
 ERASE_NO = Route("erase:no")
 REMINDERS_OPEN = Route("rem:open")
 HISTORY_ACTIVE = Route("hist:active")
+#: The next steps offered where a reply would otherwise end (issue 22): each sends a new
+#: message, leaving the one tapped as it was.
+GO_ACCOUNTS = Route("go:akun")
+GO_STATUS = Route("go:status")
+GO_STATUS_ALL = Route("go:semua")
 
 SLOT = r"[A-Za-z0-9_-]{1,16}"
 SWITCH = ArgRoute("acct:switch", SLOT)
@@ -106,7 +115,7 @@ def consent() -> Keyboard:
 
 
 def accounts(items: list[Brief], expired: set[str]) -> Keyboard:
-    rows = [[_button(("✅ " if a.active else "") + account_caption(a)
+    rows = [[_button(("📌 " if a.active else "") + account_caption(a)
                      + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
                      SWITCH.data(a.slot))] for a in items]
     actions = [_button(texts.ADD_BUTTON, ACCT_ADD.data)]
@@ -125,6 +134,28 @@ def contact_request() -> Keyboard:
 REMOVE_REPLY_KEYBOARD: Keyboard = {"remove_keyboard": True}
 
 
+def next_steps() -> Keyboard:
+    """After an account is saved or chosen, or a flow is cancelled."""
+    return inline([[_button(texts.ADD_BUTTON, ACCT_ADD.data),
+                    _button(texts.GO_STATUS_ALL_BUTTON, GO_STATUS_ALL.data)],
+                   [_button(texts.REMINDERS_BUTTON, REMINDERS_OPEN.data)]])
+
+
+def tasks() -> Keyboard:
+    """The common tasks: /bantuan, /start for a returning user, a message not understood."""
+    return inline([[_button(texts.GO_STATUS_BUTTON, GO_STATUS.data),
+                    _button(texts.GO_STATUS_ALL_BUTTON, GO_STATUS_ALL.data)],
+                   [_button(texts.GO_ACCOUNTS_BUTTON, GO_ACCOUNTS.data),
+                    _button(texts.ADD_BUTTON, ACCT_ADD.data)],
+                   [_button(texts.HISTORY_BUTTON, HISTORY_ACTIVE.data),
+                    _button(texts.REMINDERS_BUTTON, REMINDERS_OPEN.data)]])
+
+
+def after_history() -> Keyboard:
+    return inline([[_button(texts.GO_STATUS_BUTTON, GO_STATUS.data),
+                    _button(texts.GO_STATUS_ALL_BUTTON, GO_STATUS_ALL.data)]])
+
+
 def add_only() -> Keyboard:
     return inline([[_button(texts.ADD_BUTTON, ACCT_ADD.data)]])
 
@@ -132,6 +163,13 @@ def add_only() -> Keyboard:
 def confirm_send(continue_label: str = texts.CONTINUE_BUTTON) -> Keyboard:
     return inline([[_button(continue_label, ADD_GO.data),
                                   _button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])
+
+
+def retry() -> Keyboard:
+    """🔁 Coba lagi after the backend did not answer a look-up (the identifier is sealed
+    for a few minutes), or Batal."""
+    return inline([[_button(texts.RETRY_BUTTON, ADD_GO.data),
+                    _button(texts.CANCEL_BUTTON, ADD_CANCEL.data)]])
 
 
 def otp() -> Keyboard:
@@ -150,7 +188,7 @@ def status(*, showing_all: bool, many: bool, history: list[Account] | None = Non
     """Under a status card: refresh, the other view, and (when the backend has it) the
     history of the active account, or of each account in the all-accounts view."""
     row = [_button(texts.STATUS_REFRESH_BUTTON,
-                   STATUS_ALL.data if showing_all else STATUS_ONE.data)]
+                   STATUS_REFRESH_ALL.data if showing_all else STATUS_REFRESH_ONE.data)]
     if many:
         row.append(_button(texts.STATUS_ACTIVE_BUTTON if showing_all
                            else texts.STATUS_ALL_BUTTON,
@@ -169,7 +207,7 @@ def status(*, showing_all: bool, many: bool, history: list[Account] | None = Non
 
 
 def reminders(items: list[Brief], expired: set[str]) -> Keyboard:
-    return inline([[_button(("✅ " if a.remind else "⬜ ") + account_caption(a)
+    return inline([[_button(("🔔 " if a.remind else "🔕 ") + account_caption(a)
                             + (texts.ACCOUNT_EXPIRED_MARK if a.slot in expired else ""),
                             REMINDER_TOGGLE.data(a.slot))] for a in items])
 

@@ -66,8 +66,15 @@ async def receive_code(update: Update, context: Context) -> int:
         await send(update, context, texts.OTP_ALREADY_SENT.format(masked=typed.masked,
                                                                   tail=tail))
         return ASK_OTP
-    await send(update, context, texts.OTP_FORMAT)
+    challenge = await services(context).otp.challenge(chat_id)  # the tries left, aloud
+    left = services(context).otp.max_attempts - challenge.attempts if challenge else 0
+    await send(update, context, texts.OTP_FORMAT.format(left=max(0, left)))
     return ASK_OTP
+
+
+def contact_keyboard_shown(context: Context) -> bool:
+    """Does the chat show this flow's 📱 reply keyboard (a code is awaited)?"""
+    return context.chat_data is not None and bool(context.chat_data.get(_CONTACT_KEYBOARD))
 
 
 def end_flow(context: Context, *, used: bool = False) -> keyboards.Keyboard | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 from datetime import date, datetime
 
-from bot import texts
+from bot import glossary, texts
 from bot.accounts import Account
 from bot.history import History, HistoryOutcome
-from bot.identity import mask_card, mask_name, mask_nik
+from bot.identity import mask_card, mask_nik
 from bot.jkn.base import Participant
 from bot.reminders import Notice
 from bot.status import Source, StatusView
@@ -36,7 +36,9 @@ def unpaid(months: int, amount: int) -> str:
 def _status_line(p: Participant) -> str:
     if p.active:
         return texts.STATUS_ACTIVE_OK.format(text=e(p.status_text))
-    return texts.STATUS_INACTIVE.format(text=e(p.status_text))
+    if p.arrears_known and p.unpaid_amount > 0:
+        return texts.STATUS_INACTIVE.format(text=e(p.status_text))
+    return texts.STATUS_INACTIVE_OTHER.format(text=e(p.status_text))
 
 
 def _arrears(p: Participant) -> str:
@@ -57,14 +59,22 @@ def _family(p: Participant, detailed: bool) -> list[str]:
     header = texts.STATUS_FAMILY_HEADER.format(count=len(p.family))
     if not detailed:
         return [header.rstrip(":")]
-    return [header, *(f"• {e(mask_name(m.name))} ({e(m.relation)}) — {e(m.status_text)}"
-                      for m in p.family)]
+    return [header, *(texts.STATUS_FAMILY_MEMBER.format(
+        name=e(first_name(m.name)), relation=e(m.relation.strip().lower() or "-"),
+        status=e(m.status_text)) for m in p.family)]
+
+
+def first_name(name: str) -> str:
+    """SITI RAHMAWATI → Siti: a verified card's family by their first names (a mother
+    recognises "Budi", not "B*** S******"); the full names stay with BPJS."""
+    words = name.split()
+    return words[0].capitalize() if words else "-"
 
 
 def card(view: StatusView, *, backend_hourly: int, detailed: bool = True) -> str:
     """One account's status block; ``backend_hourly`` is the cap a capped card names."""
     account, p = view.account, view.participant
-    head = f"<b>{e(account.label)}</b>" + (" ✅" if account.active else "")
+    head = f"<b>{e(account.label)}</b>" + (" 📌" if account.active else "")
     if p is None:
         return head + "\n" + texts.STATUS_UNAVAILABLE.format(label=e(account.label))
     lines = [
@@ -73,8 +83,9 @@ def card(view: StatusView, *, backend_hourly: int, detailed: bool = True) -> str
         (f"NIK {mask_nik(account.nik)}" if account.nik else texts.NIK_UNKNOWN)
         + f" · Kartu {mask_card(account.card)}",
         _status_line(p),
-        f"Jenis: {e(p.type_text)} · {e(p.class_text)}",
-        f"FKTP: {e(p.fktp_name)}",
+        texts.STATUS_TYPE.format(type=e(glossary.participant_type(p.type_text)),
+                                 care_class=e(glossary.care_class(p.class_text))),
+        texts.STATUS_FKTP.format(name=e(p.fktp_name)),
         _arrears(p),
         *_family(p, detailed),
         freshness(view, backend_hourly=backend_hourly),
@@ -124,16 +135,19 @@ def reminder(notice: Notice) -> str:
     if notice.arrears:
         lines += ["", texts.REMINDER_ARREARS_HEADER]
         for item in notice.arrears:
-            lines.append(texts.REMINDER_ARREARS.format(
+            template = (texts.REMINDER_ARREARS_INACTIVE if item.inactive
+                        else texts.REMINDER_ARREARS)
+            lines.append(template.format(
                 label=e(item.label), amount_text=unpaid(item.months, item.amount),
                 va=e(item.virtual_account),
                 due=long_date(item.due)))
     if notice.changes:
         lines += ["", texts.REMINDER_CHANGES_HEADER]
         for change in notice.changes:
+            plain = glossary.care_class if change.what == "class" else str
             lines.append(texts.REMINDER_CHANGE.format(
                 label=e(change.label), what=texts.REMINDER_WHAT[change.what],
-                before=e(change.before), after=e(change.after)))
+                before=e(plain(change.before)), after=e(plain(change.after))))
             if change.what == "status":
                 lines.append(texts.REMINDER_ACTIVE_AGAIN if change.active
                              else texts.REMINDER_INACTIVE_ADVICE)
@@ -178,7 +192,8 @@ def history(account: Account, found: History, *, backend: str, backend_hourly: i
                                                 facility=e(visit.facility), poli=poli,
                                                 kind=kind))
         if visit.diagnosis:
-            lines.append(texts.HISTORY_DIAGNOSIS.format(diagnosis=e(visit.diagnosis)))
+            lines.append(texts.HISTORY_DIAGNOSIS.format(
+                diagnosis=e(glossary.diagnosis(visit.diagnosis))))
     if len(found.visits) > MAX_VISITS:
         lines.append(texts.HISTORY_MORE.format(count=len(found.visits) - MAX_VISITS))
     return "\n".join(lines)
@@ -188,6 +203,35 @@ def expired_block(account: Account) -> str:
     return f"<b>{e(account.label)}</b>\n{texts.STATUS_REVERIFY_SHORT}"
 
 
-def all_accounts(blocks: list[str]) -> str:
+def summary(views: list[StatusView], count: int) -> str:
+    """The first line of /status semua: how many of the ``count`` cards are not active, and
+    which (with their arrears), or that all are; cards not checked now are counted aloud."""
+    known = [v.participant for v in views if v.participant is not None]
+    bad = [p for p in known if not p.active]
+    unknown = count - len(known)
+    if bad:
+        by_card = {v.participant.card: v.account.label for v in views
+                   if v.participant is not None}
+        which = ", ".join(
+            texts.SUMMARY_INACTIVE_ARREARS.format(label=e(by_card[p.card]),
+                                                  amount=rupiah(p.unpaid_amount))
+            if p.arrears_known and p.unpaid_amount > 0
+            else texts.SUMMARY_INACTIVE_ONE.format(label=e(by_card[p.card])) for p in bad)
+        line = texts.SUMMARY_INACTIVE.format(bad=len(bad), count=count, which=which)
+    elif known and unknown:
+        line = texts.SUMMARY_SOME_OK.format(ok=len(known), count=count)
+    elif known:
+        line = (texts.SUMMARY_ALL_OK.get(len(known))
+                or texts.SUMMARY_ALL_OK_MANY.format(count=len(known)))
+    else:
+        line = ""
+    if unknown:
+        note = texts.SUMMARY_UNKNOWN.format(n=unknown)
+        line = f"{line}; {note}" if line else note
+    return line
+
+
+def all_accounts(blocks: list[str], views: list[StatusView] | None = None) -> str:
     header = texts.STATUS_ALL_HEADER.format(count=len(blocks))
-    return header + "\n\n" + "\n\n".join(blocks)
+    top = summary(views, len(blocks)) if views is not None else ""
+    return (top + "\n\n" if top else "") + header + "\n\n" + "\n\n".join(blocks)

@@ -42,4 +42,4 @@ async def _history(context: Context, account: Account
                 keyboards.reverify(account))
     return render.history(account, await svc.history.visits(account),
                           backend=svc.backend.label,
-                          backend_hourly=svc.caps.backend_hourly), None
+                          backend_hourly=svc.caps.backend_hourly), keyboards.after_history()

@@ -66,7 +66,8 @@ async def start(update: Update, context: Context) -> None:
     consented = await svc.consent.consented_at(chat_id_of(update))
     if consented is not None:
         await send(update, context,
-                   intro + "\n\n" + texts.CONSENT_ALREADY.format(when=wib(consented)))
+                   intro + "\n\n" + texts.CONSENT_ALREADY.format(when=wib(consented)),
+                   keyboards.tasks())
         return
     await send(update, context, intro + "\n\n" + texts.CONSENT_QUESTION, keyboards.consent())
 
@@ -89,7 +90,7 @@ async def consent_no(update: Update, context: Context) -> None:
 
 
 async def help_command(update: Update, context: Context) -> None:
-    await send(update, context, texts.HELP)
+    await send(update, context, texts.HELP, keyboards.tasks())
 
 
 async def privacy(update: Update, context: Context) -> None:
@@ -103,7 +104,7 @@ async def privacy(update: Update, context: Context) -> None:
 
 
 async def nothing_to_cancel(update: Update, context: Context) -> None:
-    await send(update, context, texts.NOTHING_TO_CANCEL)
+    await send(update, context, texts.NOTHING_TO_CANCEL, keyboards.tasks())
 
 
 async def contact_outside(update: Update, context: Context) -> None:
@@ -112,7 +113,7 @@ async def contact_outside(update: Update, context: Context) -> None:
 
 
 async def unknown_command(update: Update, context: Context) -> None:
-    await send(update, context, texts.UNKNOWN_COMMAND)
+    await send(update, context, texts.UNKNOWN_COMMAND, keyboards.tasks())
 
 
 async def unknown_message(update: Update, context: Context) -> None:
@@ -120,9 +121,9 @@ async def unknown_message(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is not None and message.text and carries_identifier(message.text):
         await delete_user_message(update, context)
-        await send(update, context, texts.STRAY_IDENTIFIER)
+        await send(update, context, texts.STRAY_IDENTIFIER, keyboards.add_only())
         return
-    await send(update, context, texts.UNKNOWN_TEXT)
+    await send(update, context, texts.UNKNOWN_TEXT, keyboards.tasks())
 
 
 async def stale_button(update: Update, context: Context) -> None:

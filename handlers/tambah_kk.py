@@ -17,6 +17,7 @@ from telegram import Message, Update
 from bot import enrolment as en
 from bot import texts
 from bot.identity import Identifier, IdError, mask_nik, parse_identifier, parse_otp
+from bot.otp import RETRY_TTL
 from bot.status import Source, StatusView
 from handlers import keyboards, render
 from handlers.common import (
@@ -92,7 +93,12 @@ async def _bad_input(update: Update, context: Context, text: str,
     strike ends the flow."""
     assert context.chat_data is not None
     last = en.Enrolment.strike(context.chat_data)
-    await _show(update, context, progress, text + ("\n\n" + texts.ID_TOO_MANY if last else ""))
+    if last:
+        text += "\n\n" + texts.ID_TOO_MANY
+    else:
+        left = en.MAX_BAD_INPUTS - int(context.chat_data.get(en.BAD_KEY, 0))
+        text += "\n" + texts.ID_TRIES_LEFT.format(left=left)
+    await _show(update, context, progress, text)
     return END if last else ASK_ID
 
 
@@ -150,16 +156,19 @@ async def _outcome(update: Update, context: Context, outcome: en.Begun, typed: I
     if isinstance(outcome, en.CannotSend):  # not found, no phone, blocked, SMS failed: alike
         return await _bad_input(update, context,
                                 texts.LOOKUP_FAILED.format(masked=typed.masked), progress)
-    if isinstance(outcome, en.BackendDown) and outcome.ask_again:
-        await _show(update, context, progress, texts.BACKEND_DOWN)
-        return ASK_ID
+    if isinstance(outcome, en.BackendDown) and outcome.ask_again and outcome.step:
+        assert context.chat_data is not None  # sealed briefly for 🔁 Coba lagi
+        svc.enrolment.keep(context.chat_data, chat_id_of(update), outcome.step, ttl=RETRY_TTL)
+        await _show(update, context, progress,
+                    texts.BACKEND_DOWN.format(minutes=int(RETRY_TTL // 60)), keyboards.retry())
+        return CONFIRM
     if isinstance(outcome, en.Gone):
         return await _gone(update, context, progress)
     if isinstance(outcome, en.CodeSent):
         code_shown(context)
         await _show(update, context, progress, texts.OTP_SENT.format(
-            tail=outcome.phone_tail, masked=typed.masked, minutes=max(1, svc.otp.ttl // 60)),
-            keyboards.otp())
+            tail=outcome.phone_tail, masked=typed.masked, minutes=max(1, svc.otp.ttl // 60),
+            days=svc.accounts.session_days), keyboards.otp())
         await send(update, context, texts.CONTACT_PROMPT.format(tail=outcome.phone_tail),
                    keyboards.contact_request())
         return ASK_OTP
@@ -170,15 +179,17 @@ async def _outcome(update: Update, context: Context, outcome: en.Begun, typed: I
                     keyboards.confirm_send(texts.SEND_CODE_BUTTON))
         return CONFIRM
     clear(context)
+    keyboard = None
     if isinstance(outcome, en.Switched):
         text = texts.ALREADY_CACHED.format(label=html.escape(outcome.account.label))
+        keyboard = keyboards.next_steps()
     elif isinstance(outcome, en.Blocked | en.SendFailed):
         text = CAP_TEXTS[outcome.cap] if outcome.cap else texts.LOOKUP_CAP
     elif isinstance(outcome, en.BackendDown):
         text = texts.BACKEND_REJECTED if outcome.rejected else texts.BACKEND_DOWN_SHORT
     else:
         text = texts.REVERIFY_NO_PHONE
-    await _show(update, context, progress, text)
+    await _show(update, context, progress, text, keyboard)
     return END
 
 
@@ -270,7 +281,7 @@ async def _save(update: Update, context: Context, label: str) -> int:
             await send(update, context, _SAVE_TEXTS[outcome])
         elif outcome.account is not None:
             await send(update, context, texts.ALREADY_CACHED.format(
-                label=html.escape(outcome.account.label)))
+                label=html.escape(outcome.account.label)), keyboards.next_steps())
         return END
     text = texts.SAVED.format(label=html.escape(label))
     if outcome.evicted is not None:
@@ -280,7 +291,7 @@ async def _save(update: Update, context: Context, label: str) -> int:
     now = svc.clock()
     view = StatusView(outcome.account, outcome.participant, now, Source.LIVE, now)
     block = render.card(view, backend_hourly=svc.caps.backend_hourly, detailed=False)
-    await send(update, context, text + "\n\n" + block, protect=True)
+    await send(update, context, text + "\n\n" + block, keyboards.next_steps(), protect=True)
     return END
 
 
@@ -306,9 +317,12 @@ async def cancel(update: Update, context: Context) -> int:
     if query is not None:
         await answer(context, query)
     if query is not None and off is None:
-        await edit_query(context, query, texts.CANCELLED)
+        await edit_query(context, query, texts.CANCELLED, keyboards.next_steps())
+    elif off is None:
+        await send(update, context, texts.CANCELLED, keyboards.next_steps())
     else:  # a new message: only a sent one can take the 📱 keyboard away
         await send(update, context, texts.CANCELLED, off)
+        await send(update, context, texts.NEXT_STEP, keyboards.next_steps())
     return END
 
 

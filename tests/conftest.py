@@ -95,6 +95,8 @@ class FastSandbox(SandboxBackend):
         self.down = False
         #: BPJS refuses history requests themselves (a "201" that is not "nothing there").
         self.refuse_history = False
+        #: The participant had no visit in the period asked for.
+        self.no_visits = False
         self.lookups = 0
         #: Field changes BPJS made since, by the identifier looked up (e.g. a NIK).
         self.changed: dict[str, dict[str, Any]] = {}
@@ -122,6 +124,8 @@ class FastSandbox(SandboxBackend):
             from bot.jkn.base import JknInvalidRequest
 
             raise JknInvalidRequest("test refusal")
+        if self.no_visits:
+            return []
         return await super().history(card, start, end)
 
 

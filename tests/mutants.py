@@ -751,6 +751,17 @@ MUTANTS = [
            "                for table in CHAT_TABLES:\n",
            "                for table in CHAT_TABLES[1:]:\n",
            (f"{T_RETENTION}::test_warned_a_week_ahead_then_erased",)),
+    # -- issue 22: a code typed with spaces is still a message the scrubber deletes --------
+    Mutant("a spaced code read more loosely than the scrubber", "bot/identity.py",
+           "    groups = digit_groups(candidate, CODE_GAP)\n",
+           "    groups = digit_groups(candidate)\n",
+           ("tests/test_identity.py::test_every_code_the_parser_accepts_the_scrubber_deletes",
+            "tests/test_identity.py::test_otp_is_six_ascii_digits_typed_close_together")),
+    Mutant("a NIK sealed for a retry stays half an hour", "bot/otp.py",
+           '        ttl = min(float(stamped.get("ttl", PENDING_TTL)), PENDING_TTL)\n',
+           "        ttl = PENDING_TTL\n",
+           ("tests/test_e2e_words.py::test_a_backend_error_offers_a_retry_without_retyping_the_"
+            "nik",)),
 ]
 
 

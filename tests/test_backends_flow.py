@@ -124,7 +124,8 @@ async def test_add_switch_status_and_history_on_each_bridging_backend(
         "newest first, and only the last 90 days"
     assert "RSUD CIBINONG · rawat inap, pulang" in shown.text
     assert "PUSKESMAS MENTENG · poli UMUM · rawat jalan" in shown.text
-    assert "A91 - Dengue haemorrhagic fever" in shown.text and "Pulpitis" not in shown.text
+    assert "A91 – Demam berdarah dengue (DBD)" in shown.text and "Pulpitis" not in shown.text
+    assert "Dengue haemorrhagic" not in shown.text, "the English name is not shown"
 
     await chat.send("/akun")
     await chat.tap("Ayah")
@@ -140,7 +141,7 @@ async def test_history_on_the_sandbox_from_the_card_and_from_every_account(
         bot: BotHarness, chat: EmulatedChat, phone: Phone, services: Services,
         backend: FastSandbox, clock: FakeClock) -> None:
     await chat.send("/riwayat")
-    assert "Belum ada akun" in chat.last_text and chat.buttons == ["➕ Tambah KK"]
+    assert "Belum ada akun" in chat.last_text and chat.buttons == ["➕ Tambah keluarga"]
     await consent(chat)
     await add_account(chat, phone, NIK_A, "Ibu")
     await add_account(chat, phone, "3174014506900005", "Kosong")  # a card with no visits

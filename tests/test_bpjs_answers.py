@@ -239,7 +239,7 @@ async def test_a_participant_without_a_nik_is_saved_by_card_and_not_twice(
     kind, chat, services = chat_on
     await add_account(chat, phone, TANPA_NIK.card, "Nenek")
     card = chat.last_text
-    assert "NIK tidak diketahui · Kartu 000********10" in card
+    assert "NIK tidak diketahui · Kartu *********3210" in card
     assert "RINI ASTUTI" in card and "KLINIK PRATAMA 😀 SEHAT" in card
     if kind == "pcare":
         assert "Rp70.000" in card
@@ -253,9 +253,9 @@ async def test_a_participant_without_a_nik_is_saved_by_card_and_not_twice(
     assert len(await services.accounts.list(1001)) == 1
 
     await chat.send("/status")
-    assert "NIK tidak diketahui · Kartu 000********10" in chat.last_text
+    assert "NIK tidak diketahui · Kartu *********3210" in chat.last_text
     await chat.send("/akun")
-    assert "✅ Nenek · NIK tidak diketahui" in chat.buttons
+    assert "📌 Nenek · NIK tidak diketahui" in chat.buttons
 
 
 async def test_the_otp_caps_count_a_participant_without_a_nik_by_their_card(

@@ -32,13 +32,13 @@ async def test_over_http_refusals_read_as_cannot_send_and_a_nik_less_participant
                 shown = "\n".join(m.text for m in stranger.messages[before:])
                 assert cannot_send in shown and "tidak bisa dihubungi" not in shown, shape
             bpjs.shape = "401-envelope"
-            await stranger.send(SITI.nik, expect="kredensial operator")
+            await stranger.send(SITI.nik, expect="masalah di pihak bot, bukan data Anda")
 
             bpjs.shape = None
             owner = bot.chat(8200)
             await owner.consent()
             await owner.add(TANPA_NIK.card, "Nenek")
-            assert "NIK tidak diketahui · Kartu 000********10" in owner.reply
+            assert "NIK tidak diketahui · Kartu *********3210" in owner.reply
             assert "KLINIK PRATAMA 😀 SEHAT" in owner.reply
             await owner.send("/tambah_kk", expect="Kirim")
             await owner.send(TANPA_NIK.card, expect="sudah tersimpan sebagai «Nenek»")

@@ -36,15 +36,17 @@ async def test_consent_is_recorded_with_a_timestamp(chat: EmulatedChat, services
     assert "/tambah_kk" in chat.last_text
     assert await services.consent.consented_at(chat.chat_id) is not None
     assert chat.bot_messages[0].buttons == [], "consent buttons are removed after the tap"
-    assert chat.last_message.buttons == [("➕ Tambah KK", "acct:add")], "no dead end"
+    assert chat.last_message.buttons == [("➕ Tambah keluarga", "acct:add")], "no dead end"
     await chat.send("/start")
     assert "sudah tercatat sejak" in chat.last_text
-    assert chat.last_message.buttons == []
+    assert [label for label, _ in chat.last_message.buttons] == [
+        "📄 Status kartu", "📋 Semua akun", "👥 Pilih akun", "➕ Tambah keluarga", "🩺 Riwayat",
+        "🔔 Pengingat"], "no consent buttons again; the common tasks instead"
 
 
 async def test_the_add_button_after_consent_starts_the_flow(chat: EmulatedChat) -> None:
     await consent(chat)
-    await chat.tap("Tambah KK")
+    await chat.tap("Tambah keluarga")
     assert "Kirim <b>NIK</b>" not in chat.last_text and "Kirim NIK" in chat.last_text
 
 

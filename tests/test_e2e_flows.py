@@ -83,23 +83,27 @@ async def test_add_three_switch_with_one_tap_and_see_all(
     await chat.send("/akun")
     listing = chat.last_message
     assert "(3/3)" in listing.text
-    assert chat.buttons[2].startswith("✅ KK Mertua")
-    assert chat.buttons[-2:] == ["➕ Tambah KK", "🗑 Hapus"]
+    assert chat.buttons[2].startswith("📌 KK Mertua")
+    assert chat.buttons[-2:] == ["➕ Tambah keluarga", "🗑 Hapus"]
     answer = await chat.tap("KK Saya")
-    assert answer is not None and answer["text"] == "Beralih ke «KK Saya»"
-    assert chat.last_message.message_id == listing.message_id, "switch edits in place"
-    assert chat.buttons[0].startswith("✅ KK Saya")
+    assert answer is not None and answer["text"] == "📌 «KK Saya» dipilih"
+    edited = next(m for m in chat.bot_messages if m.message_id == listing.message_id)
+    assert edited.edits == 1, "the listing is edited in place"
+    assert edited.buttons[0][0].startswith("📌 KK Saya")
+    assert chat.last_message.message_id == listing.message_id + 1
+    assert chat.last_text.startswith("KK Saya 📌\n"), "the chosen account's card follows"
+    assert chat.last_message.protected
     assert len(phone.inbox) == sms_before, "switching needs no OTP"
     assert await labels_and_active(services, chat.chat_id) == [
         ("KK Saya", True), ("KK Orang Tua", False), ("KK Mertua", False)]
 
     answer = await chat.tap("KK Saya")
-    assert answer is not None and "sudah aktif" in answer["text"]
+    assert answer is not None and "sudah dipilih" in answer["text"]
     assert chat.events == [e for e in chat.events if e.kind == "answer"], "nothing edited"
 
     await chat.send("/status")
     card = chat.last_text
-    assert "KK Saya" in card and "3174********0011" in card and "FKTP" in card
+    assert "KK Saya" in card and "3174********0011" in card and "Faskes pertama" in card
     assert "Mode sandbox — data contoh" in card
     await chat.tap("Semua akun")
     everything = chat.last_text
@@ -168,7 +172,7 @@ async def test_cancelling_the_fourth_card_leaves_the_cache_exactly_as_it_was(
     await chat.send(NIK_D)
     await chat.tap("0022")
     await chat.send("/batal")
-    assert "Dibatalkan" in chat.last_text
+    assert "Dibatalkan" in chat.reply
     assert await services.accounts.list(chat.chat_id) == before
     assert await services.otp.challenge(chat.chat_id) is None
 
@@ -188,7 +192,7 @@ async def test_cancel_from_every_step(chat: EmulatedChat, phone: Phone, services
         for text in step:
             await chat.send(phone.last_code() if text == "CODE" else text)
         await chat.send("/batal")
-        assert "Dibatalkan" in chat.last_text and "tidak berubah" in chat.last_text
+        assert "Dibatalkan" in chat.reply and "tidak berubah" in chat.reply
         assert await services.accounts.list(chat.chat_id) == before
         assert await services.otp.challenge(chat.chat_id) is None
         await chat.send("hai")
@@ -217,7 +221,7 @@ async def test_add_by_card_number_and_refresh_status_by_the_same_number(
     account = (await services.accounts.list(chat.chat_id))[0]
     assert account.card == CARD_A and account.lookup_kind == "card"
     await chat.send("/status")
-    assert "000********90" in chat.last_text
+    assert "Kartu *********7890" in chat.last_text
 
 
 async def test_restart_between_otp_sent_and_code_typed(
@@ -401,7 +405,7 @@ async def test_status_survives_a_backend_outage_with_the_last_known_data(
     await chat.send("/status")
     assert "belum bisa diperbarui" in chat.last_text
     assert "status terakhir per" in chat.last_text
-    assert "FKTP" in chat.last_text
+    assert "Faskes pertama" in chat.last_text
 
 
 async def test_inactive_participant_shows_warning_arrears_and_virtual_account(

@@ -199,7 +199,7 @@ async def test_an_html_label_is_stored_and_shown_literally(
     assert [a.label for a in await services.accounts.list(chat.chat_id)] == [
         "<b>Ibu & Ayah</b>"]
     await chat.send("/akun")
-    assert chat.buttons[0].startswith("✅ <b>Ibu & Ayah</b>")
+    assert chat.buttons[0].startswith("📌 <b>Ibu & Ayah</b>")
 
 
 async def test_a_failed_delete_is_logged_and_the_flow_goes_on(
@@ -252,7 +252,7 @@ async def test_refreshing_a_status_card_after_removing_the_last_account_offers_t
     await chat.tap("Perbarui", message=card)
     assert "Belum ada akun" in chat.reply
     assert chat.emulator.chats[chat.chat_id].messages[card.message_id].buttons == [
-        ("➕ Tambah KK", "acct:add")]
+        ("➕ Tambah keluarga", "acct:add")]
 
 
 async def test_a_label_made_of_full_width_digits_is_refused_too(

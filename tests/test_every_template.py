@@ -26,7 +26,8 @@ __all__ = ["pace"]
 LABELS = ("<i>x</i> a<b", "<b>y</b> c&d", "<u>z</u> e>f", "&lt;s&gt; g&amp;h")
 TEMPLATES = {name: value for name, value in vars(texts).items()
              if isinstance(value, str) and re.search(r"\{(label|masked|tail)\}", value)}
-MASKED = re.compile(r"^[0-9]{3,4}\*{6,}[0-9]{2,4}$")
+#: A masked NIK (first and last four digits) or card number (last four digits only).
+MASKED = re.compile(r"^(?:[0-9]{4}\*{8}[0-9]{4}|\*{9}[0-9]{4})$")
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -99,7 +100,9 @@ async def test_every_label_and_identifier_template_escapes_and_masks(
     await opt_in(chat, l1)
     await chat.tap(l1)
     await chat.tap(l1)
-    backend.changed[ARREARS_NIK] = {"fktp_name": "Klinik <Baru> & Co", "fktp_code": "X1"}
+    assert (await round_on(bot, services, date(2026, 11, 6))).sent == 1  # arrears, inactive
+    backend.changed[ARREARS_NIK] = {"fktp_name": "Klinik <Baru> & Co", "fktp_code": "X1",
+                                    "active": True, "status_text": "AKTIF"}  # arrears, due
     assert (await round_on(bot, services, date(2026, 11, 7))).sent == 1
     # BPJS down: status and history that cannot be fetched
     backend.down = True

@@ -46,7 +46,7 @@ async def test_every_fourth_call_answered_502_and_a_whole_card_is_still_added(
     bot.emulator.faults = every(4, Fault.GATEWAY)
     await add_account(chat, phone, NIK_A, "Ibu")
     await chat.send("/status")
-    assert "FKTP" in chat.last_text
+    assert "Faskes pertama" in chat.last_text
     assert len(bot.emulator.injected) >= 2, "faults were really injected"
     assert [a.label for a in await services.accounts.list(chat.chat_id)] == ["Ibu"]
     texts = [m.text for m in chat.bot_messages]
@@ -76,10 +76,14 @@ async def test_edits_and_answers_are_repeated_safely(
     listing = chat.last_message
     for method in ("answerCallbackQuery", "editMessageText"):
         bot.emulator.faults = once(fault, method)
-        answer = await chat.tap("Ibu" if method == "answerCallbackQuery" else "Ayah")
-        assert answer is not None and answer["text"].startswith("Beralih ke")
-        assert chat.last_message.message_id == listing.message_id
-    assert chat.buttons[1].startswith("✅ Ayah")
+        answer = await chat.tap("Ibu" if method == "answerCallbackQuery" else "Ayah",
+                                message=listing)
+        assert answer is not None and answer["text"].startswith("📌 «")
+    after = [m for m in chat.bot_messages if m.message_id > listing.message_id]
+    assert [m.text.split("\n")[0] for m in after] == ["Ibu 📌", "Ayah 📌"], \
+        "one card per switch; the listing itself is edited, never sent again"
+    shown = chat.emulator.chats[chat.chat_id].messages[listing.message_id]
+    assert shown.buttons[1][0].startswith("📌 Ayah")
     assert "Maaf" not in chat.reply
     assert len(bot.emulator.injected) == 2
 
@@ -151,8 +155,8 @@ async def test_taps_in_flight_together_leave_the_listing_true(
         await bot.settle()
         active = next(a.label for a in await services.accounts.list(chat.chat_id) if a.active)
         shown = [label for label, _ in chat.emulator.chats[chat.chat_id].messages[
-            listing.message_id].buttons if label.startswith("✅")]
-        assert shown == [f"✅ {active} · " + shown[0].split(" · ")[1]], (order, shown, active)
+            listing.message_id].buttons if label.startswith("📌")]
+        assert shown == [f"📌 {active} · " + shown[0].split(" · ")[1]], (order, shown, active)
 
 
 async def test_a_forged_tap_on_a_listing_sends_no_edit(
@@ -194,7 +198,7 @@ async def test_a_database_locked_by_another_process_says_busy_and_changes_nothin
         other.close()
     assert await services.accounts.list(chat.chat_id) == before
     await chat.tap("Ibu")
-    assert chat.last_answer is not None and chat.last_answer["text"] == "Beralih ke «Ibu»"
+    assert chat.last_answer is not None and chat.last_answer["text"] == "📌 «Ibu» dipilih"
 
 
 async def test_a_full_disk_says_so_writes_nothing_and_the_flow_resumes(

@@ -84,7 +84,7 @@ async def test_over_http_every_fourth_call_502_and_a_card_is_added(tmp_path: Pat
         chat = bot.chat(71)
         await chat.consent()
         await chat.add(NIK_A, "Ibu")
-        await chat.send("/status", expect="FKTP")
+        await chat.send("/status", expect="Faskes pertama")
         assert len(bot.emulator.injected) >= 3
         texts = [m.text for m in chat.messages]
         assert len(texts) == len(set(texts)), "nothing was shown twice"

@@ -58,15 +58,27 @@ def test_parse_never_accepts_non_ascii_digits(value: str) -> None:
         assert result.value.isascii() and result.value.isdigit()
 
 
-def test_otp_is_exactly_six_ascii_digits() -> None:
+def test_otp_is_six_ascii_digits_typed_close_together() -> None:
     assert parse_otp(" 123456 ") == "123456"
-    for bad in ("12345", "1234567", "12 3456", "１２３４５６", "١٢٣٤٥٦", "12345a", ""):
+    for typed in ("155 026", "155-026", "155.026", "1 5 5 0 2 6", "155 - 026", "12 3456"):
+        assert parse_otp(typed) == typed.replace(" ", "").replace("-", "").replace(".", ""), \
+            typed
+    for bad in ("12345", "1234567", "１２３４５６", "١٢٣٤٥٦", "12345a", "", "155    026",
+                "kode 155026", "155 026 7", "12 34 5", "1" * 40):
         assert parse_otp(bad) is None, bad
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789 -.\u00a0\t_/a"), max_size=40))
+def test_every_code_the_parser_accepts_the_scrubber_deletes(text: str) -> None:
+    """One grammar (decisions.md 40): whatever parse_otp takes for a code is a message the
+    scrubber deletes."""
+    if parse_otp(text) is not None:
+        assert carries_identifier(text), repr(text)
 
 
 def test_masks() -> None:
     assert mask_nik("3174014506900011") == "3174********0011"
-    assert mask_card("0001234567890") == "000********90"
+    assert mask_card("0001234567890") == "*********7890"
     assert mask_phone("+6281234567890") == "0812****7890"
     assert mask_phone("081234567890") == "0812****7890"
     assert phone_tail("+6281234567890") == phone_tail("081234567890") == "7890"

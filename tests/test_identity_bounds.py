@@ -47,7 +47,8 @@ def test_lengths_at_their_edges() -> None:
 @pytest.mark.parametrize(("mask", "value", "shown"), [
     (mask_nik, "12345678", "********"), (mask_nik, "123456789", "1234*6789"),
     (mask_nik, "1234", "****"),
-    (mask_card, "12345", "*****"), (mask_card, "123456", "123*56"), (mask_card, "123", "***"),
+    (mask_card, "12345", "*****"), (mask_card, "12345678", "********"),
+    (mask_card, "123456789", "*****6789"), (mask_card, "123", "***"),
     (mask_phone, "+62123456", "*******"), (mask_phone, "+621234567", "0123****4567"),
     (phone_tail, "1234567", "****"), (phone_tail, "12345678", "5678"),
     (mask_name, "Al Budi", "A** B***"), (mask_name, "Budi Santoso", "B*** S******"),

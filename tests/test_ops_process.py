@@ -121,7 +121,7 @@ async def test_metrics_after_a_whole_conversation_hold_counts_and_no_identifier(
         await chat.add(NIK_A, label)
         phone = bot.sms[-1]["to"]
         code = bot.last_code()
-        await chat.send("/status", expect="FKTP")
+        await chat.send("/status", expect="Faskes pertama")
         await chat.send("/akun", expect="Akun JKN Anda")
         scrape = (await get(f"http://127.0.0.1:{port}/metrics"))[1]
         await chat.send("/hapus_data", expect="Lanjutkan?")
@@ -239,8 +239,8 @@ async def test_backup_verify_restore_and_start_keeps_the_cards(tmp_path: Path) -
     async with RunningBot(second) as bot:
         chat = bot.chat(7007)
         await chat.send("/akun", expect="Akun JKN Anda (1/3)")
-        assert chat.last.buttons[0][0] == "✅ KK Ibu · 3174********0011"
-        await chat.send("/status", expect="FKTP")
+        assert chat.last.buttons[0][0] == "📌 KK Ibu · 3174********0011"
+        await chat.send("/status", expect="Faskes pertama")
         busy = cli(second, "restore", str(target), "--force")
         assert busy.returncode == 2 and "in use" in busy.stderr
 

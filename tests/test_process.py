@@ -67,7 +67,7 @@ async def test_run_answers_a_whole_session_over_http_and_stops_on_sigterm(
         emulator.user_sends(chat_id, "KK Saya")
         await wait_for(said("Tersimpan"), "the saved account")
         emulator.user_sends(chat_id, "/status")
-        await wait_for(lambda: "FKTP" in newest(), "the status card")
+        await wait_for(lambda: "Faskes pertama" in newest(), "the status card")
         assert emulator.errors == [], emulator.errors
         assert emulator.unanswered_queries() == []
     finally:
@@ -99,7 +99,7 @@ async def test_run_keeps_the_flow_and_the_account_across_kills(tmp_path: Path) -
         await bot.stop(signal.SIGKILL)
         await bot.start()
         await chat.send("/akun", expect="Akun JKN Anda (1/3)")
-        assert chat.last.buttons[0][0] == "✅ KK Saya · 3174********0011"
+        assert chat.last.buttons[0][0] == "📌 KK Saya · 3174********0011"
 
 
 @pytest.mark.parametrize(("name", "value"), [
@@ -185,8 +185,8 @@ def test_demo_adds_an_account_with_the_code_from_the_console_sms(tmp_path: Path)
     assert code is not None
     out, _ = proc.communicate(f"{code}\n#2\n/akun\n/keluar\n", timeout=30)
     assert proc.returncode == 0
-    assert "Tersimpan ✅ «KK Orang Tua»" in out
-    assert "✅ KK Orang Tua · 3174********0011" in out
+    assert "Tersimpan. «KK Orang Tua»" in out
+    assert "📌 KK Orang Tua · 3174********0011" in out
     assert NIK_A not in out
 
 
@@ -199,7 +199,7 @@ def test_demo_shares_the_demo_users_own_number_with_hash_kontak(tmp_path: Path) 
     out = result.stdout
     assert "⌨ 📱 Pakai nomor Telegram saya  (ketik #kontak)" in out
     assert "bukan nomor HP yang terdaftar" in out
-    assert "Nomor Telegram Anda cocok" in out and "Tersimpan ✅ «KK Saya»" in out
+    assert "Nomor Telegram Anda cocok" in out and "Tersimpan. «KK Saya»" in out
 
 
 async def test_webhook_mode_checks_the_secret_and_answers(tmp_path: Path) -> None:

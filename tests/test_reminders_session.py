@@ -66,10 +66,10 @@ async def test_an_expired_session_gets_no_reminder_and_cannot_be_switched_on(
     assert len(reminders_in(chat)) == 1
 
     await chat.send("/pengingat")
-    assert chat.buttons == ["✅ Lama · 3174********0001 ⏳", "✅ Baru · 3174********0001 ⏳"]
+    assert chat.buttons == ["🔔 Lama · 3174********0001 ⏳", "🔔 Baru · 3174********0001 ⏳"]
     await chat.tap("Lama")  # switching off needs nothing
-    assert chat.buttons[0] == "⬜ Lama · 3174********0001 ⏳"
-    answer = await chat.tap("⬜ Lama")  # switching on: re-verification first
+    assert chat.buttons[0] == "🔕 Lama · 3174********0001 ⏳"
+    answer = await chat.tap("🔕 Lama")  # switching on: re-verification first
     assert answer is not None and "Verifikasi OTP ulang" in answer["text"]
     assert "Sesi akun «Lama» sudah lewat" in chat.reply, chat.reply
     assert "Kode OTP 6 angka sudah dikirim" in chat.reply
@@ -78,9 +78,9 @@ async def test_an_expired_session_gets_no_reminder_and_cannot_be_switched_on(
     await chat.send(phone.last_code())
     assert "Kode benar" in chat.reply
     await chat.send("/pengingat")
-    assert chat.buttons[0] == "⬜ Lama · 3174********0001", "fresh again: no ⏳"
+    assert chat.buttons[0] == "🔕 Lama · 3174********0001", "fresh again: no ⏳"
     await chat.tap("Lama")
-    assert chat.buttons[0].startswith("✅ Lama")
+    assert chat.buttons[0].startswith("🔔 Lama")
 
 
 async def test_an_account_removed_or_a_chat_erased_during_the_round_gets_nothing(

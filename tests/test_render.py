@@ -51,7 +51,7 @@ def test_any_label_name_or_clinic_renders_as_valid_html(label: str, name: str,
                  texts.REMOVE_CONFIRM.format(label=html.escape(label), masked="x")):
         parse_html(text)  # raises as Telegram would on anything unescaped
     assert f"«{label}»" in parse_html(texts.SAVED.format(label=html.escape(label)))[0]
-    assert f"FKTP: {clinic}" in parse_html(render.card(view, backend_hourly=30))[0]
+    assert f"Faskes pertama: {clinic}" in parse_html(render.card(view, backend_hourly=30))[0]
 
 
 def test_the_card_says_where_the_data_came_from_and_how_old_it_is() -> None:

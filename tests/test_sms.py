@@ -22,7 +22,11 @@ TOKEN = "gateway-token-123"
 def test_otp_message_holds_the_code_once_names_the_bot_and_warns() -> None:
     text = otp_message("482913", 300)
     assert text.count("482913") == 1
-    assert "Asisten KK" in text and "JANGAN" in text and "5 menit" in text
+    assert "Asisten KK" in text and "5 menit" in text
+    assert "untuk menghubungkan kartu JKN Anda ke Asisten KK di Telegram milik anggota " \
+        "keluarga Anda" in text
+    assert "HANYA kepada anggota keluarga yang sedang menambahkannya" in text
+    assert "Bila tidak ada yang meminta, abaikan SMS ini" in text
 
 
 async def test_console_sender_masks_the_phone() -> None:

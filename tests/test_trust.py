@@ -327,7 +327,7 @@ async def test_a_chat_makes_at_most_thirty_backend_calls_an_hour(
             await chat.tap("Perbarui")
         assert backend.lookups - calls == 29, "30 calls an hour with the first /status"
         assert "Batas pembaruan chat ini (30 per jam)" in chat.last_text
-        assert "FKTP" in chat.last_text, "the last known card is still shown"
+        assert "Faskes pertama" in chat.last_text, "the last known card is still shown"
         clock.advance(3601)
         await chat.tap("Perbarui")
         assert backend.lookups - calls == 30 and "Diperbarui" in chat.last_text
@@ -368,11 +368,11 @@ async def test_cards_and_the_all_accounts_view_are_protected_from_forwarding(
     await consent(chat)
     await add_account(chat, phone, NIK_A, "Ibu")
     saved = chat.last_message
-    assert saved.protected and "FKTP" in saved.text
+    assert saved.protected and "Faskes pertama" in saved.text
     await add_account(chat, phone, NIK_B, "Ayah")
     await chat.send("/status")
     card = chat.last_message
-    assert card.protected and "FKTP" in card.text
+    assert card.protected and "Faskes pertama" in card.text
     await chat.tap("Semua akun")
     assert chat.last_message.message_id == card.message_id and chat.last_message.protected
     assert "Status semua akun (2)" in chat.last_text
@@ -387,9 +387,9 @@ async def test_a_card_never_lands_in_an_unprotected_message(
     await chat.send("/akun")
     listing = chat.last_message
     await chat.tap_data("st:one", message=listing)  # a forged status tap on the listing
-    assert not listing.protected and "FKTP" not in chat.emulator.chats[
+    assert not listing.protected and "Faskes pertama" not in chat.emulator.chats[
         chat.chat_id].messages[listing.message_id].text
-    assert chat.last_message.protected and "FKTP" in chat.last_text
+    assert chat.last_message.protected and "Faskes pertama" in chat.last_text
 
 
 async def test_the_code_guesses_of_one_chat_cannot_lock_out_another_participant(

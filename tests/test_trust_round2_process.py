@@ -45,12 +45,12 @@ async def test_over_http_an_expired_session_gets_no_reminder_and_no_switch_on(
         assert bot.read_db("SELECT count(*) FROM reminder_log WHERE chat_id = 8100") == [(0,)]
 
         await old.send("/pengingat", expect="Ketuk akun")
-        assert [t for t, _ in old.last.buttons] == ["✅ Nunggak · 3174********0001 ⏳"]
+        assert [t for t, _ in old.last.buttons] == ["🔔 Nunggak · 3174********0001 ⏳"]
         await old.tap("Nunggak", expect="dimatikan")  # off needs nothing
-        await wait_for(lambda: any(t.startswith("⬜ Nunggak") for t, _ in old.last.buttons),
+        await wait_for(lambda: any(t.startswith("🔕 Nunggak") for t, _ in old.last.buttons),
                        "the listing redrawn with the reminder off")
         sms = len(bot.sms)
-        await old.tap("⬜ Nunggak", expect="Sesi akun «Nunggak» sudah lewat")
+        await old.tap("🔕 Nunggak", expect="Sesi akun «Nunggak» sudah lewat")
         await old.until("Kode OTP 6 angka sudah dikirim")
         assert len(bot.sms) == sms + 1
         assert bot.read_db("SELECT remind FROM accounts WHERE chat_id = 8100") == [(0,)]
