@@ -160,7 +160,9 @@ async def test_a_failed_sms_reads_like_not_found_to_a_stranger_but_not_to_the_ow
 async def test_a_backend_outage_asks_an_adder_again_and_ends_a_re_verification(
         services: Services, backend: FastSandbox, clock: FakeClock) -> None:
     backend.down = True
-    assert await services.enrolment.begin(CHAT, nik(NIK_A)) == BackendDown(False, True)
+    down = await services.enrolment.begin(CHAT, nik(NIK_A))
+    assert down == BackendDown(False, True, PendingStep(Purpose.ADD, IdKind.NIK, NIK_A)), (
+        "an adder is asked again, with the step kept for 🔁 Coba lagi")
     await fill(services, NIK_B)
     clock.advance(31 * 86400)
     expired = await services.enrolment.begin(CHAT, nik(NIK_B))
