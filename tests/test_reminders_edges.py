@@ -1,0 +1,135 @@
+"""The reminder round at its edges (issue 19, the survivors of mutation testing of
+bot/reminders.py), below the Bot API: what the round counts and logs for each kind of
+chat, when the next round is, and what a notice holds."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.identity import Identifier, IdKind
+from bot.reminders import Notice, Pacer, RoundReport
+from bot.services import Services
+from bot.wib import WIB_ZONE
+from tests.conftest import NIK_B, FakeClock, FastSandbox, new
+
+ARREARS = ("3174014506700001", "3174014506710001", "3174014506720001")
+DAY = date(2026, 11, 7)
+
+
+class FakeTime:
+    """The pacer's clock and sleep: sleeping moves time, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def pace(services: Services) -> FakeTime:
+    fake = FakeTime()
+    services.reminders.pacer = Pacer(20.0, clock=fake, sleep=fake.sleep)
+    return fake
+
+
+async def _opted_in(services: Services, chat: int, nik: str, label: str) -> str:
+    """An opted-in account whose saved status is what the backend says now."""
+    account, _ = await services.accounts.repo.add(chat, new(nik, label), max_accounts=3,
+                                                  now=services.clock())
+    slot = account.slot
+    await services.accounts.save_status(chat, slot, await _status_now(services, nik))
+    assert await services.accounts.set_remind(chat, slot, True)
+    return slot
+
+
+async def _status_now(services: Services, nik: str) -> dict[str, Any]:
+    found = await services.backend.lookup(Identifier(IdKind.NIK, nik))
+    data: dict[str, Any] = found.to_dict()
+    return data
+
+
+async def test_the_round_counts_and_logs_each_kind_of_chat(
+        services: Services, pace: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
+    sent_to = await _opted_in(services, 1, ARREARS[0], "Satu")
+    await _opted_in(services, 2, ARREARS[1], "Dua")  # Telegram refuses it
+    await _opted_in(services, 3, ARREARS[2], "Tiga")  # already told today
+    await _opted_in(services, 4, NIK_B, "Empat")
+    assert await services.reminders.repo.claim(3, DAY, services.clock())
+    told: list[Notice] = []
+
+    async def deliver(notice: Notice) -> bool:
+        told.append(notice)
+        return notice.chat_id != 2
+
+    with caplog.at_level(logging.INFO, logger="bot.reminders"):
+        report = await services.reminders.run_round(DAY, deliver)
+    assert report == RoundReport(DAY, chats=4, sent=1, already=1, nothing=1, failed=1,
+                                 backend_failures=0)
+    assert sorted(n.chat_id for n in told) == [1, 2]
+    (one,) = [n for n in told if n.chat_id == 1]
+    assert [(a.label, a.months, a.due, a.slot) for a in one.arrears] == [
+        ("Satu", 3, date(2026, 11, 10), sent_to)]
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.reminders"] == [
+        "reminder round 2026-11-07: 4 chat(s), 1 sent, 1 with nothing to say, "
+        "1 already sent, 1 failed, 0 backend failure(s)"]
+    assert await services.reminders.repo.round_done(DAY)
+    again = await services.reminders.run_round(DAY, deliver)
+    assert (again.sent, again.already, again.nothing) == (0, 2, 1), \
+        "the refused one is released, the sent one is not"
+
+
+async def test_a_backend_failure_is_counted_per_account_and_logged_without_identifiers(
+        services: Services, backend: FastSandbox, pace: FakeTime,
+        caplog: pytest.LogCaptureFixture) -> None:
+    await _opted_in(services, 1, ARREARS[0], "Satu")
+    await _opted_in(services, 1, ARREARS[1], "Dua")
+    backend.down = True
+
+    async def deliver(notice: Notice) -> bool:
+        raise AssertionError("nothing to tell")
+
+    with caplog.at_level(logging.INFO, logger="bot.reminders"):
+        report = await services.reminders.run_round(DAY, deliver)
+    assert (report.chats, report.nothing, report.backend_failures) == (1, 1, 2)
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.reminders"]
+    assert messages == ["reminder: a status could not be fetched (JknUnavailable)"] * 2 + [
+        "reminder round 2026-11-07: 1 chat(s), 0 sent, 1 with nothing to say, "
+        "0 already sent, 0 failed, 2 backend failure(s)"]
+
+
+@pytest.mark.parametrize(("at", "due", "next_day"), [
+    ("06:59:59", False, 0), ("07:00:00", True, 1), ("23:59:59", True, 1), ("00:00:00", False, 0),
+])
+async def test_the_next_round_and_whether_today_is_due_turn_at_the_time_exactly(
+        services: Services, clock: FakeClock, at: str, due: bool, next_day: int) -> None:
+    wib = datetime.fromisoformat(f"2026-11-07T{at}").replace(tzinfo=WIB_ZONE)
+    clock.now = wib.timestamp()
+    reminders = services.reminders
+    assert reminders.today() == DAY
+    assert reminders.due_now() is due
+    assert reminders.next_round() == datetime(2026, 11, 7, 7, 0) + timedelta(days=next_day)
+    assert await reminders.missed_today() is due
+    await reminders.repo.mark_round_done(DAY)
+    assert await reminders.missed_today() is False
+
+
+async def test_the_pacer_lets_one_through_every_interval_in_order() -> None:
+    fake = FakeTime()
+    pacer = Pacer(20.0, clock=fake, sleep=fake.sleep)
+    assert pacer.interval == 0.05
+    for _ in range(3):
+        await pacer.wait()
+    assert fake.slept == pytest.approx([0.05, 0.05])
+    fake.now += 1.0  # idle for a while: the next one passes at once
+    await pacer.wait()
+    assert len(fake.slept) == 2
