@@ -5,14 +5,16 @@ that found no one, the per-chat backend cap, and the label a sealed step is seal
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
-from bot.otp import EXPIRED_GRACE, SendOutcome
+from bot.otp import EXPIRED_GRACE, SendOutcome, new_code
 from bot.services import Services
 from tests.conftest import NIK_A, NIK_B, PHONE, FakeClock, Phone, ServicesFactory
 from tests.dbsql import query_one
@@ -187,3 +189,67 @@ async def test_a_sealed_step_is_sealed_under_its_fixed_label(services: Services)
                               PENDING_AAD)
     assert otp.unseal(CHAT, base64.b64encode(older).decode("ascii")) == {"step": 2}
     assert otp.unseal(OTHER, sealed) is None, "not another chat's"
+
+
+# -- what a failed or refused send leaves ---------------------------------------------------
+
+def _refused(cap: str) -> float:
+    value = REGISTRY.get_sample_value("kk_sms_refused_total", {"cap": cap})
+    return value or 0.0
+
+
+async def test_a_refused_code_is_counted_under_its_cap(services: Services) -> None:
+    for _ in range(services.caps.phone_hourly):
+        await _issue(services, CHAT)
+    before = _refused("cap_phone"), _refused("cap_chat")
+    blocked = await services.otp.issue(OTHER, purpose="add", nik=NIK_A, phone=PHONE,
+                                       payload={})
+    assert blocked.outcome is SendOutcome.CAP_PHONE
+    assert (_refused("cap_phone"), _refused("cap_chat")) == (before[0] + 1, before[1])
+
+
+async def test_a_failed_sms_is_logged_by_its_kind_only(
+        services: Services, phone: Phone, caplog: pytest.LogCaptureFixture) -> None:
+    phone.fail_next = 1
+    with caplog.at_level(logging.WARNING, logger="bot.otp"):
+        result = await services.otp.issue(CHAT, purpose="add", nik=NIK_A, phone=PHONE,
+                                          payload={})
+    assert result.outcome is SendOutcome.SMS_FAILED
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.otp"] == [
+        "OTP SMS failed: SmsError"]
+
+
+async def test_an_sms_gateway_that_never_answers_is_given_up_on(
+        services: Services, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr("bot.otp.SMS_TIMEOUT", 0.05)
+
+    async def hangs(to: str, text: str) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(services.otp.sender, "send", hangs)
+    with caplog.at_level(logging.WARNING, logger="bot.otp"):
+        result = await asyncio.wait_for(services.otp.issue(
+            CHAT, purpose="add", nik=NIK_A, phone=PHONE, payload={}), 10)
+    assert result.outcome is SendOutcome.SMS_FAILED
+    assert await services.otp.challenge(CHAT) is None
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.otp"] == [
+        "OTP SMS failed: TimeoutError"]
+
+
+async def test_only_a_used_up_budget_warns_before_a_look_up(
+        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="bot.otp"):
+        assert await services.otp.blocked_for_chat(CHAT) is None
+        for i in range(services.caps.chat_daily):
+            await _issue(services, CHAT, nik=NIK_B, phone=f"+62812000003{i:02d}")
+        assert await services.otp.blocked_for_chat(CHAT) is SendOutcome.CAP_CHAT
+    assert [r for r in caplog.records if r.name == "bot.otp"] == []
+
+
+def test_a_code_is_six_digits_from_the_smallest_to_the_largest_draw(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.otp.secrets.randbelow", lambda n: n - 1)
+    assert new_code() == "999999"
+    monkeypatch.setattr("bot.otp.secrets.randbelow", lambda n: 0)
+    assert new_code() == "000000"
