@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from bot.services import Services
 from storage.crypto import Vault
 from tests.conftest import NIK_A, PHONE, FakeClock, Phone
 from tests.dbsql import execute, query, query_one
+from tests.test_cleanup import readable
 
 CHAT = 41
 #: The label a challenge's payload is sealed under. A database written today must open
@@ -187,3 +189,64 @@ async def test_strangers_wrong_codes_do_not_lock_the_owner_out(
     stranger = await services.otp.issue(CHAT + 1, purpose="add", nik=NIK_A,
                                         phone="+6281200000778", payload={})
     assert stranger.outcome is SendOutcome.CAP_PARTICIPANT
+
+
+async def test_a_locked_challenge_leaves_no_copy_of_its_payload(
+        services: Services, phone: Phone, data_dir: Path) -> None:
+    cap = services.caps.participant_wrong_daily
+    for i in range(cap - 1):
+        await _issue(services, 100 + i, phone=f"+62812000001{i:02d}")
+        assert (await services.otp.verify(100 + i, _wrong(phone))).outcome.value == "wrong"
+    await _issue(services, CHAT, phone="+6281200000999")
+    row = await query_one(services.db, "SELECT payload_ct FROM challenges WHERE chat_id = ?",
+                          CHAT)
+    assert row is not None
+    blob = bytes(row["payload_ct"])
+    assert readable([blob], data_dir) == [blob], "the payload is in a file before"
+    assert (await services.otp.verify(CHAT, _wrong(phone))).outcome.value == "locked"
+    assert readable([blob], data_dir) == [], "the locked challenge's payload is still there"
+
+
+async def test_no_challenge_is_none_with_no_attempts_left(services: Services) -> None:
+    result = await services.otp.verify(CHAT, "123456")
+    assert (result.outcome.value, result.attempts_left, result.payload) == ("none", 0, None)
+    result = await services.otp.verify_contact(CHAT, PHONE)
+    assert (result.outcome.value, result.attempts_left, result.payload) == ("none", 0, None)
+
+
+@pytest.mark.parametrize("kind", ["lookup", "backend"])
+async def test_a_look_up_or_backend_call_prunes_records_past_their_day(
+        services: Services, clock: FakeClock, kind: str) -> None:
+    allow = services.otp.allow_lookup if kind == "lookup" else services.otp.allow_backend_call
+    assert await allow(CHAT)
+    clock.advance(86400 + 1)
+    assert await allow(CHAT + 1)
+    rows = await query(services.db, "SELECT kind, at FROM rate_events ORDER BY at")
+    assert [(r["kind"], r["at"]) for r in rows] == [(kind, clock.now)], \
+        "the record past its day is gone without waiting for the janitor"
+
+
+# -- a resend counts under the challenge's own keys ----------------------------------------
+
+async def test_a_resend_is_refused_once_the_participant_is_locked_elsewhere(
+        services: Services, clock: FakeClock, phone: Phone) -> None:
+    await _issue(services, CHAT, phone="+6281200000999")
+    for i in range(services.caps.participant_wrong_daily):
+        await _issue(services, 100 + i, phone=f"+62812000001{i:02d}")
+        await services.otp.verify(100 + i, _wrong(phone))
+    clock.advance(services.otp.resend_seconds)
+    sent = len(phone.inbox)
+    assert (await services.otp.resend(CHAT)).outcome is SendOutcome.CAP_PARTICIPANT
+    assert len(phone.inbox) == sent
+
+
+async def test_a_resend_counts_against_the_chat_day(
+        services: Services, clock: FakeClock, phone: Phone) -> None:
+    for i in range(services.caps.chat_daily - 1):
+        await _issue(services, CHAT, phone=f"+62812000002{i:02d}")
+    clock.advance(services.otp.resend_seconds)
+    assert (await services.otp.resend(CHAT)).outcome is SendOutcome.SENT
+    clock.advance(services.otp.resend_seconds)
+    assert (await services.otp.resend(CHAT)).outcome is SendOutcome.CAP_CHAT
+    rows = await query(services.db, "SELECT DISTINCT chat_key FROM rate_events")
+    assert [bytes(r["chat_key"]) for r in rows] == [services.vault.chat_key(CHAT)]
