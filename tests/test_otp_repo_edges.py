@@ -250,3 +250,15 @@ async def test_a_resend_counts_against_the_chat_day(
     assert (await services.otp.resend(CHAT)).outcome is SendOutcome.CAP_CHAT
     rows = await query(services.db, "SELECT DISTINCT chat_key FROM rate_events")
     assert [bytes(r["chat_key"]) for r in rows] == [services.vault.chat_key(CHAT)]
+
+
+async def test_a_replaced_challenge_leaves_no_copy_of_its_payload(
+        services: Services, clock: FakeClock, data_dir: Path) -> None:
+    await _issue(services, CHAT)
+    row = await query_one(services.db, "SELECT payload_ct FROM challenges WHERE chat_id = ?",
+                          CHAT)
+    assert row is not None
+    blob = bytes(row["payload_ct"])
+    assert readable([blob], data_dir) == [blob], "the payload is in a file before"
+    await _issue(services, CHAT, phone="+6281200000999")  # a new code for another person
+    assert readable([blob], data_dir) == [], "the replaced challenge's payload is still there"
