@@ -262,3 +262,28 @@ async def test_a_replaced_challenge_leaves_no_copy_of_its_payload(
     assert readable([blob], data_dir) == [blob], "the payload is in a file before"
     await _issue(services, CHAT, phone="+6281200000999")  # a new code for another person
     assert readable([blob], data_dir) == [], "the replaced challenge's payload is still there"
+
+
+async def test_a_code_sent_prunes_codes_and_wrong_codes_past_their_day(
+        services: Services, clock: FakeClock, phone: Phone) -> None:
+    await _issue(services, CHAT)
+    assert (await services.otp.verify(CHAT, _wrong(phone))).outcome.value == "wrong"
+    clock.advance(86400 + 1)
+    await _issue(services, CHAT + 1, phone="+6281200000999")
+    rows = await query(services.db, "SELECT kind, at FROM rate_events ORDER BY at")
+    assert [(r["kind"], r["at"]) for r in rows] == [("sms", clock.now)], \
+        "the records past their day are gone without waiting for the janitor"
+
+
+@pytest.mark.parametrize("window", ["hour", "day"])
+async def test_strangers_codes_to_a_phone_do_not_stop_the_owner(
+        services: Services, clock: FakeClock, window: str) -> None:
+    caps = services.caps
+    for i in range(caps.phone_hourly if window == "hour" else caps.phone_daily):
+        if i == caps.phone_hourly:
+            clock.advance(3601)
+        await _issue(services, 100 + i, nik=f"31740145069002{i:02d}")
+    stranger = await services.otp.issue(CHAT + 1, purpose="add", nik=NIK_A, phone=PHONE,
+                                        payload={})
+    assert stranger.outcome is SendOutcome.CAP_PHONE
+    await _issue(services, CHAT, owner=True)
