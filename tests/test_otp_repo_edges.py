@@ -287,3 +287,36 @@ async def test_strangers_codes_to_a_phone_do_not_stop_the_owner(
                                         payload={})
     assert stranger.outcome is SendOutcome.CAP_PHONE
     await _issue(services, CHAT, owner=True)
+
+
+async def test_an_owner_wrong_code_is_not_locked_by_strangers_wrong_codes(
+        services: Services, phone: Phone) -> None:
+    for i in range(services.caps.participant_wrong_daily):
+        await _issue(services, 100 + i, phone=f"+62812000001{i:02d}")
+        await services.otp.verify(100 + i, _wrong(phone))
+    await _issue(services, CHAT, owner=True, phone="+6281200000777")
+    result = await services.otp.verify(CHAT, _wrong(phone))
+    assert (result.outcome.value, result.attempts_left) == (
+        "wrong", services.otp.max_attempts - 1)
+    assert (await services.otp.verify(CHAT, phone.last_code())).outcome.value == "ok"
+
+
+async def test_only_a_wrong_code_says_how_many_attempts_are_left(
+        services: Services, phone: Phone) -> None:
+    """OK, USED and LOCKED (before and after the attempt is counted) carry no count."""
+    await _issue(services, CHAT)
+    ok = await services.otp.verify(CHAT, phone.last_code())
+    assert (ok.outcome.value, ok.attempts_left) == ("ok", 0) and ok.payload is not None
+    used = await services.otp.verify(CHAT, phone.last_code())
+    assert (used.outcome.value, used.attempts_left, used.payload) == ("used", 0, None)
+    cap = services.caps.participant_wrong_daily
+    chats = [100 + i for i in range(cap)]
+    for i, chat in enumerate(chats):
+        await _issue(services, chat, phone=f"+62812000001{i:02d}")
+    outcomes = [await services.otp.verify(chat, _wrong(phone)) for chat in chats]
+    assert [(r.outcome.value, r.attempts_left) for r in outcomes[-2:]] == [
+        ("wrong", services.otp.max_attempts - 1), ("locked", 0)], \
+        "locked as the tenth is counted"
+    first = await services.otp.verify(chats[0], _wrong(phone))
+    assert (first.outcome.value, first.attempts_left) == ("locked", 0), \
+        "locked before anything is counted"
