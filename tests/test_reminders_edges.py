@@ -4,6 +4,8 @@ chat, when the next round is, and what a notice holds."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -11,10 +13,11 @@ from typing import Any
 import pytest
 
 from bot.identity import Identifier, IdKind
-from bot.reminders import Notice, Pacer, RoundReport
+from bot.reminders import Change, Notice, Pacer, RoundReport, changes_between
 from bot.services import Services
 from bot.wib import WIB_ZONE
 from tests.conftest import NIK_B, FakeClock, FastSandbox, new
+from tests.dbsql import query_one
 
 ARREARS = ("3174014506700001", "3174014506710001", "3174014506720001")
 DAY = date(2026, 11, 7)
@@ -133,3 +136,98 @@ async def test_the_pacer_lets_one_through_every_interval_in_order() -> None:
     fake.now += 1.0  # idle for a while: the next one passes at once
     await pacer.wait()
     assert len(fake.slept) == 2
+
+
+async def _log_rows(services: Services, chat: int) -> int:
+    row = await query_one(services.db,
+                          "SELECT count(*) AS n FROM reminder_log WHERE chat_id = ?", chat)
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_chats_whose_only_news_was_removed_during_the_round_are_released(
+        services: Services, pace: FakeTime) -> None:
+    """Two chats, each with one account in arrears and one with nothing to say; the one in
+    arrears is removed between the backend's answer and the send: nothing is sent, each
+    counts as "nothing to say", and the day's claim is given back."""
+    news = {}
+    for chat in (1, 2):
+        news[chat] = await _opted_in(services, chat, ARREARS[chat], "Nunggak")
+        await _opted_in(services, chat, NIK_B, "Ayah")
+    asked = services.reminders.notice_for
+
+    async def meanwhile(chat_id: int, slots: list[str], day: date, report: RoundReport
+                        ) -> Notice:
+        notice = await asked(chat_id, slots, day, report)
+        assert notice.arrears
+        assert await services.accounts.remove(chat_id, news[chat_id]) is not None
+        return notice
+
+    services.reminders.notice_for = meanwhile  # type: ignore[method-assign]
+
+    async def deliver(notice: Notice) -> bool:
+        raise AssertionError("nothing to tell")
+
+    report = await services.reminders.run_round(DAY, deliver)
+    assert (report.chats, report.nothing, report.sent, report.already) == (2, 2, 0, 0)
+    assert [await _log_rows(services, chat) for chat in (1, 2)] == [0, 0]
+
+
+async def test_a_round_stopped_right_after_the_claim_gives_the_claim_back(
+        services: Services, pace: FakeTime, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _opted_in(services, 1, ARREARS[0], "Nunggak")
+    repo = services.reminders.repo
+    claim = repo.claim_held
+
+    async def claim_then_stop(*args: Any, **kwargs: Any) -> Any:
+        await claim(*args, **kwargs)
+        assert await _log_rows(services, 1) == 1
+        raise asyncio.CancelledError  # the bot stops before the send
+
+    monkeypatch.setattr(repo, "claim_held", claim_then_stop)
+    told: list[int] = []
+
+    async def deliver(notice: Notice) -> bool:
+        told.append(notice.chat_id)
+        return True
+
+    with pytest.raises(asyncio.CancelledError):
+        await services.reminders.run_round(DAY, deliver)
+    assert told == [] and await _log_rows(services, 1) == 0, "the claim is given back"
+    monkeypatch.setattr(repo, "claim_held", claim)
+    assert (await services.reminders.run_round(DAY, deliver)).sent == 1 and told == [1]
+
+
+@pytest.mark.parametrize(("amount", "told"), [(0, False), (1, True)])
+async def test_arrears_of_a_single_rupiah_are_told(
+        services: Services, backend: FastSandbox, pace: FakeTime, amount: int,
+        told: bool) -> None:
+    await _opted_in(services, 1, ARREARS[0], "Nunggak")
+    backend.changed[ARREARS[0]] = {"unpaid_amount": amount}
+    notices: list[Notice] = []
+
+    async def deliver(notice: Notice) -> bool:
+        notices.append(notice)
+        return True
+
+    await services.reminders.run_round(DAY, deliver)
+    assert [a.amount for n in notices for a in n.arrears] == ([amount] if told else [])
+
+
+async def test_each_change_carries_the_status_now(services: Services) -> None:
+    before = await services.backend.lookup(Identifier(IdKind.NIK, NIK_B))
+    assert before.active
+    inactive = dataclasses.replace(before, active=False)
+    assert changes_between("Ayah", before, inactive, "s1") == [
+        Change("Ayah", "status", before.status_text, before.status_text, False, "s1")]
+    renamed = dataclasses.replace(before, status_text="TIDAK AKTIF")
+    assert changes_between("Ayah", before, renamed, "s1") == [
+        Change("Ayah", "status", before.status_text, "TIDAK AKTIF", True, "s1")]
+    moved = dataclasses.replace(before, class_text="KELAS X", fktp_code="X9",
+                                fktp_name="Klinik Baru", active=False,
+                                status_text="TIDAK AKTIF")
+    assert changes_between("Ayah", before, moved, "s1") == [
+        Change("Ayah", "status", before.status_text, "TIDAK AKTIF", False, "s1"),
+        Change("Ayah", "class", before.class_text, "KELAS X", False, "s1"),
+        Change("Ayah", "fktp", before.fktp_name, "Klinik Baru", False, "s1")]
+    assert changes_between("Ayah", before, before, "s1") == []
