@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bot.identity import Identifier, IdKind
 from bot.reminders import Change, Notice, Pacer, RoundReport, changes_between
@@ -231,3 +233,38 @@ async def test_each_change_carries_the_status_now(services: Services) -> None:
         Change("Ayah", "class", before.class_text, "KELAS X", False, "s1"),
         Change("Ayah", "fktp", before.fktp_name, "Klinik Baru", False, "s1")]
     assert changes_between("Ayah", before, before, "s1") == []
+
+
+def _chats_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("kk_reminder_chats_total", {"outcome": outcome}) or 0.0
+
+
+async def test_every_chat_of_every_page_is_counted_once_by_its_outcome(
+        services: Services, pace: FakeTime, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Seven chats over pages of two: two told, two refused by Telegram, two whose send
+    ended in an unknown outcome, one with nothing to say."""
+    for chat in range(1, 7):
+        await _opted_in(services, chat, f"3174014506{70 + chat:02d}0001", "Nunggak")
+    await _opted_in(services, 7, NIK_B, "Ayah")
+    repo = services.reminders.repo
+    monkeypatch.setattr(repo, "opted_in", functools.partial(repo.opted_in, limit=2))
+
+    async def deliver(notice: Notice) -> bool:
+        if notice.chat_id in (3, 4):
+            return False
+        if notice.chat_id in (5, 6):
+            raise RuntimeError("the answer was lost")
+        return True
+
+    before = {o: _chats_counted(o) for o in ("sent", "nothing", "refused")}
+    with caplog.at_level(logging.INFO, logger="bot.reminders"):
+        report = await services.reminders.run_round(DAY, deliver)
+    assert report == RoundReport(DAY, chats=7, sent=2, nothing=1, failed=4)
+    assert {o: _chats_counted(o) - before[o] for o in before} == {
+        "sent": 2, "nothing": 1, "refused": 4}
+    unknown = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in unknown] == [
+        "reminder: sending failed with an unknown outcome"] * 2
+    assert all(r.exc_info is not None for r in unknown)
+    assert [await _log_rows(services, chat) for chat in range(1, 8)] == [1, 1, 0, 0, 1, 1, 0]
