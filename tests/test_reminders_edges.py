@@ -18,7 +18,7 @@ from bot.identity import Identifier, IdKind
 from bot.reminders import Change, Notice, Pacer, RoundReport, changes_between
 from bot.services import Services
 from bot.wib import WIB_ZONE
-from tests.conftest import NIK_B, FakeClock, FastSandbox, new
+from tests.conftest import NIK_B, NIK_C, FakeClock, FastSandbox, new
 from tests.dbsql import query_one
 
 ARREARS = ("3174014506700001", "3174014506710001", "3174014506720001")
@@ -242,11 +242,12 @@ def _chats_counted(outcome: str) -> float:
 async def test_every_chat_of_every_page_is_counted_once_by_its_outcome(
         services: Services, pace: FakeTime, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    """Seven chats over pages of two: two told, two refused by Telegram, two whose send
-    ended in an unknown outcome, one with nothing to say."""
+    """Eight chats over pages of two: two told, two refused by Telegram, two whose send
+    ended in an unknown outcome, two with nothing to say."""
     for chat in range(1, 7):
         await _opted_in(services, chat, f"3174014506{70 + chat:02d}0001", "Nunggak")
     await _opted_in(services, 7, NIK_B, "Ayah")
+    await _opted_in(services, 8, NIK_C, "Ibu")
     repo = services.reminders.repo
     monkeypatch.setattr(repo, "opted_in", functools.partial(repo.opted_in, limit=2))
 
@@ -260,11 +261,11 @@ async def test_every_chat_of_every_page_is_counted_once_by_its_outcome(
     before = {o: _chats_counted(o) for o in ("sent", "nothing", "refused")}
     with caplog.at_level(logging.INFO, logger="bot.reminders"):
         report = await services.reminders.run_round(DAY, deliver)
-    assert report == RoundReport(DAY, chats=7, sent=2, nothing=1, failed=4)
+    assert report == RoundReport(DAY, chats=8, sent=2, nothing=2, failed=4)
     assert {o: _chats_counted(o) - before[o] for o in before} == {
-        "sent": 2, "nothing": 1, "refused": 4}
+        "sent": 2, "nothing": 2, "refused": 4}
     unknown = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in unknown] == [
         "reminder: sending failed with an unknown outcome"] * 2
     assert all(r.exc_info is not None for r in unknown)
-    assert [await _log_rows(services, chat) for chat in range(1, 8)] == [1, 1, 0, 0, 1, 1, 0]
+    assert [await _log_rows(services, chat) for chat in range(1, 9)] == [1, 1, 0, 0, 1, 1, 0, 0]
