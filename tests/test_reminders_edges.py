@@ -76,10 +76,13 @@ async def test_the_round_counts_and_logs_each_kind_of_chat(
         told.append(notice)
         return notice.chat_id != 2
 
+    before = {o: _chats_counted(o) for o in ("sent", "already", "nothing", "refused")}
     with caplog.at_level(logging.INFO, logger="bot.reminders"):
         report = await services.reminders.run_round(DAY, deliver)
     assert report == RoundReport(DAY, chats=4, sent=1, already=1, nothing=1, failed=1,
                                  backend_failures=0)
+    assert {o: _chats_counted(o) - before[o] for o in before} == {
+        "sent": 1, "already": 1, "nothing": 1, "refused": 1}
     assert sorted(n.chat_id for n in told) == [1, 2]
     (one,) = [n for n in told if n.chat_id == 1]
     assert [(a.label, a.months, a.due, a.slot) for a in one.arrears] == [
@@ -103,9 +106,11 @@ async def test_a_backend_failure_is_counted_per_account_and_logged_without_ident
     async def deliver(notice: Notice) -> bool:
         raise AssertionError("nothing to tell")
 
+    before = _chats_counted("backend_failure")
     with caplog.at_level(logging.INFO, logger="bot.reminders"):
         report = await services.reminders.run_round(DAY, deliver)
     assert (report.chats, report.nothing, report.backend_failures) == (1, 1, 2)
+    assert _chats_counted("backend_failure") - before == 2
     messages = [r.getMessage() for r in caplog.records if r.name == "bot.reminders"]
     assert messages == ["reminder: a status could not be fetched (JknUnavailable)"] * 2 + [
         "reminder round 2026-11-07: 1 chat(s), 0 sent, 1 with nothing to say, "
