@@ -35,14 +35,16 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
         "tests/test_cap_windows.py", "tests/test_storage.py",
         "tests/test_e2e_robustness.py::test_resend_replaces_the_code_and_the_hourly_cap_stops_a_"
         "sixth", "tests/test_e2e_robustness.py::test_the_old_code_dies_when_a_new_one_is_sent",
-        "tests/test_contact.py")),
+        "tests/test_contact.py", "tests/test_otp_repo_edges.py",
+        "tests/test_otp_service_more.py")),
     "bot/otp.py": ("caps and codes (service)", (
         "tests/test_trust.py", "tests/test_unknown_outcomes.py", "tests/test_contact.py",
-        "tests/test_otp_service_edges.py",
+        "tests/test_otp_service_edges.py", "tests/test_otp_service_more.py",
         "tests/test_e2e_robustness.py::test_resend_replaces_the_code_and_the_hourly_cap_stops_a_"
         "sixth")),
     "bot/reminders.py": ("reminder round", (
-        "tests/test_reminders.py", "tests/test_unknown_outcomes.py", "--deselect",
+        "tests/test_reminders.py", "tests/test_unknown_outcomes.py",
+        "tests/test_reminders_edges.py", "tests/test_reminders_session.py", "--deselect",
         "tests/test_reminders.py::test_a_thousand_chats_are_each_told_once_at_twenty_a_second")),
 }
 
