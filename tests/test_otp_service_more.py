@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from bot.otp import EXPIRED_GRACE, SendOutcome, new_code
 from bot.services import Services
-from tests.conftest import NIK_A, NIK_B, PHONE, FakeClock, Phone, ServicesFactory
+from tests.conftest import NIK_A, NIK_B, PHONE, FakeClock, Phone
 from tests.dbsql import query_one
 
 CHAT = 51
@@ -128,33 +128,6 @@ async def test_a_challenge_used_while_its_resend_was_sending_keeps_the_used_code
     challenge = await services.otp.challenge(CHAT)
     assert challenge is not None and challenge.consumed_at is not None
     assert challenge.resends == 0, "the used challenge was not given the new code"
-
-
-# -- the operator's warning ----------------------------------------------------------------
-
-async def test_the_budget_warning_comes_once_an_hour_exactly(
-        services_factory: ServicesFactory, clock: FakeClock,
-        caplog: pytest.LogCaptureFixture) -> None:
-    clock.now = 1_800_000_000.0  # whole seconds: the hour is exact
-    services = await services_factory(sms_max_per_hour=1)
-    await _issue(services, 100, owner=True)  # owners' codes count towards the budget
-
-    def warnings() -> list[str]:
-        return [r.getMessage() for r in caplog.records
-                if r.name == "bot.otp" and r.levelno == logging.WARNING]
-
-    with caplog.at_level(logging.WARNING, logger="bot.otp"):
-        clock.advance(10)
-        assert await services.otp.blocked_for_chat(200) is SendOutcome.CAP_GLOBAL
-        assert warnings() == [WARNING]
-        clock.advance(1790)
-        await _issue(services, 101, owner=True, nik=NIK_B, phone="+6281200000101")
-        clock.advance(1809)  # 3599 s after the warning: the budget is still used up
-        assert await services.otp.blocked_for_chat(200) is SendOutcome.CAP_GLOBAL
-        assert warnings() == [WARNING]
-        clock.advance(1)  # 3600 s after it
-        assert await services.otp.blocked_for_chat(200) is SendOutcome.CAP_GLOBAL
-        assert warnings() == [WARNING, WARNING]
 
 
 # -- what costs what -----------------------------------------------------------------------
