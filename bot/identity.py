@@ -35,27 +35,35 @@ MIN_IDENTIFIER_DIGITS = 13
 # message with a group of 13 or more digits: whatever the parser accepts, the scrubber
 # deletes (tests/test_identity.py checks it for any text hypothesis can make).
 
-def digit_groups(text: str, max_gap: int | None = None) -> list[str]:
-    """The groups of digits in ``text``; with ``max_gap``, more separators in a row than
-    that also end a group (for codes, which are typed close together)."""
-    groups: list[str] = []
+def digit_group_spans(text: str, max_gap: int | None = None) -> list[tuple[int, int, str]]:
+    """Each group of digits in ``text`` as ``(start, end, digits)``: ``text[start:end]`` runs
+    from its first digit to its last; with ``max_gap``, more separators in a row than that
+    also end a group (for codes, which are typed close together)."""
+    spans: list[tuple[int, int, str]] = []
     run: list[str] = []
-    gap = 0
-    for ch in text:
+    start = end = gap = 0
+    for at, ch in enumerate(text):
         if ch.isdigit():
+            if not run:
+                start = at
             run.append(ch)
-            gap = 0
+            end, gap = at + 1, 0
             continue
         if run and not ch.isalnum():
             gap += 1
             if max_gap is None or gap <= max_gap:
                 continue
         if run:
-            groups.append("".join(run))
+            spans.append((start, end, "".join(run)))
         run, gap = [], 0
     if run:
-        groups.append("".join(run))
-    return groups
+        spans.append((start, end, "".join(run)))
+    return spans
+
+
+def digit_groups(text: str, max_gap: int | None = None) -> list[str]:
+    """The groups of digits in ``text`` (see :func:`digit_group_spans`)."""
+    return [digits for _start, _end, digits in digit_group_spans(text, max_gap)]
 
 
 class IdKind(enum.StrEnum):

@@ -1,11 +1,12 @@
 """Logging with one format and a redaction filter on every handler.
 
 The filter masks the bot token and anything shaped like a NIK (16 digits), a JKN card
-number (13 digits), an Indonesian mobile number or a 6-digit OTP — typed plain or grouped
-with spaces, dots or dashes — in the message, its arguments and any traceback text,
-before a handler formats the record. Any other run of ten or more digits is masked too,
-except an update id (a number right after "update", "update_id" or "update with id"): it
-identifies no person and an operator needs it to follow one update through the log.
+number (13 digits), an Indonesian mobile number or a 6-digit OTP — in any digits, typed
+plain or grouped with any separators, read with the parser's own grammar (decision 40) —
+in the message, its arguments and any traceback text, before a handler formats the record.
+Any other group of ten or more digits is masked too, except an update id (a number right
+after "update", "update_id" or "update with id"): it identifies
+no person and an operator needs it to follow one update through the log.
 
 ``LOG_FORMAT=json`` writes one JSON object a line: ``time`` (ISO 8601 with the offset),
 ``level``, ``logger``, ``message`` and, when there is one, ``exception`` (the whole
@@ -25,11 +26,11 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from bot.identity import CODE_GAP, MIN_IDENTIFIER_DIGITS, digit_group_spans
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _TOKEN_RE = re.compile(r"(?<![0-9])[0-9]{5,20}:[A-Za-z0-9_-]{30,100}")
-#: ASCII digits, optionally grouped by single spaces, dots or dashes, with a leading "+".
-_DIGIT_RUN_RE = re.compile(r"(?<![0-9])\+?[0-9](?:[ .\-]?[0-9]){5,}(?![0-9])")
 #: Loggers that would otherwise print message texts or URLs with the token.
 LIBRARY_FLOORS = {"telegram": logging.INFO, "httpx": logging.WARNING,
                   "httpcore": logging.WARNING, "apscheduler": logging.WARNING,
@@ -41,12 +42,11 @@ LIBRARY_FLOORS = {"telegram": logging.INFO, "httpx": logging.WARNING,
 _UPDATE_BEFORE_RE = re.compile(r"(?i)\bupdate(?:[ _]?id| with id)?[\s:=#'\"]{0,3}$")
 
 
-def _mask_digits(match: re.Match[str]) -> str:
-    text = match.group(0)
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if (digits == text and not text.startswith("0") and len(digits) <= 10
-            and _UPDATE_BEFORE_RE.search(match.string, 0, match.start())):
-        return text  # an update id
+def _masked(text: str, start: int, end: int, digits: str) -> str:
+    """What a group of digits (``text[start:end]``) becomes in the log."""
+    if (digits == text[start:end] and not digits.startswith("0") and len(digits) <= 10
+            and _UPDATE_BEFORE_RE.search(text, 0, start)):
+        return digits  # an update id
     if digits.startswith(("62", "08")) and 9 <= len(digits) <= 15:
         return "[phone]"
     if len(digits) == 16:
@@ -57,7 +57,26 @@ def _mask_digits(match: re.Match[str]) -> str:
         return "[otp]"
     if len(digits) >= 10:
         return "[number]"
-    return text
+    return text[start:end]
+
+
+def _mask_digits(text: str) -> str:
+    """Digits are grouped by the parser's and scrubber's own grammar (bot/identity.py,
+    decision 40): any digits Unicode knows, any separators between them. A group of 13 or
+    more is masked whole; in a shorter one, digits typed close together as a code are."""
+    out: list[str] = []
+    done = 0
+    for start, end, digits in digit_group_spans(text):
+        if len(digits) >= MIN_IDENTIFIER_DIGITS:
+            parts = [(start, end, digits)]
+        else:
+            parts = [(start + a, start + b, d)
+                     for a, b, d in digit_group_spans(text[start:end], CODE_GAP)]
+        for a, b, d in parts:
+            out += [text[done:a], _masked(text, a, b, d)]
+            done = b
+    out.append(text[done:])
+    return "".join(out)
 
 
 class Redactor:
@@ -74,7 +93,7 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, "[secret]")
         text = _TOKEN_RE.sub("[token]", text)
-        return _DIGIT_RUN_RE.sub(_mask_digits, text)
+        return _mask_digits(text)
 
 
 class RedactingFilter(logging.Filter):

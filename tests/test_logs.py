@@ -7,7 +7,10 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bot.identity import Identifier, parse_identifier, parse_otp
 from bot.logs import LOG_FORMAT, REDACTOR, RedactingFilter, Redactor, configure_logging
 
 TOKEN = "7012345678:AAHk3vZ_secretSECRETsecret-0123456789ab"
@@ -60,6 +63,34 @@ def test_identifiers_typed_with_spaces_dots_or_dashes_are_masked(typed: str) -> 
     assert not any(ch.isdigit() for ch in out), out
     assert digits not in out
 
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789 -./,_\t\u00a0\u200b:"), max_size=48))
+def test_whatever_the_parser_or_the_code_reader_accepts_never_reaches_the_log(
+        typed: str) -> None:
+    """The redactor reads digits with the parser's own grammar (decision 40): an
+    identifier or a code the bot would take from a user is masked in the log too."""
+    out = Redactor()(f"user typed <{typed}> just now")
+    found = parse_identifier(typed)
+    if isinstance(found, Identifier):
+        assert found.value not in "".join(ch for ch in out if ch.isdigit()), out
+    code = parse_otp(typed)
+    if code is not None:
+        assert code not in "".join(ch for ch in out if ch.isdigit()), out
+
+
+@pytest.mark.parametrize("typed", [
+    "3174/0145/0690/0011", "3174 , 0145 , 0690 , 0011", "3174 ,\t 0145 - \n 0690 0011",
+    "3174\u200b0145\u200b06900011",
+    "\uff13\uff11\uff17\uff14\uff10\uff11\uff14\uff15\uff10\uff16\uff19\uff10"
+    "\uff10\uff10\uff11\uff11",
+    "\u0663\u0661\u0667\u0664\u0660\u0661\u0664\u0665\u0660\u0666\u0669\u0660"
+    "\u0660\u0660\u0661\u0661",
+    "4 8 2 - 9 1 3",
+])
+def test_identifiers_in_any_digits_and_separators_are_masked(typed: str) -> None:
+    out = Redactor()(f"user typed <{typed}> just now")
+    assert not any(ch.isdigit() for ch in out), out
 
 
 def test_an_unknown_token_shape_is_still_masked() -> None:
