@@ -350,6 +350,12 @@ class KillLoop:
                 await self._until(lambda s=standby: s.said("standby"),  # type: ignore[misc]
                                   "the standby to wait", 60)
                 await asyncio.sleep(self.rng.uniform(*gap))
+                # mid-conversation: right after the next update of some chat was handed
+                # to the bot, while it is in hand
+                target = self.emulator.updates_created + 1
+                await self._until(lambda t=target: self.emulator.last_delivered_id >= t,  # type: ignore[misc]
+                                  "an update to be handed out", ANSWER_TIMEOUT)
+                await asyncio.sleep(self.rng.uniform(0.0, 0.03))
                 mark = len(self.emulator.events)
                 killed = time.monotonic()
                 leader.proc.send_signal(signal.SIGKILL)

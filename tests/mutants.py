@@ -219,8 +219,9 @@ MUTANTS = [
            "        if query is not None and self.application is not None:",
            "        if False:",
            ("tests/test_faults.py::test_a_burst_of_150_taps_is_answered_tap_by_tap",)),
-    Mutant("a locked database reads as a crash", "handlers/errors.py",
-           "            return texts.DB_BUSY", "            return texts.ERROR",
+    Mutant("a locked database reads as a crash", "bot/dbtrouble.py",
+           '        if "locked" in reason or "busy" in reason:\n            return "busy"',
+           '        if "locked" in reason or "busy" in reason:\n            return None',
            ("tests/test_faults.py::test_a_database_locked_by_another_process_says_busy_and_"
             "changes_nothing",)),
     Mutant("telegram down at start is fatal", "bot/runner.py",
@@ -701,6 +702,29 @@ MUTANTS = [
            ("tests/test_polling.py::test_an_update_in_hand_is_not_confirmed_until_done",
             "tests/test_polling.py::test_an_update_in_hand_at_sigkill_is_handled_after_the_restart",
             "tests/test_polling.py::test_after_sigkill_the_resent_updates_of_a_chat_keep_their_order")),
+    Mutant("offset confirmed at fetch, kills with traffic", "bot/polling.py",
+           "            return min(self.in_flight)\n",
+           "            return self.highest + 1\n",
+           ("tests/test_failover_process.py::test_kills_with_traffic_lose_nothing_and_do_"
+            "nothing_twice",)),
+    Mutant("a dropped postgres connection is never reopened", "storage/pg.py",
+           "        if conn.lost:\n            with contextlib.suppress(Exception):",
+           "        if False:\n            with contextlib.suppress(Exception):",
+           ("tests/test_pg_store.py::test_a_dropped_connection_is_reopened_and_a_unit_it_"
+            "broke_is_reported",)),
+    Mutant("a unit a dropped connection broke midway is re-run", "storage/pg.py",
+           "                        if conn.unsent and tries < RETRIES - 1:",
+           "                        if tries < RETRIES - 1:",
+           ("tests/test_pg_store.py::test_a_dropped_connection_is_reopened_and_a_unit_it_"
+            "broke_is_reported",)),
+    Mutant("postgres out of disk reads as a crash", "bot/dbtrouble.py",
+           '    if isinstance(error, pg_errors.DiskFull):  # SQLSTATE 53100\n        return "full"',
+           '    if isinstance(error, pg_errors.DiskFull):  # SQLSTATE 53100\n        return None',
+           ("tests/test_faults.py::test_postgres_trouble_gets_the_words_sqlite_trouble_gets",)),
+    Mutant("postgres refusals read as a crash", "bot/dbtrouble.py",
+           '    if isinstance(error, psycopg.OperationalError):\n        return "busy"',
+           '    if isinstance(error, psycopg.OperationalError):\n        return None',
+           ("tests/test_faults.py::test_postgres_trouble_gets_the_words_sqlite_trouble_gets",)),
     # -- issue 23 items 9-10: notices never sent twice, retention warns before it erases --
     Mutant("notice claimed after the send", "bot/operator.py",
            "        if not await self.repo.claim(notice_id, chat_id, self.clock()):\n"
