@@ -14,11 +14,13 @@ the bot sent, the SMS gateway's record, and the database):
   after the other, each after the answer to the one before; a tap also counts as lost
   when its callback query is never answered); and at the end Telegram must hold no update
   that was not confirmed;
-- **order**: bursts of three commands sent back to back (/bantuan, /akun, /privasi) must
-  be answered in that order (the first answer to each, in the chat's record);
+- **order**: bursts of three commands sent back to back (/bantuan, /privasi, /batal) once
+  the chat is quiet must be answered in that order (the first answer to each, in the
+  chat's record);
 - **doubled cards**: rows of ``accounts`` with the same chat and NIK index (the database
   would refuse them, this checks it), and every card the user saw saved ("Tersimpan") and
-  did not remove is in the database at the end (nothing committed is lost);
+  did not try to remove is in the database at the end (nothing committed is lost; a
+  removal whose answer the user did not see may or may not have happened);
 - **codes accepted twice**: "Kode benar" answered more than once for the same code in a
   chat;
 - **reminders twice**: more than one reminder message in a chat on one day, or more than
@@ -56,8 +58,9 @@ ANSWER_TIMEOUT = 30.0
 #: room for the codes a resent update issues again.
 CODES_PER_CHAT = 6
 _KINDS = ("message", "edit", "answer")
-_BURST = (("/bantuan", "Perintah Asisten KK"), ("/akun", "Akun JKN Anda"),
-          ("/privasi", "Privasi Asisten KK"))
+#: Commands whose answers no other step gives (an /akun list is also edited by a tap).
+_BURST = (("/bantuan", "Perintah Asisten KK"), ("/privasi", "Privasi Asisten KK"),
+          ("/batal", "Tidak ada proses yang sedang berjalan"))
 _CODE_REFUSED = ("Kode salah", "sudah diganti", "Tidak ada kode OTP", "kedaluwarsa",
                  "Terlalu banyak kode salah", "Kode OTP terdiri dari 6 angka")
 _SMS_REFUSED = ("Batas kode OTP", "terlalu banyak kode", "Terlalu banyak kode",
@@ -101,6 +104,8 @@ class Figures:
     cards_saved: int = 0
     doubled_cards: int = 0
     missing_cards: int = 0
+    removals_unseen: int = 0
+    notes: list[str] = field(default_factory=list)
     codes_accepted: int = 0
     codes_twice: int = 0
     sms: int = 0
@@ -119,7 +124,8 @@ class Figures:
                 f"{self.unanswered_queries}, answered off-script {self.unexpected}; "
                 f"bursts {self.bursts}, out of order {len(self.order_breaks)}; cards saved "
                 f"{self.cards_saved}, doubled cards {self.doubled_cards}, saved cards "
-                f"missing {self.missing_cards}; codes accepted {self.codes_accepted}, "
+                f"missing {self.missing_cards} (removals not seen through "
+                f"{self.removals_unseen}); codes accepted {self.codes_accepted}, "
                 f"codes accepted twice {self.codes_twice}; SMS {self.sms}; reminders twice "
                 f"{self.reminders_twice}")
 
@@ -134,6 +140,7 @@ class Driver:
         self.chat_id = chat_id
         self.rng = rng
         self.cards: list[str] = []  # labels the user saw saved and did not remove
+        self.uncertain = 0  # cards whose removal was confirmed but its answer not seen
         self.next_card = 0
         self.codes_asked = 0
         self.ok_for: Counter[str] = Counter()  # code -> "Kode benar" answers seen for it
@@ -251,10 +258,10 @@ class Driver:
         if await self.tap(label, (f"Hapus «{label}»",)) is None:
             await self.resync()
             return
-        if await self.tap(texts.REMOVE_YES_BUTTON, (f"«{label}» sudah dihapus",)) is None:
-            await self.resync()
-            return
         self.cards.remove(label)
+        if await self.tap(texts.REMOVE_YES_BUTTON, (f"«{label}» sudah dihapus",)) is None:
+            self.uncertain += 1
+            await self.resync()
 
     async def switch(self) -> None:
         if await self.send("/akun", ("Akun JKN Anda",)) is None:
@@ -265,8 +272,19 @@ class Driver:
             if await self.tap(label, ("dipilih",)) is None:
                 await self.resync()
 
+    async def quiet(self, still: float = 0.4, limit: float = 5.0) -> None:
+        """Wait until nothing new has appeared in the chat for ``still`` seconds."""
+        deadline = time.monotonic() + limit
+        seen, since = len(self._texts(0)), time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - since < still:
+            await asyncio.sleep(0.05)
+            now = len(self._texts(0))
+            if now != seen:
+                seen, since = now, time.monotonic()
+
     async def burst(self) -> None:
         """Three commands back to back: their answers must come in the same order."""
+        await self.quiet()
         mark = len(self.emulator.events)
         for text, _ in _BURST:
             self.emulator.user_sends(self.chat_id, text)
@@ -397,6 +415,7 @@ class KillLoop:
             figures.order_breaks += d.order_breaks
             figures.bursts += d.bursts
             figures.cards_saved += len(d.cards)
+            figures.removals_unseen += d.uncertain
             figures.codes_accepted += sum(1 for e in self.emulator.events
                                           if e.chat_id == d.chat_id and _OK in e.text)
             figures.codes_twice += self._codes_twice(d)
@@ -423,7 +442,10 @@ class KillLoop:
                 found = conn.execute("SELECT count(*) FROM accounts WHERE chat_id = %s",
                                      (d.chat_id,)).fetchone()
                 have = int(found[0]) if found else 0
-                figures.missing_cards += max(0, len(d.cards) - have)
+                if have < len(d.cards):
+                    figures.missing_cards += len(d.cards) - have
+                    figures.notes.append(f"chat {d.chat_id}: {len(d.cards)} card(s) seen "
+                                         f"saved, {have} in the database")
             row = conn.execute(
                 "SELECT count(*) FROM (SELECT chat_id, day FROM reminder_log GROUP BY "
                 "chat_id, day HAVING count(*) > 1) AS d").fetchone()
