@@ -7,8 +7,9 @@ What is measured and checked, all from outside the bot (the fake Bot API's recor
 the bot sent, the SMS gateway's record, and the database):
 
 - **takeover**: seconds from the SIGKILL to the first thing the next instance sends to
-  Telegram (an answer in any chat; a probe chat asks /bantuan right after each kill, so
-  there is always something to answer);
+  Telegram (an answer in any chat). Each kill falls while a probe chat's NIK is in hand
+  (a sandbox NIK whose look-up takes 3 s), so there is always an update to hand over, and
+  that NIK must then be answered by the next instance (a code sent), else it is lost;
 - **lost**: a user action (message or tap) is lost when nothing at all appeared in its
   chat within :data:`ANSWER_TIMEOUT` seconds after it (the actions of a chat are sent one
   after the other, each after the answer to the one before; a tap also counts as lost
@@ -73,6 +74,12 @@ def nik_for(chat_id: int, n: int) -> str:
     """A sandbox NIK of its own for each chat and card (a phone of its own too): the caps
     per phone and participant never couple the chats."""
     return f"317401450690{chat_id % 100:02d}{n + 10:02d}"
+
+
+def slow_nik(n: int) -> str:
+    """A NIK whose look-up takes 3 s in the sandbox (case 0003), one of its own (and a
+    phone of its own) for each kill."""
+    return f"3174{n // 10 + 1:02d}45069{n % 10}0003"
 
 
 def phone_for(nik: str) -> str:
@@ -360,33 +367,40 @@ class KillLoop:
         standby = await self.spawn()
         drivers = [Driver(self, 100 + n, random.Random(self.rng.random()))
                    for n in range(chats)]
-        probe = Driver(self, 99, random.Random(0))
+        probes: list[Driver] = []
         stop = asyncio.Event()
         tasks = [asyncio.create_task(d.run(stop)) for d in drivers]
         try:
             for n in range(kills):
                 await self._until(lambda s=standby: s.said("standby"),  # type: ignore[misc]
                                   "the standby to wait", 60)
+                probe = Driver(self, 200 + n, random.Random(n))
+                probes.append(probe)
+                if not await probe.consent() or await probe.send(
+                        "/tambah_kk", ("Kirim <b>NIK", "Kirim NIK")) is None:
+                    raise AssertionError(f"the probe chat of kill {n + 1} got no answer")
                 await asyncio.sleep(self.rng.uniform(*gap))
-                # mid-conversation: right after the next update of some chat was handed
-                # to the bot, while it is in hand
-                target = self.emulator.updates_created + 1
-                await self._until(lambda t=target: self.emulator.last_delivered_id >= t,  # type: ignore[misc]
-                                  "an update to be handed out", ANSWER_TIMEOUT)
-                await asyncio.sleep(self.rng.uniform(0.0, 0.03))
+                # mid-conversation: a NIK whose look-up takes 3 s (the sandbox's case 0003)
+                # is in hand, and the other chats' updates are wherever they are
+                sent = len(self.emulator.events)
+                self.emulator.user_sends(probe.chat_id, slow_nik(n))
+                await self._until(lambda m=sent, p=probe: any(  # type: ignore[misc]
+                    "Memproses" in t for t in p._texts(m)), "the look-up to start",
+                    ANSWER_TIMEOUT)
+                await asyncio.sleep(self.rng.uniform(0.0, 0.5))
                 mark = len(self.emulator.events)
                 killed = time.monotonic()
                 leader.proc.send_signal(signal.SIGKILL)
                 await leader.proc.wait()
                 mark = max(mark, len(self.emulator.events))
-                probe_task = asyncio.create_task(
-                    probe.send("/bantuan", ("Perintah Asisten KK",), "probe"))
                 await self._until(lambda m=mark: len(self.emulator.events) > m,  # type: ignore[misc]
                                   "the standby's first answer", ANSWER_TIMEOUT)
                 figures.takeovers.append(time.monotonic() - killed)
                 if progress is not None:
                     progress(f"kill {n + 1}: takeover {figures.takeovers[-1]:.2f} s")
-                await probe_task
+                # the NIK in hand at the kill is handled by the next instance: a code is sent
+                await probe._answer(mark, ("Kode OTP 6 angka sudah dikirim",),
+                                    "the NIK in hand at the kill")
                 leader, standby = standby, await self.spawn()
         finally:
             stop.set()
@@ -408,7 +422,7 @@ class KillLoop:
         figures.updates = self.emulator.updates_created
         figures.instances = self.spawned
         figures.sms = len(self.api.sms)
-        for d in [*drivers, probe]:
+        for d in [*drivers, *probes]:
             figures.actions += d.actions
             figures.lost += d.lost
             figures.unexpected += d.unexpected
