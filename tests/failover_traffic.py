@@ -113,6 +113,7 @@ class Figures:
     missing_cards: int = 0
     removals_unseen: int = 0
     notes: list[str] = field(default_factory=list)
+    resent_skipped: int = 0  # updates sent again that were already done (decision 52)
     codes_accepted: int = 0
     codes_twice: int = 0
     sms: int = 0
@@ -134,7 +135,8 @@ class Figures:
                 f"missing {self.missing_cards} (removals not seen through "
                 f"{self.removals_unseen}); codes accepted {self.codes_accepted}, "
                 f"codes accepted twice {self.codes_twice}; SMS {self.sms}; reminders twice "
-                f"{self.reminders_twice}")
+                f"{self.reminders_twice}; resent updates skipped as already done "
+                f"{self.resent_skipped}")
 
 
 class Driver:
@@ -421,6 +423,10 @@ class KillLoop:
         figures.unanswered_queries = len(self.emulator.unanswered_queries())
         figures.updates = self.emulator.updates_created
         figures.instances = self.spawned
+        for instance in self.instances:
+            figures.resent_skipped += sum(int(n) for n in re.findall(
+                r"(\d+) update\(s\) sent again were already handled",
+                instance.log.read_text(errors="replace")))
         figures.sms = len(self.api.sms)
         for d in [*drivers, *probes]:
             figures.actions += d.actions
