@@ -98,6 +98,13 @@ def processor_of(application: AnyApp) -> ChatOrderedProcessor:
     return processor
 
 
+def handled_log(application: AnyApp) -> SqlitePersistence | None:
+    """The persistence, where handled updates are recorded (bot/polling.py skips one that
+    Telegram sends again after a crash)."""
+    persistence = application.persistence
+    return persistence if isinstance(persistence, SqlitePersistence) else None
+
+
 async def start_application(application: AnyApp) -> None:
     """initialize → post_init → start, as ``run_polling`` does (it is not used here, so
     that the runner, the demo and the tests share one lifecycle)."""

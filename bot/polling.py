@@ -18,9 +18,14 @@ killed is lost. Here the offset is the low-water mark of the updates not yet don
   :meth:`ConfirmedPolling.confirm` makes one last getUpdates to confirm them.
 
 After SIGKILL Telegram delivers again every update from the smallest in flight: the ones
-in hand, and also the ones after it that had finished (at-least-once; docs/decisions.md
-says what makes handling one twice harmless). Per-chat order holds: updates are queued in
-update_id order and the processor keeps each chat's order.
+in hand, and also the ones after it that had finished. With a ``handled`` log (the
+persistence, storage/persistence.py), each update's row in ``handled_updates`` is committed
+in the same transaction as its conversation state; the ids found there are read once at
+start, and a resent update among them is skipped (not handled, not answered again). Those
+rows are pruned below the confirmed offset every :data:`PRUNE_SECONDS` and at the last
+confirm. What stays at-least-once: an update whose state commit had not happened (handled
+again: docs/decisions.md 44 says why that is harmless). Per-chat order holds: updates are
+queued in update_id order and the processor keeps each chat's order.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -40,6 +45,16 @@ from bot.processor import ChatOrderedProcessor
 _LOGGER = logging.getLogger(__name__)
 FIRST_RETRY = 1.0
 MAX_RETRY = 30.0
+#: How often the handled updates below the confirmed offset are forgotten.
+PRUNE_SECONDS = 30.0
+
+
+class HandledLog(Protocol):
+    """Where handled updates are recorded (storage/persistence.py)."""
+
+    async def handled_ids(self) -> set[int]: ...
+
+    async def prune_handled(self, below: int) -> None: ...
 
 
 class ConfirmedPolling:
@@ -47,7 +62,8 @@ class ConfirmedPolling:
                  processor: ChatOrderedProcessor, *, allowed_updates: Sequence[str],
                  timeout: int = 10, idle_wait: float = 0.25,
                  error_callback: Callable[[TelegramError], None] | None = None,
-                 first_retry: float = FIRST_RETRY, max_retry: float = MAX_RETRY) -> None:
+                 first_retry: float = FIRST_RETRY, max_retry: float = MAX_RETRY,
+                 handled: HandledLog | None = None) -> None:
         self.application = application
         self.allowed_updates = list(allowed_updates)
         self.timeout = timeout
@@ -60,6 +76,12 @@ class ConfirmedPolling:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         processor.on_complete = self._complete
+        self.handled = handled
+        processor.record_handled = handled is not None
+        self._done_before: set[int] = set()  # handled by an earlier run, not yet pruned
+        self._pruned_at = 0.0
+        self._pruned_below = 0
+        self.skipped = 0
 
     @property
     def offset(self) -> int:
@@ -86,12 +108,35 @@ class ConfirmedPolling:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
+    async def _load_handled(self) -> None:
+        if self.handled is None:
+            return
+        try:
+            self._done_before = await self.handled.handled_ids()
+        except Exception as exc:  # then a resent update is handled again, as without it
+            _LOGGER.warning("could not read the handled updates (%s); updates sent again "
+                            "after a restart may be answered twice", type(exc).__name__)
+
+    async def _prune(self, below: int, *, now: bool = False) -> None:
+        if self.handled is None or below <= self._pruned_below:
+            return
+        if not now and asyncio.get_running_loop().time() - self._pruned_at < PRUNE_SECONDS:
+            return
+        self._pruned_at = asyncio.get_running_loop().time()
+        try:
+            await self.handled.prune_handled(below)
+            self._pruned_below = below
+        except Exception as exc:  # tried again at the next prune
+            _LOGGER.warning("could not prune the handled updates (%s)", type(exc).__name__)
+
     async def _loop(self) -> None:
         delay = self.first_retry
+        await self._load_handled()
         while not self._stopping.is_set():
+            offset = self.offset
             try:
                 updates = await self.application.bot.get_updates(
-                    offset=self.offset, timeout=self.timeout,
+                    offset=offset, timeout=self.timeout,
                     allowed_updates=self.allowed_updates)
             except TelegramError as exc:  # also a revoked token: retried, said once a minute
                 if self.error_callback is not None:
@@ -103,11 +148,21 @@ class ConfirmedPolling:
             if self._stopping.is_set():
                 return  # not queued, not confirmed: Telegram sends them again
             fresh = [u for u in updates if u.update_id > self.highest]
+            skipped = 0
             for update in fresh:
-                self.in_flight.add(update.update_id)
                 self.highest = update.update_id
+                if update.update_id in self._done_before:  # its state is committed
+                    self._done_before.discard(update.update_id)
+                    skipped += 1
+                    continue
+                self.in_flight.add(update.update_id)
                 self.application.update_queue.put_nowait(update)
-            if not fresh and self.in_flight:
+            if skipped:
+                self.skipped += skipped
+                _LOGGER.info("%d update(s) sent again were already handled before the "
+                             "restart: skipped", skipped)
+            await self._prune(offset)  # Telegram has forgotten everything below it
+            if len(fresh) == skipped and self.in_flight:
                 await self._pause(self.idle_wait)
 
     async def stop(self) -> None:
@@ -125,9 +180,12 @@ class ConfirmedPolling:
         next start does not handle them again."""
         if self.highest < 0:
             return
+        offset = self.offset
         try:
             await self.application.bot.get_updates(
-                offset=self.offset, timeout=0, limit=1, allowed_updates=self.allowed_updates)
+                offset=offset, timeout=0, limit=1, allowed_updates=self.allowed_updates)
         except TelegramError as exc:
             _LOGGER.warning("could not confirm the last updates (%s); the next start may "
                             "handle them again", type(exc).__name__)
+            return
+        await self._prune(offset, now=True)

@@ -9,7 +9,9 @@ once, freeing their slot. So a busy chat occupies one slot, and its backlog is b
 After each update the processor asks the application to write the persistence, so a
 conversation state is on disk as soon as the update that changed it is done; only then is
 the update reported done to :attr:`on_complete` (bot/polling.py confirms the getUpdates
-offset past it no earlier).
+offset past it no earlier). With :attr:`record_handled` (set by the polling), that write
+and the update's ``handled_updates`` row are one transaction (storage/persistence.py
+``update_done``), so an update Telegram sends again after a crash is known to be done.
 
 When a chat's backlog is full (a burst of taps), an update is dropped, but never silently
 for the user: a dropped tap's callback query is still answered with a short "too fast"
@@ -64,6 +66,8 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         #: Called with each update once it is handled and its persistence written (or
         #: dropped over the backlog): the polling confirms offsets from this.
         self.on_complete: Callable[[object], None] | None = None
+        #: Record each handled update in the persistence transaction (bot/polling.py).
+        self.record_handled = False
 
     async def initialize(self) -> None:
         """Nothing to allocate."""
@@ -94,7 +98,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             _LOGGER.exception("update processing failed")
         finally:
             try:
-                await self._persist()
+                await self._persist(update)
                 elapsed = time.monotonic() - started
                 metrics.observe_update(kind, elapsed)
                 if _LOGGER.isEnabledFor(logging.DEBUG):
@@ -111,12 +115,18 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             return "idle"
         return str(state_of(key))
 
-    async def _persist(self) -> None:
+    async def _persist(self, update: object) -> None:
         app = self.application
         if app is None or app.persistence is None:
             return
+        update_done = getattr(app.persistence, "update_done", None)
         try:
-            await app.update_persistence()
+            if update_done is None or not self.record_handled:
+                await app.update_persistence()
+                return
+            update_id = update.update_id if isinstance(update, Update) else None
+            async with update_done(update_id):
+                await app.update_persistence()
         except Exception:
             _LOGGER.exception("writing the persistence failed")
 

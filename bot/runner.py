@@ -32,6 +32,7 @@ from bot.app import (
     ALLOWED_UPDATES,
     AnyApp,
     build_application,
+    handled_log,
     processor_of,
     start_application,
     stop_application,
@@ -205,7 +206,8 @@ async def run_bot(settings: Settings, services: Services | None = None) -> int:
             tasks.append(asyncio.create_task(_on_conflict(health, settings, stop, status)))
             polling = ConfirmedPolling(application, processor_of(application),
                                        allowed_updates=ALLOWED_UPDATES, timeout=10,
-                                       error_callback=_PollingErrors())
+                                       error_callback=_PollingErrors(),
+                                       handled=handled_log(application))
             await polling.start()
             _LOGGER.info("Asisten KK is running (long polling)")
         notify.notify("READY=1", "STATUS=serving")

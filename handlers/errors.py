@@ -1,20 +1,22 @@
 """The one error handler: log the update id and the exception (redacted by the logging
 filter), tell the user something short and kind, never crash, never show internals.
 
-Database trouble gets its own words: locked by another process past the busy timeout
-("sibuk, coba lagi") or out of disk ("penyimpanan penuh"). Either way the transaction was
-rolled back and the conversation stays where the user last saw it."""
+Database trouble gets its own words, on SQLite and PostgreSQL alike (bot/dbtrouble.py):
+locked or refused past the retries, or the server unreachable ("sibuk, coba lagi"), or out
+of disk ("penyimpanan penuh"). Either way the transaction was rolled back and the
+conversation stays where the user last saw it. A PostgreSQL connection lost mid-unit may
+have committed, so it gets the plain error text, which does not say "nothing changed"."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 
 from telegram import Update
 from telegram.error import TelegramError
 
 from bot import texts
+from bot.dbtrouble import trouble
 from bot.operator import Alert
 from handlers.common import Context, services, was_answered
 
@@ -23,12 +25,11 @@ _LOGGER = logging.getLogger(__name__)
 
 def reply_for(error: BaseException | None) -> str:
     """What the user reads for an error that reached the handler."""
-    if isinstance(error, sqlite3.OperationalError):
-        reason = str(error).lower()
-        if "locked" in reason or "busy" in reason:
-            return texts.DB_BUSY
-        if "full" in reason:
-            return texts.DISK_FULL
+    kind = trouble(error)
+    if kind == "busy":
+        return texts.DB_BUSY
+    if kind == "full":
+        return texts.DISK_FULL
     return texts.ERROR
 
 

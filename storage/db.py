@@ -175,6 +175,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE challenges ADD COLUMN prior_hash BLOB;
     """,
+    # (MERGE NOTE for the lead: this is meant to be migration 9, after chat_keys = 8 from
+    #  the other branch; keep both entries, chat_keys first, and renumber this comment.)
+    # 8: the Telegram updates whose effects and conversation state are committed, written in
+    #    the same transaction as the update's persistence write, so that one Telegram sends
+    #    again after a SIGKILL is skipped instead of answered twice (docs/decisions.md 44);
+    #    no chat id, nothing personal; pruned below the confirmed polling offset
+    """
+    CREATE TABLE handled_updates (update_id INTEGER PRIMARY KEY, done_at REAL NOT NULL);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,13 +4,23 @@ Conversation states and chat data are written when they change: the update proce
 calls ``Application.update_persistence()`` after every update, and PTB then hands over only
 what that update touched, so each write is O(1) in the number of chats. Empty chat data is
 never stored, so a chat that never consented leaves no row.
+
+When polling, the processor wraps that call in :meth:`SqlitePersistence.update_done`: the
+writes PTB hands over are collected (a context variable, which PTB's gathered tasks
+inherit) and committed in *one* transaction together with the update's row in
+``handled_updates``. So an update is recorded as handled exactly when its conversation
+state is committed (its other effects were committed by its handler before), and an
+update Telegram sends again after a SIGKILL is skipped (bot/polling.py, docs/decisions.md
+44). Writes from elsewhere (housekeeping, PTB's own flush at stop) run at once, as before.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import sqlite3
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
@@ -24,6 +34,13 @@ ChatData = dict[Any, Any]
 ConversationKey = tuple[int | str, ...]
 ConversationDict = MutableMapping[ConversationKey, object]
 CDCData = tuple[list[tuple[str, float, dict[str, Any]]], dict[str, str]]
+#: One write: the statements, run inside a transaction the caller holds.
+Write = Callable[[sqlite3.Connection], None]
+#: The writes of the update being persisted, with what to forget if they fail.
+_BATCH: contextvars.ContextVar[list[tuple[Write, Callable[[], None]]] | None] = (
+    contextvars.ContextVar("kk_persistence_batch", default=None))
+#: What the caches hold for a row whose write failed: equal to no value, so it is written.
+_UNKNOWN = "\x00unknown"
 
 
 class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]]):
@@ -42,6 +59,68 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         self._states: dict[tuple[str, str], str] = {}  # likewise for conversation states
         self._names: set[str] = set()
 
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _write(self, write: Write, forget: Callable[[], None]) -> None:
+        """Run ``write`` in a transaction of its own, or add it to the update's batch."""
+        batch = _BATCH.get()
+        if batch is not None:
+            batch.append((write, forget))
+            return
+
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                write(conn)
+        await self.db.run(unit)
+
+    @contextlib.asynccontextmanager
+    async def update_done(self, update_id: int | None) -> AsyncIterator[None]:
+        """Collect the writes made inside (``Application.update_persistence()``), then
+        commit them and ``update_id``'s row in ``handled_updates`` in one transaction."""
+        batch: list[tuple[Write, Callable[[], None]]] = []
+        token = _BATCH.set(batch)
+        try:
+            yield
+        except BaseException:
+            self._forget(batch)
+            raise
+        finally:
+            _BATCH.reset(token)
+        if not batch and update_id is None:
+            return
+        now = self.db.clock()
+
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                for write, _ in batch:
+                    write(conn)
+                if update_id is not None:
+                    conn.execute("INSERT INTO handled_updates (update_id, done_at) "
+                                 "VALUES (?, ?) ON CONFLICT (update_id) DO NOTHING",
+                                 (update_id, now))
+        try:
+            await self.db.run(unit)
+        except BaseException:
+            self._forget(batch)
+            raise
+
+    @staticmethod
+    def _forget(batch: list[tuple[Write, Callable[[], None]]]) -> None:
+        for _, forget in batch:
+            forget()
+
+    async def handled_ids(self) -> set[int]:
+        """The updates recorded as handled and not yet pruned (read once at start)."""
+        rows = await self.db.run(db_rows, "SELECT update_id FROM handled_updates")
+        return {int(row["update_id"]) for row in rows}
+
+    async def prune_handled(self, below: int) -> None:
+        """Forget the updates below the confirmed offset: Telegram never sends them again."""
+        def unit(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute("DELETE FROM handled_updates WHERE update_id < ?", (below,))
+        await self.db.run(unit)
+
     # -- conversations --------------------------------------------------------------------
 
     async def get_conversations(self, name: str) -> ConversationDict:
@@ -59,18 +138,20 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
             return
         chat_id = key[0] if key and isinstance(key[0], int) else None
 
-        def unit(conn: sqlite3.Connection) -> None:
-            with immediate(conn):
-                if encoded is None:
-                    conn.execute("DELETE FROM conversations WHERE name = ? AND key = ?",
-                                 (name, encoded_key))
-                else:
-                    conn.execute(
-                        "INSERT INTO conversations (name, key, chat_id, state) "
-                        "VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
-                        (name, encoded_key, chat_id, encoded))
-        await self.db.run(unit)
+        def write(conn: sqlite3.Connection) -> None:
+            if encoded is None:
+                conn.execute("DELETE FROM conversations WHERE name = ? AND key = ?",
+                             (name, encoded_key))
+            else:
+                conn.execute(
+                    "INSERT INTO conversations (name, key, chat_id, state) "
+                    "VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name, key) DO UPDATE SET state = excluded.state",
+                    (name, encoded_key, chat_id, encoded))
+
+        def forget() -> None:
+            self._states[(name, encoded_key)] = _UNKNOWN
+        await self._write(write, forget)
         if encoded is None:
             self._states.pop((name, encoded_key), None)
         else:
@@ -95,25 +176,23 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         encoded = json.dumps(data, sort_keys=True) if data else None
         if encoded == self._written.get(chat_id):
             return
-        def unit(conn: sqlite3.Connection) -> None:
-            with immediate(conn):
-                if encoded is None:
-                    conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
-                else:
-                    conn.execute("INSERT INTO chat_data (chat_id, data) VALUES (?, ?) "
-                                 "ON CONFLICT (chat_id) DO UPDATE SET data = excluded.data",
-                                 (chat_id, encoded))
-        await self.db.run(unit)
+        def write(conn: sqlite3.Connection) -> None:
+            if encoded is None:
+                conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
+            else:
+                conn.execute("INSERT INTO chat_data (chat_id, data) VALUES (?, ?) "
+                             "ON CONFLICT (chat_id) DO UPDATE SET data = excluded.data",
+                             (chat_id, encoded))
+        await self._write(write, lambda: self._written.__setitem__(chat_id, _UNKNOWN))
         if encoded is None:
             self._written.pop(chat_id, None)
         else:
             self._written[chat_id] = encoded
 
     async def drop_chat_data(self, chat_id: int) -> None:
-        def unit(conn: sqlite3.Connection) -> None:
-            with immediate(conn):
-                conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
-        await self.db.run(unit)
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM chat_data WHERE chat_id = ?", (chat_id,))
+        await self._write(write, lambda: self._written.__setitem__(chat_id, _UNKNOWN))
         self._written.pop(chat_id, None)
 
     async def refresh_chat_data(self, chat_id: int, chat_data: ChatData) -> None:

@@ -20,6 +20,14 @@ unchanged through :class:`PgConnection`, a thin adapter that gives them what the
   followed by its PostgreSQL-only statements in :data:`PG_AFTER` (if any), in one
   transaction under an advisory lock so two instances starting together migrate once.
 
+A connection that breaks (server restart, ``pg_terminate_backend``, a network cut) is
+reopened by the next unit (:meth:`PgDatabase.run`). The unit that met the broken
+connection is run again on the new one only when it certainly did not commit: the break
+came at its first statement and that was a ``BEGIN`` or a ``SELECT``. Otherwise (the
+break may have come after the server committed) the caller gets :class:`ConnectionLost`
+and decides; nothing is re-run blindly. A server that cannot be reached gives
+:class:`PgUnavailable` (nothing was done).
+
 SQLite's file-level cleanup has no counterpart: :meth:`PgDatabase.scrub` and
 :meth:`~PgDatabase.checkpoint` do nothing and say so (old row versions stay in dead
 tuples until ``VACUUM``, and in WAL segments, replicas and base backups: see
@@ -28,6 +36,7 @@ docs/security.md); an online copy is ``pg_dump``'s job, not :meth:`backup_to`'s.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
@@ -134,20 +143,51 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
     return make
 
 
+class PgUnavailable(DatabaseError):
+    """PostgreSQL could not be reached or opened: nothing was done."""
+
+
+class ConnectionLost(DatabaseError):
+    """The connection broke in the middle of a unit, which may or may not have committed
+    (the next unit reopens the connection)."""
+
+
 class PgConnection:
     """What the units of work use of ``sqlite3.Connection``, on a psycopg connection."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
         self.total_changes = 0
+        #: Statements of the running unit so far, and its first one (see :meth:`unsent`).
+        self.statements = 0
+        self.first = ""
+
+    @property
+    def lost(self) -> bool:
+        """The connection is gone (broken or closed): the next unit reopens it."""
+        return bool(self.raw.broken or self.raw.closed)
+
+    @property
+    def unsent(self) -> bool:
+        """The running unit certainly committed nothing: the connection broke at its first
+        statement, which was a ``BEGIN`` or a ``SELECT`` (an autocommit write might have
+        been done by the server before the answer was lost)."""
+        first = self.first.lstrip().upper()
+        return self.statements <= 1 and first.startswith(("BEGIN", "SELECT"))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        self.statements += 1
+        if self.statements == 1:
+            self.first = sql
         cursor = self.raw.execute(translate(sql), tuple(params) or None)
         if cursor.rowcount > 0 and not sql.lstrip().upper().startswith("SELECT"):
             self.total_changes += cursor.rowcount
         return cursor
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
+        self.statements += 1
+        if self.statements == 1:
+            self.first = sql
         cursor = self.raw.cursor()
         cursor.executemany(translate(sql), [tuple(params) for params in seq])
         return cursor
@@ -165,7 +205,7 @@ def _connect(url: str) -> PgConnection:
         conn = psycopg.connect(url, autocommit=True, row_factory=_row_factory,
                                connect_timeout=10)
     except psycopg.Error as exc:
-        raise DatabaseError(f"PostgreSQL at {redact(url)} cannot be opened "
+        raise PgUnavailable(f"PostgreSQL at {redact(url)} cannot be opened "
                             f"({type(exc).__name__}); nothing was changed") from None
     return PgConnection(conn)
 
@@ -223,21 +263,47 @@ class PgDatabase(Database):
     async def run(self, fn: Callable[Concatenate[sqlite3.Connection, P], T],
                   *args: P.args, **kwargs: P.kwargs) -> T:
         """As :meth:`Database.run`; a unit refused for a serialization failure or a
-        deadlock is rolled back and run again (up to :data:`RETRIES` times, with jitter)."""
-        conn = self._conn
+        deadlock is rolled back and run again (up to :data:`RETRIES` times, with jitter). A
+        broken connection is reopened first; a unit that met the break is run again only
+        when it certainly committed nothing, else :class:`ConnectionLost` is raised."""
 
         def attempt() -> T:
             for tries in range(RETRIES):
+                conn = self._live()
+                conn.statements, conn.first = 0, ""
                 try:
-                    return fn(conn, *args, **kwargs)
-                except _RETRYABLE:
-                    if cast(PgConnection, conn).in_transaction:
+                    return fn(cast(sqlite3.Connection, conn), *args, **kwargs)
+                except psycopg.OperationalError as exc:
+                    if conn.lost:
+                        if conn.unsent and tries < RETRIES - 1:
+                            _LOGGER.warning("the PostgreSQL connection was lost (%s) before "
+                                            "the unit began: reopened, the unit runs again",
+                                            type(exc).__name__)
+                            continue
+                        raise ConnectionLost(
+                            f"the PostgreSQL connection was lost during a unit of work "
+                            f"({type(exc).__name__}); it may or may not have committed"
+                        ) from exc
+                    if not isinstance(exc, _RETRYABLE):
+                        raise
+                    if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     if tries == RETRIES - 1:
                         raise
                     time.sleep(random.uniform(0, 0.005 * 2 ** tries))
             raise AssertionError("unreachable")
         return await self._worker.submit(attempt)
+
+    def _live(self) -> PgConnection:
+        """The connection, reopened first if it broke (on the worker thread)."""
+        conn = cast(PgConnection, self._conn)
+        if conn.lost:
+            with contextlib.suppress(Exception):
+                conn.close()
+            conn = _connect(self.url)
+            self._conn = cast(sqlite3.Connection, conn)
+            _LOGGER.warning("the PostgreSQL connection was reopened")
+        return conn
 
     async def user_version(self) -> int:
         return await self._worker.submit(

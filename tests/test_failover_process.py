@@ -11,10 +11,13 @@ from pathlib import Path
 
 import psycopg
 
+from bot.devtools.emulator import BotApiEmulator
 from storage.crypto import generate_master_key
 from storage.keys import encode_key
+from tests.botapi_http import HttpBotApi
 from tests.conftest import NIK_A
-from tests.process import RunningBot, http_env, spawn_bot, wait_for
+from tests.failover_traffic import KillLoop
+from tests.process import TOKEN, RunningBot, http_env, spawn_bot, wait_for
 
 #: The issue's bound: a standby serves within 10 s of the leader's SIGKILL.
 FAILOVER_LIMIT = 10.0
@@ -72,3 +75,28 @@ async def test_a_standby_says_so_and_exits_cleanly_on_sigterm(
         _, err = await asyncio.wait_for(standby.communicate(), 30)
         assert standby.returncode == 0
         assert "standby" in err.decode()
+
+
+async def test_kills_with_traffic_lose_nothing_and_do_nothing_twice(
+        tmp_path: Path, pg_db_url: str) -> None:
+    """Five chats in real conversations (codes, switches by button, removals, bursts)
+    while the serving instance is SIGKILLed three times at random moments, a standby
+    always waiting (tests/failover_traffic.py defines each figure)."""
+    settings = {"KK_DATABASE_URL": pg_db_url,
+                "KK_MASTER_KEY": encode_key(generate_master_key())}
+    api = HttpBotApi(BotApiEmulator(token=TOKEN))
+    await api.start()
+    try:
+        figures = await KillLoop(tmp_path, api, settings, seed=7).run(3, 5, gap=(1.0, 3.0))
+    finally:
+        await api.stop()
+    summary = figures.summary()
+    assert len(figures.takeovers) == 3, summary
+    assert max(figures.takeovers) < FAILOVER_LIMIT, summary
+    assert figures.lost == [], summary
+    assert figures.unconfirmed == 0 and figures.unanswered_queries == 0, summary
+    assert figures.order_breaks == [] and figures.bursts > 0, summary
+    assert figures.doubled_cards == 0 and figures.missing_cards == 0, summary
+    assert figures.cards_saved > 0 and figures.codes_accepted > 0, summary
+    assert figures.codes_twice == 0, summary
+    assert figures.reminders_twice == 0, summary

@@ -9,11 +9,16 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable
 
+import psycopg
 import pytest
+from psycopg import errors as pg_errors
 
+from bot import texts
 from bot.devtools.emulator import BotApiEmulator, Fault
 from bot.devtools.harness import BotHarness, EmulatedChat
 from bot.services import Services
+from handlers.errors import reply_for
+from storage.pg import ConnectionLost, PgUnavailable
 from tests.conftest import NIK_A, NIK_B, NIK_C, FakeClock, Phone, add_account, consent
 
 
@@ -253,3 +258,21 @@ def test_the_emulator_can_refuse_and_lose_answers() -> None:
     emulator.faults = every(2, Fault.GATEWAY, "getMe")
     assert asyncio.run(emulator.handle("getMe", {}))[0] == 200
     assert asyncio.run(emulator.handle("getMe", {}))[0] == 502
+
+
+def test_postgres_trouble_gets_the_words_sqlite_trouble_gets() -> None:
+    """Refused past the re-runs, unreachable, shutting down: busy, nothing changed; out of
+    disk (53100): full; a connection lost mid-unit may have committed: the plain error."""
+    for busy in (pg_errors.SerializationFailure("could not serialize access"),
+                 pg_errors.DeadlockDetected("deadlock detected"),
+                 pg_errors.LockNotAvailable("could not obtain lock"),
+                 pg_errors.AdminShutdown("terminating connection"),
+                 psycopg.OperationalError("connection failed: Connection refused"),
+                 PgUnavailable("PostgreSQL at postgresql://h/db cannot be opened"),
+                 sqlite3.OperationalError("database is locked")):
+        assert reply_for(busy) == texts.DB_BUSY, busy
+    for full in (pg_errors.DiskFull("could not extend file: No space left on device"),
+                 sqlite3.OperationalError("database or disk is full")):
+        assert reply_for(full) == texts.DISK_FULL, full
+    for other in (ConnectionLost("lost during a unit of work"), ValueError("x"), None):
+        assert reply_for(other) == texts.ERROR, other

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,9 +14,9 @@ import pytest
 from bot.config import SettingsError, load_settings
 from storage.accounts_repo import AccountsRepo, CacheFullError
 from storage.crypto import Vault, generate_master_key
-from storage.db import SCHEMA_VERSION, DatabaseError
+from storage.db import SCHEMA_VERSION, DatabaseError, immediate
 from storage.keys import encode_key
-from storage.pg import PgDatabase, open_database, redact, translate
+from storage.pg import ConnectionLost, PgDatabase, open_database, redact, translate
 from tests.conftest import NIK_A, new
 from tests.dbsql import execute, query, query_one
 
@@ -155,3 +156,48 @@ async def test_rotate_key_is_refused_while_a_bot_serves_from_the_database(
     done = await acli(tmp_path, "rotate-key", KK_DATABASE_URL=pg_db_url, KK_MASTER_KEY=key)
     assert done.returncode == 0, done.stderr
     assert "re-encrypted 0 account(s)" in done.stderr
+
+
+def _terminate(url: str, pid: int) -> None:
+    """What a server restart or an operator's pg_terminate_backend does to one session
+    (waiting until it has ended)."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+
+async def test_a_dropped_connection_is_reopened_and_a_unit_it_broke_is_reported(
+        pg_db_url: str) -> None:
+    db = await PgDatabase.open_url(pg_db_url)
+    try:
+        repo = AccountsRepo(db, Vault(generate_master_key()))
+        await repo.add(7, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+        first = await query_one(db, "SELECT pg_backend_pid() AS pid")
+        assert first is not None
+        _terminate(pg_db_url, int(first["pid"]))
+        # between units: the next one meets the break at its first statement, so it
+        # certainly did nothing; it runs on a new connection, and so do the ones after it
+        [account] = await repo.list(7)
+        assert account.label == "Ibu"
+        second = await query_one(db, "SELECT pg_backend_pid() AS pid")
+        assert second is not None and second["pid"] != first["pid"]
+        await repo.add(7, new(NIK_A[:-1] + "9", "Ayah"), max_accounts=3, now=2.0)
+        assert len(await repo.list(7)) == 2
+
+        runs: list[int] = []
+
+        def broken_midway(conn: Any) -> None:
+            """A write sent, then the session ends before the COMMIT: it may or may not
+            have committed as far as the caller can know, so it is not run again."""
+            runs.append(1)
+            with immediate(conn):
+                conn.execute("INSERT INTO meta (key, value) VALUES ('midway', ?)", (b"1",))
+                if len(runs) == 1:
+                    pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+                    _terminate(pg_db_url, int(pid))
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'midway'", (b"2",))
+        with pytest.raises(ConnectionLost, match="may or may not have committed"):
+            await db.run(broken_midway)
+        assert runs == [1] and await db.get_meta("midway") is None, "rolled back, not re-run"
+        assert len(await repo.list(7)) == 2, "the next unit reopened the connection"
+    finally:
+        await db.close()

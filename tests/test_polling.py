@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from bot.services import Services
-from tests.conftest import FastSandbox, Phone, consent, start_bot
+from tests.conftest import NIK_A, FastSandbox, Phone, consent, start_bot
 from tests.process import RunningBot, wait_for
 
 SLOW_NIK = "3174014506900003"  # the sandbox's 3-second case
@@ -123,3 +123,33 @@ async def test_after_sigkill_the_resent_updates_of_a_chat_keep_their_order(
         assert reply.index("Kode OTP 6 angka sudah dikirim") < reply.index("Dibatalkan")
         assert len(bot.sms) == 1
         assert bot.read_db("SELECT count(*) FROM challenges") == [(0,)]
+
+
+async def test_a_resent_update_that_was_done_is_not_answered_again(tmp_path: Path) -> None:
+    """One chat's NIK is being looked up (3 s), so the offset stays below it; another
+    chat's NIK after it is done: code sent, state committed with its handled_updates row.
+    SIGKILL: Telegram sends both again. The one in hand is handled; the done one is
+    skipped: no second answer, no second SMS, and its code still works."""
+    async with RunningBot(tmp_path) as bot:
+        slow, fast = bot.chat(4600, title="Ani"), bot.chat(4601, title="Budi")
+        for chat in (slow, fast):
+            await chat.consent()
+            await chat.send("/tambah_kk", expect="Kirim")
+        await slow.send(SLOW_NIK, expect="Memproses")
+        await fast.send(NIK_A, expect="Kode OTP 6 angka sudah dikirim")
+        done = bot.emulator.updates[-1]["update_id"]
+        code = bot.last_code()
+        await asyncio.sleep(0.3)  # the state commit right after the answer
+        assert "Kode OTP 6 angka sudah dikirim" not in slow.reply, "still in hand"
+        assert done in [u["update_id"] for u in bot.emulator.updates], "not confirmed"
+        sms = len(bot.sms)
+        assert await bot.stop(signal.SIGKILL) == -signal.SIGKILL
+        fast._mark = len(bot.emulator.events)
+        await bot.start()
+        await slow.until("Kode OTP 6 angka sudah dikirim", timeout=30)
+        await bot.caught_up()
+        await asyncio.sleep(0.5)
+        assert fast.reply == "", "the done update was not answered again"
+        assert len(bot.sms) == sms + 1, "only the update in hand sent its code"
+        await fast.send(code, expect="Kode benar")
+    assert "already handled before the restart: skipped" in bot.stderr
