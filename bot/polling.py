@@ -13,7 +13,11 @@ killed is lost. Here the offset is the low-water mark of the updates not yet don
   they are skipped (anything at or below the highest fetched id is already queued);
 - a batch with nothing new while updates are in flight would answer at once again and
   again (each answer up to 100 updates to parse), so the loop then pauses ``idle_wait``
-  (0.25 s) first: a new update waits at most that long while others are in hand;
+  (0.25 s) first: a new update waits at most that long while others are in hand. The
+  pause ends early when the last update in flight is done: the next getUpdates then
+  confirms them all and waits for new ones, so a person who answers the bot's reply is
+  read at once, not after the rest of the pause (one poll per busy spell, not one per
+  completion, which made a burst crawl);
 - on a graceful stop: fetching stops, the application finishes the updates in hand, and
   :meth:`ConfirmedPolling.confirm` makes one last getUpdates to confirm them.
 
@@ -74,6 +78,7 @@ class ConfirmedPolling:
         self.in_flight: set[int] = set()
         self.highest = -1  # the highest update_id queued so far
         self._stopping = asyncio.Event()
+        self._drained = asyncio.Event()  # set when the last update in flight is done
         self._task: asyncio.Task[None] | None = None
         processor.on_complete = self._complete
         self.handled = handled
@@ -97,6 +102,8 @@ class ConfirmedPolling:
     def _complete(self, update: object) -> None:
         if isinstance(update, Update):
             self.in_flight.discard(update.update_id)
+            if not self.in_flight:
+                self._drained.set()
 
     async def start(self) -> None:
         """Remove any webhook (as PTB's start_polling does), then fetch in the background."""
@@ -107,6 +114,19 @@ class ConfirmedPolling:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _pause_while_busy(self) -> None:
+        """``idle_wait``, or less: until nothing is in flight any more, or a stop."""
+        if not self.in_flight:
+            return
+        waits = {asyncio.ensure_future(self._drained.wait()),
+                 asyncio.ensure_future(self._stopping.wait())}
+        try:
+            await asyncio.wait(waits, timeout=self.idle_wait,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def _load_handled(self) -> None:
         if self.handled is None:
@@ -156,6 +176,7 @@ class ConfirmedPolling:
                     skipped += 1
                     continue
                 self.in_flight.add(update.update_id)
+                self._drained.clear()
                 self.application.update_queue.put_nowait(update)
             if skipped:
                 self.skipped += skipped
@@ -163,7 +184,7 @@ class ConfirmedPolling:
                              "restart: skipped", skipped)
             await self._prune(offset)  # Telegram has forgotten everything below it
             if len(fresh) == skipped and self.in_flight:
-                await self._pause(self.idle_wait)
+                await self._pause_while_busy()
 
     async def stop(self) -> None:
         """Stop fetching (a long poll in progress is abandoned; what it would have brought

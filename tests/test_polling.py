@@ -7,6 +7,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+from bot import texts
 from bot.services import Services
 from tests.conftest import NIK_A, FastSandbox, Phone, consent, start_bot
 from tests.process import RunningBot, wait_for
@@ -63,6 +64,44 @@ async def test_an_update_in_hand_is_not_confirmed_until_done(
     finally:
         await harness.stop()
 
+
+
+async def test_the_pause_while_updates_are_in_hand_ends_when_the_last_is_done(
+        services: Services, phone: Phone, backend: FastSandbox) -> None:
+    """A person answering the bot's reply is read at once: the loop's pause over a batch
+    with nothing new ends as soon as nothing is in flight (here the pause is a minute)."""
+    release = asyncio.Event()
+
+    async def held_sleep(seconds: float) -> None:
+        await release.wait()
+
+    backend._sleep = held_sleep
+    harness = await start_bot(services)
+    try:
+        assert harness.polling is not None
+        harness.polling.idle_wait = 60.0
+        chat = harness.chat(3, title="Budi")
+        await consent(chat)
+        await chat.send("/tambah_kk")
+        await chat.send(SLOW_NIK, settle=False)
+        for _ in range(300):
+            if chat.bot_messages and "Memproses" in chat.bot_messages[-1].text:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the loop has seen nothing new and pauses
+        release.set()
+        await harness.settle()
+        assert "Kode OTP 6 angka sudah dikirim" in chat.reply
+        await asyncio.wait_for(_confirmed(harness.emulator), 5)
+        await asyncio.wait_for(chat.send("/akun"), 5)  # read at once, not a minute later
+        assert texts.ACCOUNTS_EMPTY in chat.reply
+    finally:
+        await harness.stop()
+
+
+async def _confirmed(emulator: object) -> None:
+    while pending_ids(emulator):
+        await asyncio.sleep(0.01)
 
 async def test_a_graceful_stop_confirms_what_was_handled(services: Services,
                                                          services_factory: object) -> None:
