@@ -385,7 +385,7 @@ MUTANTS = [
             "test_resend_for_an_account_removed_meanwhile_sends_nothing",
             f"{T_ENROL}::test_the_owner_allowance_is_re_checked_at_every_step")),
     Mutant("/hapus_kk keeps a sealed step about the account", "handlers/hapus.py",
-           "    forget_steps_of(context, chat_id, removed.slot)", "    pass",
+           "    await forget_steps_of(context, chat_id, removed.slot)", "    pass",
            ("tests/test_stale_steps.py::test_hapus_kk_and_hapus_data_clear_a_sealed_step",
             "tests/test_trust_round2_process.py::"
             "test_over_http_a_stale_send_code_button_grants_nothing")),
