@@ -154,6 +154,8 @@ async def test_two_chats_have_different_keys_and_a_row_copied_across_does_not_op
     rows = {r["chat_id"]: r for r in await query(
         services.db, "SELECT chat_id, nik_index, nik_ct FROM accounts")}
     assert rows[1]["nik_index"] != rows[2]["nik_index"]
+    assert bytes(rows[1]["nik_index"]) == k1.blind_index(1, NIK_A), "keyed by the chat's key"
+    assert bytes(rows[1]["nik_index"]) != services.vault.blind_index(1, NIK_A)
     with pytest.raises(VaultError):
         k2.decrypt(bytes(rows[1]["nik_ct"]), Vault.aad("accounts", 1, one.slot, "nik"))
     await execute(services.db, "DELETE FROM accounts WHERE chat_id = 2",
@@ -290,6 +292,27 @@ async def test_a_conversion_stopped_midway_leaves_a_database_that_opens(
     await db.close()
     finished: Services = await services_factory()  # converts the rest at start
     await _assert_converted(finished)
+
+
+@pytest.mark.parametrize("store", ["sqlite"])
+async def test_a_rotation_of_a_database_never_converted_carries_every_row(
+        services_factory: ServicesFactory, data_dir: Path, clock: Any) -> None:
+    """A rotation run on rows still under the master key (never started since the
+    upgrade) moves them to their chats' keys in its transaction: nothing is left under
+    the key that goes."""
+    _legacy_data_dir(data_dir)
+    clock.now = FIXTURE_NOW + 60
+    db = await Database.open(data_dir / "kk.sqlite3")  # migrated, not converted
+    from storage.keys import check_key
+    await rotate_key(db, await check_key(db, Vault(FIXTURE_KEY)), data_dir / "master.key")
+    await db.close()
+    svc: Services = await services_factory()
+    assert svc.vault.key_id != Vault(FIXTURE_KEY).key_id
+    ibu, ayah = await svc.accounts.list(101)
+    assert (ibu.nik, ayah.label) == ("3174014506900011", "Ayah")
+    assert (await svc.accounts.repo.find_by_card(102, "0009876543210") or ibu).label == "Nenek"
+    row = await query_one(svc.db, "SELECT data FROM chat_data WHERE chat_id = 103")
+    assert row is not None and await svc.enrolment.kept(json.loads(row["data"]), 103)
 
 
 def test_the_fixture_really_holds_master_key_ciphertexts() -> None:
