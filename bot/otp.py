@@ -255,4 +255,5 @@ class OtpService:
         gone = await self.repo.purge_expired(now, grace=EXPIRED_GRACE,
                                              verified_for=VERIFIED_TTL)
         await self.repo.prune(now)
+        await self.repo.purge_unused_keys(now - PENDING_TTL)  # a sealed step's whole life
         return gone

@@ -421,6 +421,25 @@ class OtpRepo:
             return int(gone)
         return await self.db.run(unit)
 
+    async def purge_unused_keys(self, before: float) -> int:
+        """Delete the data keys of chats that hold nothing under them any more (a stranger
+        whose code expired, a step abandoned), created before ``before``: no chat id is
+        kept for ever in ``chat_keys``. A key is created again when the chat next needs one."""
+        def unit(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                gone = [int(row["chat_id"]) for row in conn.execute(
+                    "DELETE FROM chat_keys AS k WHERE created_at < ? "
+                    "AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.chat_id = k.chat_id) "
+                    "AND NOT EXISTS (SELECT 1 FROM challenges c WHERE c.chat_id = k.chat_id) "
+                    "AND NOT EXISTS (SELECT 1 FROM chat_data d WHERE d.chat_id = k.chat_id) "
+                    "RETURNING chat_id", (before,)).fetchall()]
+            for chat_id in gone:
+                self.keys.forget(chat_id)
+            if gone:
+                self.db.scrub(conn)
+            return len(gone)
+        return await self.db.run(unit)
+
     @staticmethod
     def reencrypt_all(conn: sqlite3.Connection) -> None:
         """Inside the caller's transaction (key rotation): live codes are hashed under the

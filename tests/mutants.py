@@ -808,6 +808,11 @@ MUTANTS = [
            "        index = chat.blind_index(chat_id, plain[\"nik\"] or plain[\"card\"])\n",
            "        index = master.blind_index(chat_id, plain[\"nik\"] or plain[\"card\"])\n",
            (f"{T_CHATKEYS}::test_rows_of_the_release_before_are_converted_once_at_start",)),
+    Mutant("unused chat keys kept for ever", "bot/otp.py",
+           "        await self.repo.purge_unused_keys(now - PENDING_TTL)  # a sealed step's whole life\n",  # noqa: E501
+           "        pass\n",
+           (f"{T_CHATKEYS}::test_a_chat_that_holds_nothing_any_more_loses_its_key_at_"
+            "housekeeping",)),
     Mutant("no vacuum after a deletion on postgres", "storage/pg.py",
            '            pg.raw.execute("VACUUM (SKIP_LOCKED) " + ", ".join(VACUUM_TABLES))\n',
            "            pass\n",

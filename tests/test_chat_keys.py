@@ -328,3 +328,25 @@ def test_the_fixture_really_holds_master_key_ciphertexts() -> None:
     master = Vault(FIXTURE_KEY)
     assert version == 7 and len(blobs) == 4 and all(is_master(master, b) for b in blobs)
     assert encode_key(FIXTURE_KEY)
+
+
+async def test_a_chat_that_holds_nothing_any_more_loses_its_key_at_housekeeping(
+        services: Services, clock: Any) -> None:
+    """A stranger's code expired and was purged: the chat's key (and so its chat id) is not
+    kept for ever; a chat with an account keeps its key."""
+    from storage.otp_repo import Keys
+
+    vault = services.vault
+    keys = Keys(vault.chat_key(9), vault.participant_key(NIK_A), vault.phone_key("+62811"))
+    await services.otp.repo.put(9, purpose="add", keys=keys, code="123456",
+                                payload={"value": NIK_A}, now=clock(), ttl=300)
+    await services.accounts.repo.add(1, new(NIK_B, "Ibu"), max_accounts=3, now=clock())
+    await services.otp.purge()
+    assert {r["chat_id"] for r in await query(services.db, "SELECT chat_id FROM chat_keys")} \
+        == {1, 9}, "the code still lives"
+    clock.advance(3600)
+    await services.otp.purge()
+    assert [r["chat_id"] for r in await query(services.db, "SELECT chat_id FROM chat_keys")] \
+        == [1]
+    assert not keys_of(services).cached(9)
+    assert [a.label for a in await services.accounts.list(1)] == ["Ibu"]
