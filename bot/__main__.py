@@ -107,10 +107,10 @@ async def _rotate(settings: Settings) -> int:
             await leadership.release()
     if key_path is None:
         sys.stdout.write(f"{encode_key(raw)}\n")
-        sys.stderr.write(f"re-encrypted {count} account(s); set KK_MASTER_KEY to the key "
+        sys.stderr.write(f"re-wrapped {count} chat key(s); set KK_MASTER_KEY to the key "
                          "printed above before the next start\n")
     else:
-        sys.stderr.write(f"re-encrypted {count} account(s); new key in {key_path}\n")
+        sys.stderr.write(f"re-wrapped {count} chat key(s); new key in {key_path}\n")
         for line in describe_keys(key_path):
             sys.stderr.write(line + "\n")
         sys.stderr.write("once the backups of a retired key are gone, remove it with "

@@ -8,6 +8,7 @@ switchable without OTP for ``session_days`` after its last verification.
 from __future__ import annotations
 
 import enum
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -139,6 +140,8 @@ class AccountService:
         """Reminders for one account of the chat on or off; False if it is not there."""
         return await self.repo.set_remind(chat_id, slot, on)
 
-    def status_blob(self, chat_id: int, slot: str, status: dict[str, Any]) -> bytes:
-        """A status sealed for its account's row (written with the reminder log)."""
-        return self.repo.status_blob(chat_id, slot, status)
+    def status_blob(self, conn: sqlite3.Connection, chat_id: int, slot: str,
+                    status: dict[str, Any]) -> bytes | None:
+        """Inside the reminder log's unit of work: a status sealed for its account's row
+        under the chat's key (None if the chat holds nothing any more)."""
+        return self.repo.status_blob(conn, chat_id, slot, status)

@@ -271,16 +271,18 @@ class Enrolment:
 
     # -- the step between updates, sealed in the chat's data ----------------------------
 
-    def keep(self, chat_data: ChatData, chat_id: int, step: PendingStep, *,
-             ttl: float = PENDING_TTL) -> None:
-        """Seal the step for ``ttl`` seconds (at most ``otp.PENDING_TTL``)."""
-        chat_data[PENDING_KEY] = self.otp.seal(chat_id, step.to_dict(), ttl=ttl)
+    async def keep(self, chat_data: ChatData, chat_id: int, step: PendingStep, *,
+                   ttl: float = PENDING_TTL) -> None:
+        """Seal the step, under the chat's own key, for ``ttl`` seconds (at most
+        ``otp.PENDING_TTL``)."""
+        chat_data[PENDING_KEY] = await self.otp.seal(chat_id, step.to_dict(), ttl=ttl)
 
-    def kept(self, chat_data: Mapping[Any, Any] | None, chat_id: int) -> PendingStep | None:
+    async def kept(self, chat_data: Mapping[Any, Any] | None, chat_id: int
+                   ) -> PendingStep | None:
         """The step sealed for this chat, or None (not a step, damaged, another chat's,
-        or older than ``otp.PENDING_TTL``)."""
+        its key erased, or older than ``otp.PENDING_TTL``)."""
         sealed = (chat_data or {}).get(PENDING_KEY)
-        data = self.otp.unseal(chat_id, sealed) if isinstance(sealed, str) else None
+        data = await self.otp.unseal(chat_id, sealed) if isinstance(sealed, str) else None
         return None if data is None else PendingStep.from_dict(data)
 
     @staticmethod
@@ -289,17 +291,19 @@ class Enrolment:
             chat_data.pop(PENDING_KEY, None)
             chat_data.pop(BAD_KEY, None)
 
-    def forget_steps_of(self, chat_data: ChatData | None, chat_id: int, slot: str) -> None:
+    async def forget_steps_of(self, chat_data: ChatData | None, chat_id: int, slot: str
+                              ) -> None:
         """An account left the chat (/hapus_kk): a sealed step about it (a re-verification
         waiting for "Kirim kode", an eviction question naming it) goes with it."""
-        step = self.kept(chat_data, chat_id)
+        step = await self.kept(chat_data, chat_id)
         if step is not None and step.about(slot):
             self.clear(chat_data)
 
-    def drop_stale(self, every_chat: Mapping[int, ChatData]) -> int:
+    async def drop_stale(self, every_chat: Mapping[int, ChatData]) -> int:
         """Forget sealed steps that no longer open (abandoned longer than PENDING_TTL)."""
-        stale = [data for chat_id, data in every_chat.items()
-                 if isinstance(data.get(PENDING_KEY), str) and self.kept(data, chat_id) is None]
+        stale = [data for chat_id, data in list(every_chat.items())
+                 if isinstance(data.get(PENDING_KEY), str)
+                 and await self.kept(data, chat_id) is None]
         for data in stale:
             data.pop(PENDING_KEY, None)
         return len(stale)

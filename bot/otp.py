@@ -220,18 +220,21 @@ class OtpService:
             return None
         return challenge.payload
 
-    def seal(self, chat_id: int, payload: dict[str, Any], *, ttl: float = PENDING_TTL) -> str:
-        """Encrypt an in-flight payload for keeping in (persisted) chat data; it opens for
-        ``ttl`` seconds (at most :data:`PENDING_TTL`)."""
+    async def seal(self, chat_id: int, payload: dict[str, Any], *,
+                   ttl: float = PENDING_TTL) -> str:
+        """Encrypt an in-flight payload for keeping in (persisted) chat data, under the
+        chat's own key (an erase destroys it); it opens for ``ttl`` seconds (at most
+        :data:`PENDING_TTL`)."""
         stamped = {"data": payload, "at": self.clock(), "ttl": min(ttl, PENDING_TTL)}
-        blob = self.vault.encrypt(json.dumps(stamped), _pending_aad(chat_id))
+        blob = await self.repo.seal(chat_id, json.dumps(stamped), _pending_aad(chat_id))
         return base64.b64encode(blob).decode("ascii")
 
-    def unseal(self, chat_id: int, sealed: str) -> dict[str, Any] | None:
-        """The payload sealed for this chat, or None if it is damaged, not this chat's, or
-        older than the time it was sealed for."""
+    async def unseal(self, chat_id: int, sealed: str) -> dict[str, Any] | None:
+        """The payload sealed for this chat, or None if it is damaged, not this chat's, its
+        key is gone, or it is older than the time it was sealed for."""
         try:
-            plain = self.vault.decrypt(base64.b64decode(sealed), _pending_aad(chat_id))
+            blob = base64.b64decode(sealed)
+            plain = await self.repo.unseal(chat_id, blob, _pending_aad(chat_id))
         except (VaultError, binascii.Error, ValueError):
             return None
         stamped = json.loads(plain)
@@ -252,4 +255,5 @@ class OtpService:
         gone = await self.repo.purge_expired(now, grace=EXPIRED_GRACE,
                                              verified_for=VERIFIED_TTL)
         await self.repo.prune(now)
+        await self.repo.purge_unused_keys(now - PENDING_TTL)  # a sealed step's whole life
         return gone

@@ -223,9 +223,8 @@ class ReminderService:
             await self.repo.release(chat_id, day)
             report.failed += 1
             return
-        blobs = [(slot, self.accounts.status_blob(chat_id, slot, seen.to_dict()))
-                 for slot, seen in notice.seen.items()]
-        await self.repo.sent(chat_id, day, self.clock(), blobs)
+        statuses = [(slot, seen.to_dict()) for slot, seen in notice.seen.items()]
+        await self.repo.sent(chat_id, day, self.clock(), statuses, self.accounts.status_blob)
         report.sent += 1
 
     # -- a round --------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from bot.sms.console import ConsoleSender
 from bot.sms.http import HttpSender
 from bot.status import StatusService
 from storage.accounts_repo import AccountsRepo
+from storage.chat_keys import convert_legacy
 from storage.consent_repo import ConsentRepo
 from storage.crypto import Vault
 from storage.db import Database
@@ -35,6 +37,8 @@ from storage.otp_repo import Caps, OtpRepo
 from storage.pg import open_database
 from storage.reminders_repo import RemindersRepo
 from storage.retention_repo import RetentionRepo
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -114,6 +118,11 @@ async def open_services(settings: Settings, *, clock: Callable[[], float] = time
         vault = await check_key(db, Vault(raw), None if env_key else settings.master_key_path)
         await backup_before_migration(db, settings.kk_data_dir)
         await db.migrate()
+        # Rows written before per-chat data keys go under their chat's key, once (a batch
+        # of chats per transaction; nothing to do on every later start).
+        converted = await convert_legacy(db, vault)
+        if converted:
+            _LOGGER.info("%d chat(s) moved to their own data keys", converted)
         # A crash between an erase's (or an eviction's) commit and its checkpoint leaves
         # older copies of the deleted rows in the WAL, and a reader may have held up a
         # stopped bot's cleanup: they go before anything else runs (retried in the

@@ -54,7 +54,7 @@ async def remove_yes(update: Update, context: Context) -> None:
         await answer(context, query, texts.ACCOUNT_GONE, alert=True)
         return
     await svc.enrolment.forget_account(chat_id, removed.slot)  # a re-verification of it
-    forget_steps_of(context, chat_id, removed.slot)  # and a sealed step about it
+    await forget_steps_of(context, chat_id, removed.slot)  # and a sealed step about it
     await answer(context, query)
     pending = texts.CLEANUP_PENDING if svc.db.cleanup_pending else ""
     await edit_query(context, query,

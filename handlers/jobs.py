@@ -23,7 +23,7 @@ async def housekeeping(context: Context) -> None:
     abandoned; then write the persistence so the forgotten steps leave the disk too."""
     svc = services(context)
     purged = await svc.otp.purge()
-    dropped = svc.enrolment.drop_stale(context.application.chat_data)
+    dropped = await svc.enrolment.drop_stale(context.application.chat_data)
     if dropped:
         await context.application.update_persistence()
         await svc.db.checkpoint()  # the sealed steps leave the WAL too

@@ -54,9 +54,9 @@ _LABEL_TEXTS = {en.LabelProblem.EMPTY: texts.LABEL_EMPTY,
                 en.LabelProblem.LOOKS_LIKE_ID: texts.LABEL_LOOKS_LIKE_ID}
 
 
-def forget_steps_of(context: Context, chat_id: int, slot: str) -> None:
+async def forget_steps_of(context: Context, chat_id: int, slot: str) -> None:
     """/hapus_kk removed an account: a sealed step about it goes too."""
-    enrolment(context).forget_steps_of(context.chat_data, chat_id, slot)
+    await enrolment(context).forget_steps_of(context.chat_data, chat_id, slot)
 
 
 async def _show(update: Update, context: Context, message: Message | None, text: str,
@@ -149,7 +149,7 @@ async def _outcome(update: Update, context: Context, outcome: en.Begun, typed: I
         return await _step(update, context, outcome.step, None)
     if isinstance(outcome, en.AskEviction):
         assert context.chat_data is not None
-        svc.enrolment.keep(context.chat_data, chat_id_of(update), outcome.step)
+        await svc.enrolment.keep(context.chat_data, chat_id_of(update), outcome.step)
         await send(update, context, texts.EVICT_PICK.format(
             max_accounts=svc.accounts.max_accounts), keyboards.evict_pick(outcome.accounts))
         return CONFIRM
@@ -158,7 +158,7 @@ async def _outcome(update: Update, context: Context, outcome: en.Begun, typed: I
                                 texts.LOOKUP_FAILED.format(masked=typed.masked), progress)
     if isinstance(outcome, en.BackendDown) and outcome.ask_again and outcome.step:
         assert context.chat_data is not None  # sealed briefly for 🔁 Coba lagi
-        svc.enrolment.keep(context.chat_data, chat_id_of(update), outcome.step, ttl=RETRY_TTL)
+        await svc.enrolment.keep(context.chat_data, chat_id_of(update), outcome.step, ttl=RETRY_TTL)
         await _show(update, context, progress,
                     texts.BACKEND_DOWN.format(minutes=int(RETRY_TTL // 60)), keyboards.retry())
         return CONFIRM
@@ -174,7 +174,7 @@ async def _outcome(update: Update, context: Context, outcome: en.Begun, typed: I
         return ASK_OTP
     if isinstance(outcome, en.SendFailed) and outcome.cap is None:
         assert context.chat_data is not None
-        svc.enrolment.keep(context.chat_data, chat_id_of(update), outcome.step)
+        await svc.enrolment.keep(context.chat_data, chat_id_of(update), outcome.step)
         await _show(update, context, progress, texts.SMS_FAILED,
                     keyboards.confirm_send(texts.SEND_CODE_BUTTON))
         return CONFIRM
@@ -208,7 +208,7 @@ async def confirm_send(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None
     await answer(context, query)
-    step = enrolment(context).kept(context.chat_data, chat_id_of(update))
+    step = await enrolment(context).kept(context.chat_data, chat_id_of(update))
     if step is None:
         clear(context)
         await edit_query(context, query, texts.VERIFY_SESSION_GONE)
@@ -223,7 +223,7 @@ async def choose_eviction(update: Update, context: Context) -> int:
     query = update.callback_query
     assert query is not None and context.match is not None
     chat_id = chat_id_of(update)
-    step = enrolment(context).kept(context.chat_data, chat_id)
+    step = await enrolment(context).kept(context.chat_data, chat_id)
     if step is None:
         return await confirm_send(update, context)  # says the verification ended
     chosen = await enrolment(context).choose_eviction(chat_id, step, context.match.group(1))

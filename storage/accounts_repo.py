@@ -1,8 +1,9 @@
-"""The per-chat account cache table. Every sensitive field is a vault ciphertext bound to
-``accounts|chat|slot|field``; duplicates are found through the NIK blind index and, since
-BPJS may not give a participant's NIK (an empty ``noKTP``), through the card number too: an
-account whose NIK is unknown (``""``) is indexed by its card number (13 digits, so never
-equal to a 16-digit NIK), and every insert also compares the chat's cards (a chat holds a
+"""The per-chat account cache table. Every sensitive field is a ciphertext under the chat's
+own data key (storage/chat_keys.py), bound to ``accounts|chat|slot|field``; duplicates
+are found through the NIK blind index (keyed by the chat's key too) and, since BPJS may
+not give a participant's NIK (an empty ``noKTP``), through the card number too: an account
+whose NIK is unknown (``""``) is indexed by its card number (13 digits, so never equal to
+a 16-digit NIK), and every insert also compares the chat's cards (a chat holds a
 handful of accounts).
 
 Every method is one unit of work (:meth:`storage.db.Database.run`): one hop to the database
@@ -17,6 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from storage.chat_keys import ChatKeys
 from storage.crypto import Vault
 from storage.db import Database, count, immediate
 
@@ -109,6 +111,7 @@ class AccountsRepo:
     def __init__(self, db: Database, vault: Vault) -> None:
         self.db = db
         self.vault = vault
+        self.keys = ChatKeys.of(db, vault)
 
     # -- encoding -------------------------------------------------------------------------
 
@@ -117,113 +120,128 @@ class AccountsRepo:
         """Binds a field's ciphertext to its table, chat, row and field."""
         return Vault.aad("accounts", chat_id, slot, field)
 
-    def _enc(self, chat_id: int, slot: str, field: str, value: str) -> bytes:
-        return self.vault.encrypt(value, self._aad(chat_id, slot, field))
+    def _enc(self, key: Vault, chat_id: int, slot: str, field: str, value: str) -> bytes:
+        return key.encrypt(value, self._aad(chat_id, slot, field))
 
-    def _dec(self, chat_id: int, slot: str, field: str, blob: bytes) -> str:
-        return self.vault.decrypt(bytes(blob), self._aad(chat_id, slot, field))
+    def _dec(self, key: Vault | None, chat_id: int, slot: str, field: str, blob: bytes
+             ) -> str:
+        return self.keys.open(key, bytes(blob), self._aad(chat_id, slot, field))
 
-    def _row_to_account(self, chat_id: int, row: sqlite3.Row) -> Account:
+    def _row_to_account(self, key: Vault | None, chat_id: int, row: sqlite3.Row) -> Account:
         slot = str(row["slot"])
-        nik, card, name, phone, label = (self._dec(chat_id, slot, f, row[f"{f}_ct"])
+        nik, card, name, phone, label = (self._dec(key, chat_id, slot, f, row[f"{f}_ct"])
                                          for f in SENSITIVE_FIELDS)
-        status = (json.loads(self._dec(chat_id, slot, "status", row["status_ct"]))
+        status = (json.loads(self._dec(key, chat_id, slot, "status", row["status_ct"]))
                   if row["status_ct"] is not None else None)
         return Account(chat_id, slot, nik, card, name, phone, label, status=status,
                        status_at=row["status_at"], verified_at=row["verified_at"],
                        last_used_at=row["last_used_at"], created_at=row["created_at"],
                        active=bool(row["active"]), lookup_kind=str(row["lookup_kind"]))
 
-    def _brief(self, chat_id: int, row: sqlite3.Row, active: bool | None = None) -> Brief:
+    def _brief(self, key: Vault | None, chat_id: int, row: sqlite3.Row,
+               active: bool | None = None) -> Brief:
         slot = str(row["slot"])
-        return Brief(chat_id, slot, self._dec(chat_id, slot, "nik", row["nik_ct"]),
-                     self._dec(chat_id, slot, "label", row["label_ct"]),
+        return Brief(chat_id, slot, self._dec(key, chat_id, slot, "nik", row["nik_ct"]),
+                     self._dec(key, chat_id, slot, "label", row["label_ct"]),
                      float(row["verified_at"]),
                      bool(row["active"]) if active is None else active, bool(row["remind"]))
 
-    def _encrypt_new(self, chat_id: int, slot: str, new: NewAccount | Account
+    def _encrypt_new(self, key: Vault, chat_id: int, slot: str, new: NewAccount | Account
                      ) -> tuple[bytes, ...]:
-        return tuple(self._enc(chat_id, slot, f, getattr(new, f)) for f in SENSITIVE_FIELDS)
+        return tuple(self._enc(key, chat_id, slot, f, getattr(new, f))
+                     for f in SENSITIVE_FIELDS)
 
     # -- reads ----------------------------------------------------------------------------
 
     async def list(self, chat_id: int) -> list[Account]:
-        return [self._row_to_account(chat_id, row) for row in await self.db.run(_select, chat_id)]
+        def unit(conn: sqlite3.Connection) -> tuple[Vault | None, list[sqlite3.Row]]:
+            return self.keys.load(conn, chat_id), _select(conn, chat_id)
+        key, rows = await self.db.run(unit)
+        return [self._row_to_account(key, chat_id, row) for row in rows]
 
     async def list_brief(self, chat_id: int) -> Listing:
-        def unit(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            return conn.execute(f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
-                                (chat_id,)).fetchall()
-        return [self._brief(chat_id, row) for row in await self.db.run(unit)]
+        def unit(conn: sqlite3.Connection) -> tuple[Vault | None, list[sqlite3.Row]]:
+            return self.keys.load(conn, chat_id), conn.execute(
+                f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
+                (chat_id,)).fetchall()
+        key, rows = await self.db.run(unit)
+        return [self._brief(key, chat_id, row) for row in rows]
 
     async def tap(self, chat_id: int, slot: str, *, now: float, fresh_since: float
                   ) -> tuple[str, Listing]:
         """A tap on an account, in one unit of work: it becomes active if it is the chat's,
         its session is fresh and it is not active yet. Returns what happened ("switched",
         "already_active", "needs_otp", "not_found") and the chat's listing after it."""
-        def unit(conn: sqlite3.Connection) -> tuple[str, list[sqlite3.Row]]:
+        def unit(conn: sqlite3.Connection
+                 ) -> tuple[str, Vault | None, list[sqlite3.Row]]:
+            key = self.keys.load(conn, chat_id)
             rows = conn.execute(f"SELECT {_BRIEF} FROM accounts WHERE chat_id = ? {_ORDER}",  # noqa: S608
                                 (chat_id,)).fetchall()
             row = next((r for r in rows if r["slot"] == slot), None)
             if row is None:
-                return "not_found", rows
+                return "not_found", key, rows
             if row["verified_at"] < fresh_since:
-                return "needs_otp", rows
+                return "needs_otp", key, rows
             if row["active"]:
-                return "already_active", rows
+                return "already_active", key, rows
             with immediate(conn):  # nothing ran on this connection since the read
                 conn.execute("UPDATE accounts SET active = 0 WHERE chat_id = ? AND active = 1",
                              (chat_id,))
                 conn.execute("UPDATE accounts SET active = 1, last_used_at = ? "
                              "WHERE chat_id = ? AND slot = ?", (now, chat_id, slot))
-            return "switched", rows
-        outcome, rows = await self.db.run(unit)
+            return "switched", key, rows
+        outcome, key, rows = await self.db.run(unit)
         if outcome == "switched":  # the rows were read before the switch
-            return outcome, [self._brief(chat_id, row, active=row["slot"] == slot)
+            return outcome, [self._brief(key, chat_id, row, active=row["slot"] == slot)
                              for row in rows]
-        return outcome, [self._brief(chat_id, row) for row in rows]
+        return outcome, [self._brief(key, chat_id, row) for row in rows]
 
     async def get(self, chat_id: int, slot: str) -> Account | None:
-        def unit(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def unit(conn: sqlite3.Connection) -> tuple[Vault | None, sqlite3.Row | None]:
             row: sqlite3.Row | None = conn.execute(
                 f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
                 "WHERE chat_id = ? AND slot = ?", (chat_id, slot)).fetchone()
-            return row
-        row = await self.db.run(unit)
-        return self._row_to_account(chat_id, row) if row else None
+            return (self.keys.load(conn, chat_id) if row else None), row
+        key, row = await self.db.run(unit)
+        return self._row_to_account(key, chat_id, row) if row else None
 
     async def find_by_nik(self, chat_id: int, nik: str) -> Account | None:
         if not nik:  # unknown: matches nothing (such accounts are indexed by card)
             return None
-        index = self.vault.blind_index(chat_id, nik)
 
-        def unit(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def unit(conn: sqlite3.Connection) -> tuple[Vault | None, sqlite3.Row | None]:
+            key = self.keys.load(conn, chat_id)
+            if key is None:  # the chat holds nothing
+                return None, None
             row: sqlite3.Row | None = conn.execute(
                 f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
-                "WHERE chat_id = ? AND nik_index = ?", (chat_id, index)).fetchone()
-            return row
-        row = await self.db.run(unit)
-        return self._row_to_account(chat_id, row) if row else None
+                "WHERE chat_id = ? AND nik_index = ?",
+                (chat_id, key.blind_index(chat_id, nik))).fetchone()
+            return key, row
+        key, row = await self.db.run(unit)
+        return self._row_to_account(key, chat_id, row) if row else None
 
-    def _card_slot(self, conn: sqlite3.Connection, chat_id: int, card: str) -> str | None:
+    def _card_slot(self, conn: sqlite3.Connection, key: Vault | None, chat_id: int,
+                   card: str) -> str | None:
         """Inside a unit of work: the chat's account with this card number, if any."""
         for row in conn.execute("SELECT slot, card_ct FROM accounts WHERE chat_id = ?",
                                 (chat_id,)).fetchall():
-            if self._dec(chat_id, str(row["slot"]), "card", row["card_ct"]) == card:
+            if self._dec(key, chat_id, str(row["slot"]), "card", row["card_ct"]) == card:
                 return str(row["slot"])
         return None
 
     async def find_by_card(self, chat_id: int, card: str) -> Account | None:
-        def unit(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            slot = self._card_slot(conn, chat_id, card)
+        def unit(conn: sqlite3.Connection) -> tuple[Vault | None, sqlite3.Row | None]:
+            key = self.keys.load(conn, chat_id)
+            slot = self._card_slot(conn, key, chat_id, card)
             if slot is None:
-                return None
+                return None, None
             row: sqlite3.Row | None = conn.execute(
                 f"SELECT {_COLUMNS} FROM accounts "  # noqa: S608
                 "WHERE chat_id = ? AND slot = ?", (chat_id, slot)).fetchone()
-            return row
-        row = await self.db.run(unit)
-        return self._row_to_account(chat_id, row) if row else None
+            return key, row
+        key, row = await self.db.run(unit)
+        return self._row_to_account(key, chat_id, row) if row else None
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -238,19 +256,20 @@ class AccountsRepo:
         the evicted slot, if any.
         """
         slot = new_slot_token()
-        index = self.vault.blind_index(chat_id, index_key(new.nik, new.card))
-        fields = self._encrypt_new(chat_id, slot, new)
-        status_ct = (self._enc(chat_id, slot, "status", json.dumps(new.status))
-                     if new.status is not None else None)
         status_at = now if new.status is not None else None
 
         def unit(conn: sqlite3.Connection) -> str | None:
             evicted: str | None = None
             consumed = 0
             with immediate(conn):
+                key = self.keys.ensure(conn, chat_id)  # created with the first account
+                index = key.blind_index(chat_id, index_key(new.nik, new.card))
+                fields = self._encrypt_new(key, chat_id, slot, new)
+                status_ct = (self._enc(key, chat_id, slot, "status", json.dumps(new.status))
+                             if new.status is not None else None)
                 if conn.execute("SELECT 1 FROM accounts WHERE chat_id = ? AND nik_index = ?",
                                 (chat_id, index)).fetchone() or self._card_slot(
-                                    conn, chat_id, new.card) is not None:
+                                    conn, key, chat_id, new.card) is not None:
                     raise DuplicateAccountError
                 held = count(conn, "SELECT count(*) FROM accounts WHERE chat_id = ?", chat_id)
                 if held >= max_accounts:
@@ -330,9 +349,13 @@ class AccountsRepo:
             return True
         return await self.db.run(unit)
 
-    def status_blob(self, chat_id: int, slot: str, status: dict[str, Any]) -> bytes:
-        """A status as its column holds it (for units of work outside this repository)."""
-        return self._enc(chat_id, slot, "status", json.dumps(status))
+    def status_blob(self, conn: sqlite3.Connection, chat_id: int, slot: str,
+                    status: dict[str, Any]) -> bytes | None:
+        """Inside a unit of work (also one outside this repository): a status as its
+        column holds it, under the chat's key; None if the chat holds nothing (erased)."""
+        key = self.keys.load(conn, chat_id)
+        return None if key is None else self._enc(key, chat_id, slot, "status",
+                                                  json.dumps(status))
 
     async def set_remind(self, chat_id: int, slot: str, on: bool) -> bool:
         """Opt an account in or out of reminders; False if the chat has no such account."""
@@ -344,36 +367,10 @@ class AccountsRepo:
 
     async def update_status(self, chat_id: int, slot: str, status: dict[str, Any], *,
                             now: float) -> None:
-        blob = self.status_blob(chat_id, slot, status)
-
         def unit(conn: sqlite3.Connection) -> None:
             with immediate(conn):
-                conn.execute("UPDATE accounts SET status_ct = ?, status_at = ? "
-                             "WHERE chat_id = ? AND slot = ?", (blob, now, chat_id, slot))
+                blob = self.status_blob(conn, chat_id, slot, status)
+                if blob is not None:
+                    conn.execute("UPDATE accounts SET status_ct = ?, status_at = ? "
+                                 "WHERE chat_id = ? AND slot = ?", (blob, now, chat_id, slot))
         await self.db.run(unit)
-
-    def reencrypt_all(self, conn: sqlite3.Connection, new_vault: Vault) -> int:
-        """Inside the caller's transaction, on the database thread: rewrite every row under
-        ``new_vault``, a batch at a time."""
-        target = AccountsRepo(self.db, new_vault)
-        done = 0
-        last: tuple[int, str] = (-(2 ** 63), "")
-        while True:
-            batch = conn.execute(
-                f"SELECT chat_id, {_COLUMNS} FROM accounts WHERE (chat_id, slot) > (?, ?) "  # noqa: S608
-                "ORDER BY chat_id, slot LIMIT 500", last).fetchall()
-            if not batch:
-                return done
-            for row in batch:
-                chat_id = int(row["chat_id"])
-                account = self._row_to_account(chat_id, row)
-                slot = account.slot
-                status_ct = (target._enc(chat_id, slot, "status", json.dumps(account.status))
-                             if account.status is not None else None)
-                conn.execute(
-                    "UPDATE accounts SET nik_index = ?, nik_ct = ?, card_ct = ?, name_ct = ?, "
-                    "phone_ct = ?, label_ct = ?, status_ct = ? WHERE chat_id = ? AND slot = ?",
-                    (new_vault.blind_index(chat_id, index_key(account.nik, account.card)),
-                     *target._encrypt_new(chat_id, slot, account), status_ct, chat_id, slot))
-            done += len(batch)
-            last = (int(batch[-1]["chat_id"]), str(batch[-1]["slot"]))

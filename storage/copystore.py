@@ -10,7 +10,9 @@ explicit column on PostgreSQL, storage/pg.py) is carried over both ways.
 
 Verified on the target before this returns: the row count of every table, a digest of
 every table's rows (an order-free SHA-256 over a canonical encoding of each row) equal to
-the source's, and every ciphertext decrypted with the master key.
+the source's, and every ciphertext decrypted: each chat's data key (``chat_keys``, copied
+unchanged like every table) unwrapped with the master key, and the chat's ciphertexts
+with it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql as pg_sql
 
+from storage.chat_keys import open_blob, unwrap
 from storage.crypto import Vault, VaultError
 from storage.db import SCHEMA_VERSION, Database, DatabaseError
 from storage.keys import KEY_CHECK
@@ -56,7 +59,8 @@ class CopyReport:
         total = sum(self.rows.values())
         return [*(f"{table}: {n} rows" for table, n in sorted(self.rows.items())),
                 f"{total} rows copied and verified (counts, digests); {self.decrypted} "
-                f"ciphertexts decrypted with the master key; {self.seconds:.1f} s"]
+                f"ciphertexts decrypted (chat keys with the master key, the rest with "
+                f"their chat's key); {self.seconds:.1f} s"]
 
 
 def _canonical(value: Any) -> bytes:
@@ -194,17 +198,25 @@ def _lead_or_refuse(side: _Side) -> None:
 
 
 def _decrypt_all(target: _Side, vault: Vault) -> int:
-    """Every ciphertext of the target decrypted with the master key (raises if one does
-    not); the AADs are the repositories' own (storage/accounts_repo.py, otp_repo.py)."""
-    done = 0
+    """Every ciphertext of the target decrypted (raises if one does not): each chat's data
+    key unwrapped with the master key, then every ciphertext with the key its header names
+    (the chat's; the master key's for a row from before per-chat keys not converted yet).
+    The AADs are the repositories' own (storage/accounts_repo.py, otp_repo.py,
+    chat_keys.py)."""
+    chats: dict[int, Vault] = {}
+    for chat_id, wrapped in target.select("chat_keys", ["chat_id", "wrapped"]):
+        chats[int(chat_id)] = Vault(unwrap(vault, int(chat_id), bytes(wrapped)))
+    done = len(chats)
     for chat_id, slot, *blobs, status in target.select(
             "accounts", ["chat_id", "slot", *(f"{f}_ct" for f in SENSITIVE), "status_ct"]):
         for name, blob in zip((*SENSITIVE, "status"), (*blobs, status), strict=True):
             if blob is not None:
-                vault.decrypt(bytes(blob), Vault.aad("accounts", chat_id, slot, name))
+                open_blob(vault, chats.get(int(chat_id)), bytes(blob),
+                          Vault.aad("accounts", chat_id, slot, name))
                 done += 1
     for chat_id, blob in target.select("challenges", ["chat_id", "payload_ct"]):
-        vault.decrypt(bytes(blob), Vault.aad("challenges", chat_id, "live", "payload"))
+        open_blob(vault, chats.get(int(chat_id)), bytes(blob),
+                  Vault.aad("challenges", chat_id, "live", "payload"))
         done += 1
     return done
 

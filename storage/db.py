@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 #: Tables that hold a chat's own rows, keyed by ``chat_id`` (erased by ``erase_chat``).
 CHAT_TABLES = ("accounts", "challenges", "conversations", "chat_data", "consent",
-               "reminder_log", "notice_deliveries", "chat_activity")
+               "reminder_log", "notice_deliveries", "chat_activity", "chat_keys")
 
 #: Forward migrations; the database's ``PRAGMA user_version`` is the number applied.
 MIGRATIONS: list[str] = [
@@ -175,9 +175,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE challenges ADD COLUMN prior_hash BLOB;
     """,
-    # (MERGE NOTE for the lead: this is meant to be migration 9, after chat_keys = 8 from
-    #  the other branch; keep both entries, chat_keys first, and renumber this comment.)
-    # 8: the Telegram updates whose effects and conversation state are committed, written in
+    # 8: each chat's data key, wrapped under the master key (storage/chat_keys.py); an
+    #    erase deletes it with the chat's rows, so old copies of them cannot be read
+    """
+    CREATE TABLE chat_keys (
+        chat_id INTEGER PRIMARY KEY,
+        wrapped BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
+    # 9: the Telegram updates whose effects and conversation state are committed, written in
     #    the same transaction as the update's persistence write, so that one Telegram sends
     #    again after a SIGKILL is skipped instead of answered twice (docs/decisions.md 44);
     #    no chat id, nothing personal; pruned below the confirmed polling offset
@@ -317,6 +324,8 @@ class Database:
         self.clock = clock
         self._residue = False
         self._cleaner: asyncio.Task[None] | None = None
+        #: The chat-key caches of this database, one per master key (storage/chat_keys.py).
+        self.key_caches: dict[bytes, Any] = {}
 
     @property
     def cleanup_pending(self) -> bool:
@@ -330,6 +339,11 @@ class Database:
         done = checkpoint_truncate(conn)
         self._residue = not done
         return done
+
+    def erased(self, chat_id: int) -> None:
+        """After an erase committed: no cache keeps the chat's data key."""
+        for keys in list(self.key_caches.values()):
+            keys.forget(chat_id)
 
     def _ensure_cleaner(self) -> None:
         if self._cleaner is None or self._cleaner.done():
@@ -454,6 +468,7 @@ class Database:
                     conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",  # noqa: S608
                                  (chat_id,))
                 conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))
+            self.erased(chat_id)
             return self.scrub(conn)
         return await self.run(unit)
 

@@ -16,7 +16,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from storage.accounts_repo import AccountsRepo
+from storage.chat_keys import ChatKeys, convert_all, rewrap_all
 from storage.crypto import Vault, generate_master_key
 from storage.db import SCHEMA_VERSION, Database, immediate
 from storage.otp_repo import OtpRepo
@@ -235,11 +235,14 @@ def describe_keys(key_path: Path) -> list[str]:
 
 
 async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[bytes, int]:
-    """Re-encrypt every row under a new key in one transaction, then swap the key file.
+    """Re-wrap every chat's data key (and the rate key) under a new master key in one
+    transaction, then swap the key file. The rows themselves are under the chat keys and
+    stay as they are; any still under the master key (from before per-chat keys) are moved
+    to their chat's key first, in the same transaction (:func:`storage.chat_keys.convert_all`).
 
     The new key is written to ``master.key.new`` before the commit, so a crash at any point
     leaves either the old state or a key file that opens the database.
-    Returns the new raw key and the number of accounts re-encrypted.
+    Returns the new raw key and the number of chat keys re-wrapped.
     """
     raw = generate_master_key()
     new = Vault(raw)
@@ -249,11 +252,12 @@ async def rotate_key(db: Database, old: Vault, key_path: Path | None) -> tuple[b
         with contextlib.suppress(FileNotFoundError):
             pending.unlink()
         write_key_file(pending, raw)
-    accounts = AccountsRepo(db, old)
+    legacy = ChatKeys.of(db, old)
 
     def unit(conn: sqlite3.Connection) -> int:
         with immediate(conn):
-            done = accounts.reencrypt_all(conn, new)
+            convert_all(conn, legacy)  # nothing may stay under the key that goes
+            done = rewrap_all(conn, old, new)
             OtpRepo.reencrypt_all(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = ?",
                          (new.check_value(), KEY_CHECK))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from storage.chat_keys import ChatKeys
 from storage.crypto import Vault
 from storage.db import Database, count, immediate
 
@@ -146,6 +147,7 @@ class OtpRepo:
         self.db = db
         self.vault = vault
         self.caps = caps or Caps()
+        self.keys = ChatKeys.of(db, vault)
 
     def _aad(self, chat_id: int) -> bytes:
         return Vault.aad("challenges", chat_id, "live", "payload")
@@ -245,10 +247,11 @@ class OtpRepo:
                   ) -> None:
         """Store a new live challenge for the chat, replacing any earlier one."""
         code_hash = self.vault.otp_hash(chat_id, keys.subject, code)
-        blob = self.vault.encrypt(json.dumps(payload), self._aad(chat_id))
+        plain = json.dumps(payload)
 
         def unit(conn: sqlite3.Connection) -> None:
-            with immediate(conn):
+            with immediate(conn):  # the payload under the chat's key (created if needed)
+                blob = self.keys.ensure(conn, chat_id).encrypt(plain, self._aad(chat_id))
                 replaced = conn.execute("SELECT 1 FROM challenges WHERE chat_id = ?",
                                         (chat_id,)).fetchone() is not None
                 conn.execute(
@@ -298,15 +301,15 @@ class OtpRepo:
         return Keys(self.vault.chat_key(chat_id), found[0], found[1]), bool(found[2])
 
     async def get(self, chat_id: int) -> Challenge | None:
-        def unit(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def unit(conn: sqlite3.Connection) -> tuple[Vault | None, sqlite3.Row | None]:
             row: sqlite3.Row | None = conn.execute(
                 f"SELECT {_CHALLENGE_COLUMNS} FROM challenges "  # noqa: S608
                 "WHERE chat_id = ?", (chat_id,)).fetchone()
-            return row
-        row = await self.db.run(unit)
+            return (self.keys.load(conn, chat_id) if row else None), row
+        key, row = await self.db.run(unit)
         if row is None:
             return None
-        payload = json.loads(self.vault.decrypt(bytes(row["payload_ct"]), self._aad(chat_id)))
+        payload = json.loads(self.keys.open(key, bytes(row["payload_ct"]), self._aad(chat_id)))
         return Challenge(chat_id, str(row["purpose"]), payload, row["created_at"],
                          row["expires_at"], row["last_sent_at"], int(row["attempts"]),
                          int(row["resends"]), row["consumed_at"], bool(row["owner"]))
@@ -341,13 +344,13 @@ class OtpRepo:
         cap = self.caps.participant_wrong_daily
         chat_key = self.vault.chat_key(chat_id)
 
-        def unit(conn: sqlite3.Connection) -> tuple[VerifyOutcome, int, bytes | None]:
+        def unit(conn: sqlite3.Connection) -> tuple[VerifyOutcome, int, str | None]:
             outcome = attempt(conn)
             if outcome[0] is VerifyOutcome.LOCKED:  # the challenge was deleted: its
                 self.db.scrub(conn)                 # payload leaves the WAL too
             return outcome
 
-        def attempt(conn: sqlite3.Connection) -> tuple[VerifyOutcome, int, bytes | None]:
+        def attempt(conn: sqlite3.Connection) -> tuple[VerifyOutcome, int, str | None]:
             with immediate(conn):
                 row = conn.execute(
                     "SELECT subject, phone_index, code_hash, payload_ct, expires_at, attempts, "
@@ -371,7 +374,8 @@ class OtpRepo:
                 if matches(keys, bytes(code_hash)):
                     conn.execute("UPDATE challenges SET consumed_at = ? WHERE chat_id = ? "
                                  "AND consumed_at IS NULL", (now, chat_id))
-                    return VerifyOutcome.OK, 0, bytes(blob)
+                    return VerifyOutcome.OK, 0, self.keys.open(
+                        self.keys.load(conn, chat_id), bytes(blob), self._aad(chat_id))
                 prior = row["prior_hash"]
                 if replaced is not None and prior is not None and replaced(keys, bytes(prior)):
                     return VerifyOutcome.SUPERSEDED, max_attempts - attempts, None
@@ -386,9 +390,9 @@ class OtpRepo:
                     return VerifyOutcome.EXHAUSTED, 0, None
                 return VerifyOutcome.WRONG, left, None
 
-        outcome, left, blob = await self.db.run(unit)
-        if outcome is VerifyOutcome.OK and blob is not None:
-            payload = json.loads(self.vault.decrypt(blob, self._aad(chat_id)))
+        outcome, left, plain = await self.db.run(unit)
+        if outcome is VerifyOutcome.OK and plain is not None:
+            payload = json.loads(plain)
             return VerifyResult(outcome, payload=payload)
         return VerifyResult(outcome, attempts_left=left)
 
@@ -417,9 +421,38 @@ class OtpRepo:
             return int(gone)
         return await self.db.run(unit)
 
+    async def purge_unused_keys(self, before: float) -> int:
+        """Delete the data keys of chats that hold nothing under them any more (a stranger
+        whose code expired, a step abandoned), created before ``before``: no chat id is
+        kept for ever in ``chat_keys``. A key is created again when the chat next needs one."""
+        def unit(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                gone = [int(row["chat_id"]) for row in conn.execute(
+                    "DELETE FROM chat_keys AS k WHERE created_at < ? "
+                    "AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.chat_id = k.chat_id) "
+                    "AND NOT EXISTS (SELECT 1 FROM challenges c WHERE c.chat_id = k.chat_id) "
+                    "AND NOT EXISTS (SELECT 1 FROM chat_data d WHERE d.chat_id = k.chat_id) "
+                    "RETURNING chat_id", (before,)).fetchall()]
+            for chat_id in gone:
+                self.keys.forget(chat_id)
+            if gone:
+                self.db.scrub(conn)
+            return len(gone)
+        return await self.db.run(unit)
+
     @staticmethod
     def reencrypt_all(conn: sqlite3.Connection) -> None:
         """Inside the caller's transaction (key rotation): live codes are hashed under the
         old key and cannot be carried over, so they are dropped. Rate records stay: they
         are keyed by the rate key, which the rotation carries over, so no cap is reset."""
         conn.execute("DELETE FROM challenges")
+
+    # -- a chat's own seals (the pending step in chat data) -------------------------------
+
+    async def seal(self, chat_id: int, plaintext: str, aad: bytes) -> bytes:
+        """Encrypt under the chat's key (created if needed), in one unit of work."""
+        return await self.keys.seal(self.db, chat_id, plaintext, aad)
+
+    async def unseal(self, chat_id: int, blob: bytes, aad: bytes) -> str:
+        """Decrypt a seal of the chat; :class:`VaultError` if its key is gone or wrong."""
+        return await self.keys.unseal(self.db, chat_id, blob, aad)

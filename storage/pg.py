@@ -28,14 +28,18 @@ break may have come after the server committed) the caller gets :class:`Connecti
 and decides; nothing is re-run blindly. A server that cannot be reached gives
 :class:`PgUnavailable` (nothing was done).
 
-SQLite's file-level cleanup has no counterpart: :meth:`PgDatabase.scrub` and
-:meth:`~PgDatabase.checkpoint` do nothing and say so (old row versions stay in dead
-tuples until ``VACUUM``, and in WAL segments, replicas and base backups: see
-docs/security.md); an online copy is ``pg_dump``'s job, not :meth:`backup_to`'s.
+SQLite's file-level cleanup has no exact counterpart: :meth:`PgDatabase.scrub` (after a
+deletion, and :meth:`~PgDatabase.checkpoint` at start) runs ``VACUUM`` on the chat tables
+and ``chat_keys`` outside any transaction, so the dead tuples of what was deleted are
+pruned from the pages; their bytes may still sit in the pages' free space, and in WAL
+segments, replicas and base backups. What makes those unreadable is the per-chat data key
+an erase deletes (storage/chat_keys.py, docs/security.md). An online copy is
+``pg_dump``'s job, not :meth:`backup_to`'s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -50,7 +54,14 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from storage.db import MIGRATIONS, SCHEMA_VERSION, Database, DatabaseError, DatabaseThread
+from storage.db import (
+    CHAT_TABLES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Database,
+    DatabaseError,
+    DatabaseThread,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,6 +83,10 @@ RETRIES = 8
 LEADER_LOCK_KEY = 0x4B4B_4C45_4144
 #: The key of the transaction-level advisory lock the migrations take.
 MIGRATION_LOCK = 0x4B4B_4D49_4752
+#: What the cleanup after a deletion vacuums: every table a chat's rows live in.
+VACUUM_TABLES = (*CHAT_TABLES, "user_data")
+#: How long the rewrite of ``chat_keys`` after an erase waits for the table.
+REWRITE_LOCK_TIMEOUT = "200ms"
 _TYPES = (("BLOB", "BYTEA"), ("INTEGER", "BIGINT"), ("REAL", "DOUBLE PRECISION"))
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
@@ -218,6 +233,24 @@ def _pg_version(conn: PgConnection) -> int:
     return int(bytes(row["value"]).decode("ascii")) if row else 0
 
 
+def _rewrite_chat_keys(conn: PgConnection) -> bool:
+    """``VACUUM FULL chat_keys``: the table (one short row per chat) is written into a new
+    file and the old one truncated, so a deleted key's bytes are not left in a page's free
+    space, where a plain VACUUM leaves them until overwritten. It needs the table to itself:
+    waited for at most :data:`REWRITE_LOCK_TIMEOUT` (a ``pg_dump`` copying holds it), else
+    False (retried in the background, like SQLite's checkpoint)."""
+    conn.raw.execute(f"SET lock_timeout = '{REWRITE_LOCK_TIMEOUT}'")
+    try:
+        conn.raw.execute("VACUUM FULL chat_keys")
+    except pg_errors.LockNotAvailable:
+        _LOGGER.warning("chat_keys is in use (a copy running?): its rewrite after an erase "
+                        "is retried in the background")
+        return False
+    finally:
+        conn.raw.execute("RESET lock_timeout")
+    return True
+
+
 class PgDatabase(Database):
     """An open PostgreSQL store: one psycopg connection owned by one worker thread."""
 
@@ -225,6 +258,7 @@ class PgDatabase(Database):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(cast(sqlite3.Connection, conn), worker, redact(url), clock)
         self.url = url
+        self._rewrite_keys = False
 
     engine = "postgres"
 
@@ -247,14 +281,48 @@ class PgDatabase(Database):
         return db
 
     def scrub(self, conn: sqlite3.Connection) -> bool:
-        """No file-level cleanup exists on PostgreSQL (docs/security.md): nothing to wait
-        for. The erased rows' old versions are ciphertext under destroyed chat keys."""
-        return True
+        """Inside a unit of work, after a deletion committed: ``VACUUM`` the chat tables
+        and ``chat_keys`` (outside any transaction: the connection is in autocommit), so
+        the dead tuples of the deleted rows are pruned now rather than when autovacuum
+        comes by. ``SKIP_LOCKED``: a table another vacuum holds is left to it, never waited
+        for. It cannot prune a version an older snapshot still sees (a ``pg_dump`` in
+        progress, a replica's feedback), nor reach WAL segments, replicas or backups:
+        those hold ciphertext whose chat key an erase deleted (docs/security.md)."""
+        pg = cast(PgConnection, conn)
+        if pg.in_transaction:  # never inside a unit's transaction (VACUUM refuses)
+            return False
+        try:
+            pg.raw.execute("VACUUM (SKIP_LOCKED) " + ", ".join(VACUUM_TABLES))
+            if self._rewrite_keys:
+                self._rewrite_keys = not _rewrite_chat_keys(pg)
+        except psycopg.OperationalError:  # the server went away: the next start vacuums
+            _LOGGER.warning("the vacuum after a deletion failed; it runs again at the next "
+                            "deletion or start")
+            return False
+        self._residue = self._rewrite_keys
+        return not self._residue
+
+    async def checkpoint(self) -> bool:
+        """At start (after a crash an erase's rewrite may not have run) and after
+        housekeeping: vacuum, and rewrite ``chat_keys``."""
+        self._rewrite_keys = True
+        return await self.run(self.scrub)
+
+    def erased(self, chat_id: int) -> None:
+        """After an erase committed: the next :meth:`scrub` (the erase's own) also rewrites
+        ``chat_keys`` into a new file, so the erased key's bytes leave even the free
+        space of its page."""
+        super().erased(chat_id)
+        self._rewrite_keys = True
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._cleaner is not None:
+            self._cleaner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cleaner
         try:
             await self._worker.submit(lambda: cast(PgConnection, self._conn).close())
         finally:
@@ -292,7 +360,10 @@ class PgDatabase(Database):
                         raise
                     time.sleep(random.uniform(0, 0.005 * 2 ** tries))
             raise AssertionError("unreachable")
-        return await self._worker.submit(attempt)
+        result = await self._worker.submit(attempt)
+        if self._residue:  # the rewrite after an erase waits for chat_keys
+            self._ensure_cleaner()
+        return result
 
     def _live(self) -> PgConnection:
         """The connection, reopened first if it broke (on the worker thread)."""
@@ -340,9 +411,6 @@ class PgDatabase(Database):
                 applied.append(current + 1)
         for number in await self._worker.submit(unit):
             _LOGGER.info("database migrated to schema %d", number)
-
-    async def checkpoint(self) -> bool:
-        return True
 
     async def backup_to(self, target: Any) -> None:
         raise DatabaseError("an online copy of PostgreSQL is pg_dump's job (docs/operations.md)")

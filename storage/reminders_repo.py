@@ -10,13 +10,16 @@ that day: the statuses were not stored, so what it would have said comes the nex
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from typing import Any
 
 from storage.db import Database, immediate
 
 #: reminder_log rows are only ever looked at for today; a week is plenty.
 KEEP_DAYS = 7
+#: Inside a unit of work: a status of (chat, slot) encrypted for its column, or None.
+Seal = Callable[[sqlite3.Connection, int, str, dict[str, Any]], bytes | None]
 
 
 class RemindersRepo:
@@ -82,15 +85,16 @@ class RemindersRepo:
         await self.db.run(unit)
 
     async def sent(self, chat_id: int, day: date, now: float,
-                   statuses: Iterable[tuple[str, bytes]]) -> None:
+                   statuses: Iterable[tuple[str, dict[str, Any]]], seal: Seal) -> None:
         """The reminder reached the chat: record it, and store the statuses it was based on
-        (encrypted by the accounts repository) as the ones the bot last saw."""
-        updates = [(blob, now, chat_id, slot) for slot, blob in statuses]
-
+        (encrypted by ``seal``, the accounts repository's, under the chat's key) as the
+        ones the bot last saw."""
         def unit(conn: sqlite3.Connection) -> None:
             with immediate(conn):
                 conn.execute("UPDATE reminder_log SET state = 'sent', at = ? WHERE chat_id = ? "
                              "AND day = ?", (now, chat_id, day.isoformat()))
+                updates = [(blob, now, chat_id, slot) for slot, status in statuses
+                           if (blob := seal(conn, chat_id, slot, status)) is not None]
                 conn.executemany("UPDATE accounts SET status_ct = ?, status_at = ? "
                                  "WHERE chat_id = ? AND slot = ?", updates)
         await self.db.run(unit)

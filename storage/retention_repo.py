@@ -95,5 +95,6 @@ class RetentionRepo:
                     conn.execute(f"DELETE FROM {table} WHERE chat_id = ?",  # noqa: S608
                                  (chat_id,))
                 conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))
+            self.db.erased(chat_id)
             return self.db.scrub(conn)
         return await self.db.run(unit)

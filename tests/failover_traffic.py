@@ -113,7 +113,7 @@ class Figures:
     missing_cards: int = 0
     removals_unseen: int = 0
     notes: list[str] = field(default_factory=list)
-    resent_skipped: int = 0  # updates sent again that were already done (decision 52)
+    resent_skipped: int = 0  # updates sent again that were already done (decision 53)
     codes_accepted: int = 0
     codes_twice: int = 0
     sms: int = 0

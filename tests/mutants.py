@@ -53,6 +53,7 @@ T_CRASH = "tests/test_crash_points.py"
 T_OPERATOR = "tests/test_operator.py"
 T_RETENTION = "tests/test_retention.py"
 T_ENROL = "tests/test_enrolment.py"
+T_CHATKEYS = "tests/test_chat_keys.py"
 
 MUTANTS = [
     # -- the six blind spots of issue #10 ------------------------------------------------
@@ -174,8 +175,10 @@ MUTANTS = [
            (f"{T_TRUST}::test_a_challenge_keeps_only_what_the_code_needs_until_it_is_accepted",)),
     Mutant("erase leaves the wal", "storage/db.py",
            '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n'
+           "            self.erased(chat_id)\n"
            "            return self.scrub(conn)\n",
            '                conn.execute("DELETE FROM user_data WHERE user_id = ?", (chat_id,))\n'
+           "            self.erased(chat_id)\n"
            "            return True\n",
            (f"{T_STORAGE}::test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files",)),
     Mutant("erase without secure_delete", "storage/db.py",
@@ -386,7 +389,7 @@ MUTANTS = [
             "test_resend_for_an_account_removed_meanwhile_sends_nothing",
             f"{T_ENROL}::test_the_owner_allowance_is_re_checked_at_every_step")),
     Mutant("/hapus_kk keeps a sealed step about the account", "handlers/hapus.py",
-           "    forget_steps_of(context, chat_id, removed.slot)", "    pass",
+           "    await forget_steps_of(context, chat_id, removed.slot)", "    pass",
            ("tests/test_stale_steps.py::test_hapus_kk_and_hapus_data_clear_a_sealed_step",
             "tests/test_trust_round2_process.py::"
             "test_over_http_a_stale_send_code_button_grants_nothing")),
@@ -634,11 +637,12 @@ MUTANTS = [
             f"{T_CRASH}::test_a_crash_right_after_an_enrolment_commit_keeps_it_whole")),
     Mutant("the new key written after the rotation's commit", "storage/keys.py",
            '        write_key_file(pending, raw)\n'
-           '    accounts = AccountsRepo(db, old)\n'
+           '    legacy = ChatKeys.of(db, old)\n'
            '\n'
            '    def unit(conn: sqlite3.Connection) -> int:\n'
            '        with immediate(conn):\n'
-           '            done = accounts.reencrypt_all(conn, new)\n'
+           '            convert_all(conn, legacy)  # nothing may stay under the key that goes\n'
+           '            done = rewrap_all(conn, old, new)\n'
            '            OtpRepo.reencrypt_all(conn)\n'
            '            conn.execute("UPDATE meta SET value = ? WHERE key = ?",\n'
            '                         (new.check_value(), KEY_CHECK))\n'
@@ -655,11 +659,12 @@ MUTANTS = [
            '        raise\n'
            '    if key_path is not None:\n'
            '        _finish_rotation(key_path)\n',
-           '    accounts = AccountsRepo(db, old)\n'
+           '    legacy = ChatKeys.of(db, old)\n'
            '\n'
            '    def unit(conn: sqlite3.Connection) -> int:\n'
            '        with immediate(conn):\n'
-           '            done = accounts.reencrypt_all(conn, new)\n'
+           '            convert_all(conn, legacy)  # nothing may stay under the key that goes\n'
+           '            done = rewrap_all(conn, old, new)\n'
            '            OtpRepo.reencrypt_all(conn)\n'
            '            conn.execute("UPDATE meta SET value = ? WHERE key = ?",\n'
            '                         (new.check_value(), KEY_CHECK))\n'
@@ -793,6 +798,67 @@ MUTANTS = [
            "    groups = digit_groups(candidate)\n",
            ("tests/test_identity.py::test_every_code_the_parser_accepts_the_scrubber_deletes",
             "tests/test_identity.py::test_otp_is_six_ascii_digits_typed_close_together")),
+    # -- issue 24 item 5: per-chat data keys -----------------------------------------------
+    Mutant("erase keeps the chat key", "storage/db.py",
+           "                for table in CHAT_TABLES:\n",
+           "                for table in [t for t in CHAT_TABLES if t != 'chat_keys']:\n",
+           (f"{T_CHATKEYS}::test_after_an_erase_the_chats_old_ciphertexts_open_with_no_key_left",
+            f"{T_STORAGE}::test_erase_chat_removes_every_row_of_that_chat_only")),
+    Mutant("retention erase keeps the chat key", "storage/retention_repo.py",
+           "                for table in CHAT_TABLES:\n",
+           "                for table in [t for t in CHAT_TABLES if t != 'chat_keys']:\n",
+           (f"{T_CHATKEYS}::test_the_retention_erase_deletes_the_chats_key_too",)),
+    Mutant("chat data encrypted under the master key", "storage/accounts_repo.py",
+           "        return key.encrypt(value, self._aad(chat_id, slot, field))\n",
+           "        return self.vault.encrypt(value, self._aad(chat_id, slot, field))\n",
+           (f"{T_CHATKEYS}::test_after_an_erase_the_chats_old_ciphertexts_open_with_no_key_left",)),
+    Mutant("challenge payload under the master key", "storage/otp_repo.py",
+           "                blob = self.keys.ensure(conn, chat_id).encrypt(plain, self._aad(chat_id))\n",  # noqa: E501
+           "                blob = self.vault.encrypt(plain, self._aad(chat_id))\n",
+           (f"{T_CHATKEYS}::test_after_an_erase_the_chats_old_ciphertexts_open_with_no_key_left",)),
+    Mutant("sealed step under the master key", "storage/chat_keys.py",
+           "                return self.ensure(conn, chat_id).encrypt(plaintext, aad)\n",
+           "                return self.master.encrypt(plaintext, aad)\n",
+           (f"{T_CHATKEYS}::test_after_an_erase_the_chats_old_ciphertexts_open_with_no_key_left",)),
+    Mutant("nik index under the master key", "storage/accounts_repo.py",
+           "                index = key.blind_index(chat_id, index_key(new.nik, new.card))\n",
+           "                index = self.vault.blind_index(chat_id, index_key(new.nik, new.card))\n",  # noqa: E501
+           (f"{T_CHATKEYS}::test_two_chats_have_different_keys_and_a_row_copied_across_does_not_"
+            "open",)),
+    Mutant("the cache keeps an erased chat's key", "storage/db.py",
+           "            keys.forget(chat_id)\n", "            pass\n",
+           (f"{T_CHATKEYS}::test_after_an_erase_the_chats_old_ciphertexts_open_with_no_key_left",)),
+    Mutant("rotation leaves chat keys under the old master", "storage/chat_keys.py",
+           "            [(wrap(new, int(r[\"chat_id\"]),",
+           "            [(wrap(old, int(r[\"chat_id\"]),",
+           (f"{T_CHATKEYS}::test_a_rotation_rewraps_the_chat_keys_and_leaves_the_rows",)),
+    Mutant("rotation skips rows still under the master key", "storage/keys.py",
+           "            convert_all(conn, legacy)  # nothing may stay under the key that goes\n",
+           "            pass\n",
+           (f"{T_CHATKEYS}::test_a_rotation_of_a_database_never_converted_carries_every_row",)),
+    Mutant("conversion leaves rows under the master key", "storage/chat_keys.py",
+           "            values[name] = (chat.encrypt(plain[name], aad) if is_master(master, blob)\n",  # noqa: E501
+           "            values[name] = (bytes(blob) if is_master(master, blob)\n",
+           (f"{T_CHATKEYS}::test_rows_of_the_release_before_are_converted_once_at_start",)),
+    Mutant("conversion keeps the master key's blind index", "storage/chat_keys.py",
+           "        index = chat.blind_index(chat_id, plain[\"nik\"] or plain[\"card\"])\n",
+           "        index = master.blind_index(chat_id, plain[\"nik\"] or plain[\"card\"])\n",
+           (f"{T_CHATKEYS}::test_rows_of_the_release_before_are_converted_once_at_start",)),
+    Mutant("unused chat keys kept for ever", "bot/otp.py",
+           "        await self.repo.purge_unused_keys(now - PENDING_TTL)  # a sealed step's whole life\n",  # noqa: E501
+           "        pass\n",
+           (f"{T_CHATKEYS}::test_a_chat_that_holds_nothing_any_more_loses_its_key_at_"
+            "housekeeping",)),
+    Mutant("no vacuum after a deletion on postgres", "storage/pg.py",
+           '            pg.raw.execute("VACUUM (SKIP_LOCKED) " + ", ".join(VACUUM_TABLES))\n',
+           "            pass\n",
+           ("tests/test_pg_store.py::test_on_postgres_an_erased_chats_lingering_rows_need_its_"
+            "destroyed_key",)),
+    Mutant("chat_keys not rewritten after an erase on postgres", "storage/pg.py",
+           "        super().erased(chat_id)\n        self._rewrite_keys = True\n",
+           "        super().erased(chat_id)\n",
+           ("tests/test_pg_store.py::test_on_postgres_an_erased_chats_lingering_rows_need_its_"
+            "destroyed_key",)),
     Mutant("a NIK sealed for a retry stays half an hour", "bot/otp.py",
            '        ttl = min(float(stamped.get("ttl", PENDING_TTL)), PENDING_TTL)\n',
            "        ttl = PENDING_TTL\n",

@@ -14,7 +14,6 @@ from typing import Any
 from bot.config import load_settings
 from bot.services import open_services
 from storage import keys
-from storage.accounts_repo import AccountsRepo
 
 
 def die(*_args: Any, **_kwargs: Any) -> Any:
@@ -25,7 +24,7 @@ async def main(point: str) -> None:
     settings = load_settings()
     svc = await open_services(settings)
     if point == "before-commit":  # the new key is on disk, the transaction is not done
-        AccountsRepo.reencrypt_all = die  # type: ignore[method-assign]
+        keys.rewrap_all = die
     elif point == "after-commit":  # everything is under the new key, the files not swapped
         keys._finish_rotation = die
     elif point == "after-retire":  # the old key is retired, the new one not in place yet

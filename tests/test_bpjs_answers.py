@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -38,7 +37,8 @@ from bot.jkn.vclaim import VClaimBackend
 from bot.services import Services, open_services
 from storage.accounts_repo import AccountsRepo, DuplicateAccountError, NewAccount
 from storage.crypto import Vault, generate_master_key
-from storage.db import Database, immediate
+from storage.db import Database
+from storage.keys import check_key, rotate_key
 from tests.conftest import FakeClock, Phone, add_account, consent, make_settings, start_bot
 from tests.fake_bpjs import (
     APP_CODE,
@@ -353,7 +353,7 @@ def _no_nik(card: str, label: str = "Nenek") -> NewAccount:
 async def test_accounts_without_a_nik_are_told_apart_by_card_also_after_a_key_rotation(
         tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "kk.sqlite3")
-    repo = AccountsRepo(db, Vault(generate_master_key()))
+    repo = AccountsRepo(db, await check_key(db, Vault(generate_master_key())))
     try:
         first, _ = await repo.add(7, _no_nik("0009876543210"), max_accounts=3, now=1.0)
         await repo.add(7, _no_nik("0009876543211", "Kakek"), max_accounts=3, now=2.0)
@@ -369,13 +369,9 @@ async def test_accounts_without_a_nik_are_told_apart_by_card_also_after_a_key_ro
         assert (await repo.find_by_card(7, "0009876543210") or first).slot == first.slot
         assert await repo.find_by_card(8, "0009876543210") is None, "another chat's"
 
-        rotated = Vault(generate_master_key())
-
-        def unit(conn: sqlite3.Connection) -> int:
-            with immediate(conn):
-                return repo.reencrypt_all(conn, rotated)
-        assert await db.run(unit) == 2
-        repo = AccountsRepo(db, rotated)
+        raw, rewrapped = await rotate_key(db, repo.vault, None)
+        assert rewrapped == 1, "one chat key"
+        repo = AccountsRepo(db, Vault(raw))
         with pytest.raises(DuplicateAccountError):
             await repo.add(7, _no_nik("0009876543211", "lagi"), max_accounts=3, now=4.0)
         assert len(await repo.list(7)) == 2

@@ -431,11 +431,11 @@ async def test_a_cached_nik_switches_even_while_the_backend_is_down(
 
 
 async def test_a_sealed_pending_payload_only_opens_in_its_own_chat(services: Services) -> None:
-    sealed = services.otp.seal(1, {"nik": NIK_A})
+    sealed = await services.otp.seal(1, {"nik": NIK_A})
     assert NIK_A not in sealed
-    assert services.otp.unseal(1, sealed) == {"nik": NIK_A}
-    assert services.otp.unseal(2, sealed) is None
-    assert services.otp.unseal(1, "not base64!") is None
+    assert await services.otp.unseal(1, sealed) == {"nik": NIK_A}
+    assert await services.otp.unseal(2, sealed) is None
+    assert await services.otp.unseal(1, "not base64!") is None
 
 
 async def test_re_adding_an_expired_cached_nik_asks_for_a_fresh_otp(

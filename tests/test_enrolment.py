@@ -38,6 +38,7 @@ from bot.identity import Identifier, IdKind
 from bot.jkn.sandbox import SandboxBackend
 from bot.otp import SendOutcome, VerifyOutcome
 from bot.services import Services
+from storage.chat_keys import ChatKeys
 from storage.crypto import Vault
 from tests.conftest import (
     CARD_A,
@@ -336,9 +337,12 @@ def test_a_step_round_trips_and_refuses_what_it_cannot_read() -> None:
 
 
 def fixture_services(services: Services, clock: FakeClock) -> tuple[dict[str, Any], Enrolment]:
-    """The enrolment service under the key the fixture was written with, a minute later."""
+    """The enrolment service under the key the fixture was written with, a minute later.
+    The step was sealed under that master key (before per-chat keys): it still opens, the
+    key being chosen by the ciphertext's header."""
     old = json.loads(FIXTURE.read_text())
     services.otp.vault = Vault(base64.b64decode(old["master_key_b64"]))
+    services.otp.repo.keys = ChatKeys(services.otp.vault)
     clock.now = old["clock_when_sealed"] + 60
     return old, services.enrolment
 
@@ -347,16 +351,16 @@ async def test_steps_sealed_by_the_previous_release_still_load(
         services: Services, clock: FakeClock) -> None:
     old, enrolment = fixture_services(services, clock)
     chat = old["chat_id"]
-    step = enrolment.kept(old["chat_data_row"], chat)
+    step = await enrolment.kept(old["chat_data_row"], chat)
     assert step == PendingStep(Purpose.ADD, IdKind.NIK, NIK_D, evict=old["evict_slot"])
-    assert enrolment.kept(old["chat_data_row"], chat + 1) is None, "bound to its chat"
+    assert await enrolment.kept(old["chat_data_row"], chat + 1) is None, "bound to its chat"
     assert PendingStep.from_dict(old["challenge_add"]) == dataclasses.replace(
         step, phone=old["challenge_add"]["phone"])
     assert PendingStep.from_dict(old["challenge_reverify"]) == PendingStep(
         Purpose.REVERIFY, IdKind.NIK, NIK_A, slot=old["reverify_slot"],
         phone=old["challenge_reverify"]["phone"])
     clock.advance(1800)
-    assert enrolment.kept(old["chat_data_row"], chat) is None, "older than PENDING_TTL"
+    assert await enrolment.kept(old["chat_data_row"], chat) is None, "older than PENDING_TTL"
 
 
 async def test_a_challenge_written_by_the_previous_release_verifies_and_saves(

@@ -12,7 +12,7 @@ import pytest
 
 from bot.otp import SendOutcome
 from bot.services import Services
-from storage.crypto import Vault
+from storage.crypto import Vault, VaultError
 from tests.conftest import NIK_A, PHONE, FakeClock, Phone
 from tests.dbsql import execute, query, query_one
 from tests.test_cleanup import readable
@@ -35,14 +35,17 @@ async def test_a_challenge_payload_is_sealed_under_its_fixed_label(services: Ser
     row = await query_one(services.db, "SELECT payload_ct FROM challenges WHERE chat_id = ?",
                           CHAT)
     assert row is not None
-    plain = json.loads(services.vault.decrypt(bytes(row["payload_ct"]), CHALLENGE_AAD))
+    plain = json.loads(await services.otp.repo.unseal(CHAT, bytes(row["payload_ct"]),
+                                                      CHALLENGE_AAD))
+    with pytest.raises(VaultError):  # under the chat's key, not the master key
+        services.vault.decrypt(bytes(row["payload_ct"]), CHALLENGE_AAD)
     assert plain == {"kind": "nik", "value": NIK_A, "phone": PHONE}
     assert Vault.aad("challenges", CHAT, "live", "payload") == CHALLENGE_AAD
 
 
 async def test_a_challenge_written_under_the_fixed_label_opens_and_its_code_works(
         services: Services, phone: Phone) -> None:
-    await _issue(services)
+    await _issue(services)  # as the release before per-chat keys wrote it: the master key
     sealed = services.vault.encrypt(json.dumps({"kind": "nik", "value": "x", "phone": PHONE}),
                                     CHALLENGE_AAD)
     await execute(services.db, ("UPDATE challenges SET payload_ct = ? WHERE chat_id = ?",

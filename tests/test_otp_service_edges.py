@@ -66,15 +66,15 @@ async def test_an_accepted_code_carries_the_flow_for_its_whole_time(
 async def test_a_sealed_step_opens_for_its_whole_time_and_not_without_a_stamp(
         services: Services, clock: FakeClock) -> None:
     otp = services.otp
-    sealed = otp.seal(CHAT, {"step": 1})
+    sealed = await otp.seal(CHAT, {"step": 1})
     clock.advance(PENDING_TTL)
-    assert otp.unseal(CHAT, sealed) == {"step": 1}
+    assert await otp.unseal(CHAT, sealed) == {"step": 1}
     clock.advance(1)
-    assert otp.unseal(CHAT, sealed) is None
+    assert await otp.unseal(CHAT, sealed) is None
     from bot.otp import _pending_aad
 
     unstamped = otp.vault.encrypt(json.dumps({"data": {"step": 2}}), _pending_aad(CHAT))
-    assert otp.unseal(CHAT, base64.b64encode(unstamped).decode()) is None, \
+    assert await otp.unseal(CHAT, base64.b64encode(unstamped).decode()) is None, \
         "a step without its time is as old as can be"
 
 

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from bot.otp import EXPIRED_GRACE, SendOutcome, new_code
 from bot.services import Services
+from storage.crypto import VaultError
 from tests.conftest import NIK_A, NIK_B, PHONE, FakeClock, Phone
 from tests.dbsql import query_one
 
@@ -155,13 +156,15 @@ async def test_the_backend_cap_is_per_chat(services: Services) -> None:
 
 async def test_a_sealed_step_is_sealed_under_its_fixed_label(services: Services) -> None:
     otp = services.otp
-    sealed = otp.seal(CHAT, {"step": 1})
-    stamped = json.loads(otp.vault.decrypt(base64.b64decode(sealed), PENDING_AAD))
+    sealed = await otp.seal(CHAT, {"step": 1})
+    stamped = json.loads(await otp.repo.unseal(CHAT, base64.b64decode(sealed), PENDING_AAD))
     assert stamped["data"] == {"step": 1}
+    with pytest.raises(VaultError):  # under the chat's own key, not the master key
+        otp.vault.decrypt(base64.b64decode(sealed), PENDING_AAD)
     older = otp.vault.encrypt(json.dumps({"data": {"step": 2}, "at": otp.clock()}),
                               PENDING_AAD)
-    assert otp.unseal(CHAT, base64.b64encode(older).decode("ascii")) == {"step": 2}
-    assert otp.unseal(OTHER, sealed) is None, "not another chat's"
+    assert await otp.unseal(CHAT, base64.b64encode(older).decode("ascii")) == {"step": 2}
+    assert await otp.unseal(OTHER, sealed) is None, "not another chat's"
 
 
 # -- what a failed or refused send leaves ---------------------------------------------------

@@ -109,33 +109,104 @@ def test_the_throwaway_database_is_postgresql(pg_db_url: str) -> None:
     assert row is not None and str(row[0]).startswith("PostgreSQL")
 
 
-async def test_on_postgres_an_erased_chats_old_rows_are_unreadable_after_a_rotation(
+def _dead_tuples(url: str, table: str) -> list[bytes]:
+    """What ``pageinspect`` finds in every line pointer of every page of ``table``: the
+    tuple data of live and dead row versions alike (what a dump of the table's pages
+    gives whoever reads the data directory)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        pages = conn.execute("SELECT pg_relation_size(%s) / current_setting('block_size')"
+                             "::int", (table,)).fetchone()
+        assert pages is not None
+        found = []
+        for page in range(int(pages[0])):
+            for (data,) in conn.execute("SELECT t_data FROM heap_page_items(get_raw_page("
+                                        "%s, %s)) WHERE t_data IS NOT NULL", (table, page)):
+                found.append(bytes(data))
+        return found
+
+
+def _raw_pages(url: str, table: str) -> bytes:
+    """Every byte of every page of ``table`` (free space included)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        pages = conn.execute("SELECT pg_relation_size(%s) / current_setting('block_size')"
+                             "::int", (table,)).fetchone()
+        assert pages is not None
+        out = b""
+        for page in range(int(pages[0])):
+            row = conn.execute("SELECT get_raw_page(%s, %s)", (table, page)).fetchone()
+            assert row is not None
+            out += bytes(row[0])
+        return out
+
+
+async def test_on_postgres_an_erased_chats_lingering_rows_need_its_destroyed_key(
         pg_db_url: str, tmp_path: Path) -> None:
-    """What docs/security.md claims for PostgreSQL: the erase leaves no live row; the old
-    row versions that may linger (dead tuples, WAL, replicas, backups: here, the bytes
-    read before the erase) are ciphertext that the master key still opens, until a
-    rotation re-encrypts the live rows under a new key and the old key is forgotten."""
+    """What docs/security.md claims for PostgreSQL (issue 24 item 5). The erase deletes the
+    chat's rows and its data key in one transaction and vacuums: no live row, no dead tuple
+    of the key or the rows is left in the pages, and ``chat_keys`` is rewritten, so the
+    key's bytes are not in its free space either (those of the rows may be: they need
+    the key). Copies that linger elsewhere (WAL
+    segments, replicas, base backups: here, the bytes read before the erase) are ciphertext
+    under the chat's key: neither the master key nor any key the database still holds opens
+    them; only a copy of the wrapped key from that same time, with the master key of that
+    time, does; after a rotation, not even that with the new master key. Another chat's
+    data is untouched."""
+    from storage.chat_keys import ChatKeys, unwrap
     from storage.crypto import VaultError
-    from storage.keys import rotate_key
+    from storage.keys import check_key, rotate_key
+    from storage.otp_repo import Keys, OtpRepo
 
     db = await PgDatabase.open_url(pg_db_url)
     try:
-        old = Vault(generate_master_key())
-        repo = AccountsRepo(db, old)
-        await repo.add(5, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+        old = await check_key(db, Vault(generate_master_key()))
+        repo, otp = AccountsRepo(db, old), OtpRepo(db, old)
         await repo.add(6, new(NIK_A, "Other"), max_accounts=3, now=1.0)
-        lingering = await query_one(db, "SELECT slot, nik_ct FROM accounts WHERE chat_id = 5")
-        assert lingering is not None
+        await repo.add(5, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)  # the last key
+        keys = Keys(old.chat_key(5), old.participant_key(NIK_A), old.phone_key("+62811"))
+        await otp.put(5, purpose="add", keys=keys, code="123456",
+                      payload={"value": NIK_A}, now=1.0, ttl=300)
+        lingering = await query_one(db, "SELECT slot, nik_ct, name_ct FROM accounts "
+                                    "WHERE chat_id = 5")
+        payload = await query_one(db, "SELECT payload_ct FROM challenges WHERE chat_id = 5")
+        wrapped = await query_one(db, "SELECT wrapped FROM chat_keys WHERE chat_id = 5")
+        assert lingering is not None and payload is not None and wrapped is not None
+        nik_ct, name_ct = bytes(lingering["nik_ct"]), bytes(lingering["name_ct"])
+        aad = Vault.aad("accounts", 5, lingering["slot"], "nik")
+        payload_ct = bytes(payload["payload_ct"])
+        payload_aad = Vault.aad("challenges", 5, "live", "payload")
+        assert ChatKeys.of(db, old).cached(5)
+
         assert await db.erase_chat(5) is True
         assert await query(db, "SELECT 1 FROM accounts WHERE chat_id = 5") == []
-        aad = Vault.aad("accounts", 5, lingering["slot"], "nik")
-        assert old.decrypt(bytes(lingering["nik_ct"]), aad) == NIK_A  # what lingers, opens
-        from storage.keys import check_key
-        await check_key(db, old)
+        assert await query(db, "SELECT 1 FROM chat_keys WHERE chat_id = 5") == [], \
+            "the erase deleted the chat's key"
+        assert not ChatKeys.of(db, old).cached(5), "no copy of it is left in the process"
+        for table, secret in (("chat_keys", bytes(wrapped["wrapped"])),
+                              ("accounts", nik_ct), ("challenges", payload_ct)):
+            assert not [d for d in _dead_tuples(pg_db_url, table) if secret[17:] in d], \
+                f"{table}: a dead tuple of the erased chat is still in the pages"
+        assert bytes(wrapped["wrapped"])[17:] not in _raw_pages(pg_db_url, "chat_keys"), \
+            "the key's bytes are not even in the free space of the table's pages"
+        # What lingers elsewhere opens with no key the database still holds ...
+        held = [old] + [Vault(unwrap(old, int(r["chat_id"]), r["wrapped"]))
+                        for r in await query(db, "SELECT chat_id, wrapped FROM chat_keys")]
+        for key in held:
+            for blob, where in ((nik_ct, aad), (payload_ct, payload_aad)):
+                with pytest.raises(VaultError):
+                    key.decrypt(blob, where)
+        # ... only with a lingering copy of its wrapped key and the master key of the time
+        then = Vault(unwrap(old, 5, bytes(wrapped["wrapped"])))
+        assert then.decrypt(nik_ct, aad) == NIK_A
+        assert then.decrypt(name_ct, Vault.aad("accounts", 5, lingering["slot"], "name"))
+        # Another chat's data is untouched, and survives the rotation that ends even that
+        assert [a.label for a in await repo.list(6)] == ["Other"]
         raw, count = await rotate_key(db, old, tmp_path / "master.key")
-        assert count == 1
+        assert count == 1, "one chat key re-wrapped, no row re-encrypted"
         with pytest.raises(VaultError):
-            Vault(raw).decrypt(bytes(lingering["nik_ct"]), aad)
+            unwrap(Vault(raw), 5, bytes(wrapped["wrapped"]))
+        assert [a.label for a in await AccountsRepo(db, Vault(raw)).list(6)] == ["Other"]
     finally:
         await db.close()
 
@@ -155,7 +226,7 @@ async def test_rotate_key_is_refused_while_a_bot_serves_from_the_database(
     assert refused.returncode != 0 and "running" in refused.stderr
     done = await acli(tmp_path, "rotate-key", KK_DATABASE_URL=pg_db_url, KK_MASTER_KEY=key)
     assert done.returncode == 0, done.stderr
-    assert "re-encrypted 0 account(s)" in done.stderr
+    assert "re-wrapped 0 chat key(s)" in done.stderr
 
 
 def _terminate(url: str, pid: int) -> None:

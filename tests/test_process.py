@@ -143,11 +143,11 @@ def test_keygen_backup_rotate_and_wrong_key(tmp_path: Path) -> None:
     assert not (tmp_path / "first.sqlite3").exists()
     assert not (tmp_path / "data" / "master.key").exists(), "a backup creates no key"
     created = cli(tmp_path, "rotate-key")  # the first start of a new installation
-    assert created.returncode == 0 and "re-encrypted 0 account" in created.stderr
+    assert created.returncode == 0 and "re-wrapped 0 chat key" in created.stderr
     assert (tmp_path / "data" / "master.key").exists()
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     rotated = cli(tmp_path, "rotate-key")
-    assert rotated.returncode == 0 and "re-encrypted 0 account" in rotated.stderr
+    assert rotated.returncode == 0 and "re-wrapped 0 chat key" in rotated.stderr
     assert len(list((tmp_path / "data").glob("master.key.20*"))) == 2, "both old keys kept"
     again = cli(tmp_path, "backup", str(tmp_path / "second.sqlite3"))
     assert again.returncode == 0 and (tmp_path / "second.sqlite3").stat().st_size > 0

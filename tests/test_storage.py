@@ -559,7 +559,9 @@ async def test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files(
     await fill_every_table(services, 2)
     accounts = await services.accounts.list(1)
     await services.accounts.save_status(1, accounts[0].slot, {"status_text": "AKTIF"})
-    keyed = [services.vault.blind_index(1, NIK_A), services.vault.blind_index(1, NIK_B)]
+    one, two = [await services.accounts.repo.keys.get(services.db, c) for c in (1, 2)]
+    assert one is not None and two is not None
+    keyed = [one.blind_index(1, NIK_A), one.blind_index(1, NIK_B)]
     files = [data_dir / "kk.sqlite3", data_dir / "kk.sqlite3-wal"]
     before = b"".join(p.read_bytes() for p in files)
     assert len(written) >= 8 and all(blob[17:] in before for blob in written[-3:])
@@ -569,7 +571,7 @@ async def test_after_an_erase_no_byte_of_the_chat_is_left_in_the_files(
     left = [blob for blob in written if blob[17:] in after]  # the sealed part of each
     assert left == [], f"{len(left)} of {len(written)} ciphertexts still readable"
     assert not [k for k in keyed if k in after]
-    assert services.vault.blind_index(2, NIK_A) in after, "chat 2's rows are still there"
+    assert two.blind_index(2, NIK_A) in after, "chat 2's rows are still there"
 
 
 @SQLITE_FILES

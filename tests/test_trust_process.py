@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot.identity import Identifier, IdKind, mask_nik
 from bot.jkn.sandbox import SandboxBackend
+from storage.chat_keys import unwrap
 from storage.crypto import Vault
 from tests.conftest import CARD_A, NIK_A, NIK_B, NIK_C
 from tests.process import (
@@ -208,9 +209,10 @@ async def test_only_one_process_serves_a_data_dir_and_backup_runs_beside_it(
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         (label_ct, slot) = conn.execute("SELECT label_ct, slot FROM accounts").fetchone()
+        (wrapped,) = conn.execute("SELECT wrapped FROM chat_keys WHERE chat_id = 4400").fetchone()
     finally:
         conn.close()
-    vault = Vault(base64.b64decode(before))
+    vault = Vault(unwrap(Vault(base64.b64decode(before)), 4400, bytes(wrapped)))  # its chat key
     assert vault.decrypt(bytes(label_ct), Vault.aad("accounts", 4400, slot, "label")) == "Ibu"
     assert (await acli(tmp_path, "rotate-key")).returncode == 0, "free once the bot stopped"
 
