@@ -87,6 +87,13 @@ MIGRATION_LOCK = 0x4B4B_4D49_4752
 VACUUM_TABLES = (*CHAT_TABLES, "user_data")
 #: How long the rewrite of ``chat_keys`` after an erase waits for the table.
 REWRITE_LOCK_TIMEOUT = "200ms"
+#: After deletions the chat tables are vacuumed in the background, at most this often (s).
+#: On its own connection and thread: a vacuum of a million chats' tables took 0.1-0.7 s,
+#: which on the units' one thread would have held up every chat after every used code.
+VACUUM_EVERY = 30.0
+#: After an erase ``chat_keys`` is rewritten (``VACUUM FULL``) at most this often (s): the
+#: rewrite locks the table, which every unit reads (0.7-1.9 s at a million chats).
+REWRITE_EVERY = 600.0
 _TYPES = (("BLOB", "BYTEA"), ("INTEGER", "BIGINT"), ("REAL", "DOUBLE PRECISION"))
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 
@@ -233,21 +240,21 @@ def _pg_version(conn: PgConnection) -> int:
     return int(bytes(row["value"]).decode("ascii")) if row else 0
 
 
-def _rewrite_chat_keys(conn: PgConnection) -> bool:
+def _rewrite_chat_keys(conn: psycopg.Connection[Any]) -> bool:
     """``VACUUM FULL chat_keys``: the table (one short row per chat) is written into a new
     file and the old one truncated, so a deleted key's bytes are not left in a page's free
     space, where a plain VACUUM leaves them until overwritten. It needs the table to itself:
     waited for at most :data:`REWRITE_LOCK_TIMEOUT` (a ``pg_dump`` copying holds it), else
     False (retried in the background, like SQLite's checkpoint)."""
-    conn.raw.execute(f"SET lock_timeout = '{REWRITE_LOCK_TIMEOUT}'")
+    conn.execute(f"SET lock_timeout = '{REWRITE_LOCK_TIMEOUT}'")
     try:
-        conn.raw.execute("VACUUM FULL chat_keys")
+        conn.execute("VACUUM FULL chat_keys")
     except pg_errors.LockNotAvailable:
         _LOGGER.warning("chat_keys is in use (a copy running?): its rewrite after an erase "
                         "is retried in the background")
         return False
     finally:
-        conn.raw.execute("RESET lock_timeout")
+        conn.execute("RESET lock_timeout")
     return True
 
 
@@ -258,7 +265,13 @@ class PgDatabase(Database):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(cast(sqlite3.Connection, conn), worker, redact(url), clock)
         self.url = url
+        self._vacuum_due = False
         self._rewrite_keys = False
+        self._maintenance: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # a unit left something to vacuum
+        self._last_vacuum = self._last_rewrite = float("-inf")
+        self.vacuum_every = VACUUM_EVERY
+        self.rewrite_every = REWRITE_EVERY
 
     engine = "postgres"
 
@@ -281,48 +294,89 @@ class PgDatabase(Database):
         return db
 
     def scrub(self, conn: sqlite3.Connection) -> bool:
-        """Inside a unit of work, after a deletion committed: ``VACUUM`` the chat tables
-        and ``chat_keys`` (outside any transaction: the connection is in autocommit), so
-        the dead tuples of the deleted rows are pruned now rather than when autovacuum
-        comes by. ``SKIP_LOCKED``: a table another vacuum holds is left to it, never waited
-        for. It cannot prune a version an older snapshot still sees (a ``pg_dump`` in
+        """Inside a unit of work, after a deletion committed: the chat tables, ``chat_keys``
+        and ``user_data`` are vacuumed in the background, on a connection of their own, at
+        most every :attr:`vacuum_every` seconds (``SKIP_LOCKED``: a table another vacuum
+        holds is left to it). A vacuum prunes the dead tuples of the deleted rows from the
+        pages; it cannot prune a version an older snapshot still sees (a ``pg_dump`` in
         progress, a replica's feedback), nor reach WAL segments, replicas or backups:
-        those hold ciphertext whose chat key an erase deleted (docs/security.md)."""
-        pg = cast(PgConnection, conn)
-        if pg.in_transaction:  # never inside a unit's transaction (VACUUM refuses)
-            return False
-        try:
-            pg.raw.execute("VACUUM (SKIP_LOCKED) " + ", ".join(VACUUM_TABLES))
-            if self._rewrite_keys:
-                self._rewrite_keys = not _rewrite_chat_keys(pg)
-        except psycopg.OperationalError:  # the server went away: the next start vacuums
-            _LOGGER.warning("the vacuum after a deletion failed; it runs again at the next "
-                            "deletion or start")
-            return False
-        self._residue = self._rewrite_keys
-        return not self._residue
+        those hold ciphertext whose chat key an erase deleted (docs/security.md). True:
+        nothing a reply should mention is left (see :attr:`cleanup_pending`)."""
+        self._vacuum_due = True
+        return True
+
+    @property
+    def cleanup_pending(self) -> bool:
+        """On PostgreSQL the rows an erase deleted need the key it deleted with them; the
+        vacuum that follows is housekeeping, not something to tell the user about."""
+        return False
 
     async def checkpoint(self) -> bool:
         """At start (after a crash an erase's rewrite may not have run) and after
-        housekeeping: vacuum, and rewrite ``chat_keys``."""
-        self._rewrite_keys = True
-        return await self.run(self.scrub)
+        housekeeping: vacuum, and rewrite ``chat_keys``, now. True if both ran."""
+        self._vacuum_due = self._rewrite_keys = True
+        self._last_vacuum = self._last_rewrite = float("-inf")
+        self._ensure_maintenance()
+        await self.wait_clean()
+        return not (self._vacuum_due or self._rewrite_keys)
 
     def erased(self, chat_id: int) -> None:
-        """After an erase committed: the next :meth:`scrub` (the erase's own) also rewrites
-        ``chat_keys`` into a new file, so the erased key's bytes leave even the free
-        space of its page."""
+        """After an erase committed: the next background vacuum (at most
+        :attr:`rewrite_every` seconds after the last rewrite) also rewrites ``chat_keys``
+        into a new file, so the erased key's bytes leave even the free space of its page."""
         super().erased(chat_id)
         self._rewrite_keys = True
+
+    def _ensure_maintenance(self) -> None:
+        if not self._closed and (self._maintenance is None or self._maintenance.done()):
+            self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed and (self._vacuum_due or self._rewrite_keys):
+            due = self._last_vacuum + self.vacuum_every
+            if not self._vacuum_due:  # only the rewrite is waiting, for its own interval
+                due = max(due, self._last_rewrite + self.rewrite_every)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, due - loop.time()))
+                continue  # woken by a unit: what is due may have changed
+            rewrite = self._rewrite_keys and loop.time() >= self._last_rewrite + self.rewrite_every
+            self._vacuum_due = False
+            self._rewrite_keys = self._rewrite_keys and not rewrite
+            done = await asyncio.to_thread(self._vacuum_now, rewrite)
+            self._last_vacuum = loop.time()
+            if rewrite and done:
+                self._last_rewrite = self._last_vacuum
+            elif rewrite:
+                self._rewrite_keys = True
+            if not done:
+                self._vacuum_due = True  # tried again after vacuum_every
+
+    def _vacuum_now(self, rewrite: bool) -> bool:
+        """On a thread and a connection of its own, never the units'."""
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                conn.execute("VACUUM (SKIP_LOCKED) " + ", ".join(VACUUM_TABLES))
+                return _rewrite_chat_keys(conn) if rewrite else True
+        except psycopg.Error as exc:
+            _LOGGER.warning("the vacuum after a deletion failed (%s); it runs again later",
+                            type(exc).__name__)
+            return False
+
+    async def wait_clean(self) -> None:
+        """Return once the background vacuum has nothing left to do now (tests)."""
+        while self._maintenance is not None and not self._maintenance.done():
+            await asyncio.shield(self._maintenance)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._cleaner is not None:
-            self._cleaner.cancel()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._cleaner
+                await self._maintenance
         try:
             await self._worker.submit(lambda: cast(PgConnection, self._conn).close())
         finally:
@@ -361,8 +415,9 @@ class PgDatabase(Database):
                     time.sleep(random.uniform(0, 0.005 * 2 ** tries))
             raise AssertionError("unreachable")
         result = await self._worker.submit(attempt)
-        if self._residue:  # the rewrite after an erase waits for chat_keys
-            self._ensure_cleaner()
+        if self._vacuum_due or self._rewrite_keys:
+            self._ensure_maintenance()
+            self._wake.set()
         return result
 
     def _live(self) -> PgConnection:

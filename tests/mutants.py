@@ -850,10 +850,21 @@ MUTANTS = [
            (f"{T_CHATKEYS}::test_a_chat_that_holds_nothing_any_more_loses_its_key_at_"
             "housekeeping",)),
     Mutant("no vacuum after a deletion on postgres", "storage/pg.py",
-           '            pg.raw.execute("VACUUM (SKIP_LOCKED) " + ", ".join(VACUUM_TABLES))\n',
-           "            pass\n",
+           '                conn.execute("VACUUM (SKIP_LOCKED) " + ", ".join(VACUUM_TABLES))\n',
+           "                pass\n",
            ("tests/test_pg_store.py::test_on_postgres_an_erased_chats_lingering_rows_need_its_"
             "destroyed_key",)),
+    Mutant("a deletion other than an erase never vacuumed on postgres", "storage/pg.py",
+           "        self._vacuum_due = True\n        return True\n",
+           "        return True\n",
+           ("tests/test_pg_store.py::test_on_postgres_a_removed_card_is_vacuumed_off_the_units_"
+            "thread",)),
+    Mutant("the postgres vacuum runs on the units' thread", "storage/pg.py",
+           "            done = await asyncio.to_thread(self._vacuum_now, rewrite)\n",
+           "            done = await self._worker.submit(\n"
+           "                functools.partial(self._vacuum_now, rewrite))\n",
+           ("tests/test_pg_store.py::test_on_postgres_a_removed_card_is_vacuumed_off_the_units_"
+            "thread",)),
     Mutant("chat_keys not rewritten after an erase on postgres", "storage/pg.py",
            "        super().erased(chat_id)\n        self._rewrite_keys = True\n",
            "        super().erased(chat_id)\n",

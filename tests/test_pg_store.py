@@ -5,6 +5,7 @@ repositories do is proved on both stores by the suites that set ``store = both_s
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,7 @@ async def test_on_postgres_an_erased_chats_lingering_rows_need_its_destroyed_key
     from storage.otp_repo import Keys, OtpRepo
 
     db = await PgDatabase.open_url(pg_db_url)
+    db.vacuum_every = db.rewrite_every = 0.0  # the background vacuum at once, not coalesced
     try:
         old = await check_key(db, Vault(generate_master_key()))
         repo, otp = AccountsRepo(db, old), OtpRepo(db, old)
@@ -179,6 +181,7 @@ async def test_on_postgres_an_erased_chats_lingering_rows_need_its_destroyed_key
         assert ChatKeys.of(db, old).cached(5)
 
         assert await db.erase_chat(5) is True
+        await asyncio.wait_for(db.wait_clean(), 60)
         assert await query(db, "SELECT 1 FROM accounts WHERE chat_id = 5") == []
         assert await query(db, "SELECT 1 FROM chat_keys WHERE chat_id = 5") == [], \
             "the erase deleted the chat's key"
@@ -210,6 +213,36 @@ async def test_on_postgres_an_erased_chats_lingering_rows_need_its_destroyed_key
     finally:
         await db.close()
 
+
+async def test_on_postgres_a_removed_card_is_vacuumed_off_the_units_thread(
+        pg_db_url: str) -> None:
+    """/hapus_kk (any deletion, not only an erase): the dead tuple goes with the background
+    vacuum, which runs on a connection of its own, never the units' one."""
+    db = await PgDatabase.open_url(pg_db_url)
+    db.vacuum_every = 0.0
+    try:
+        repo = AccountsRepo(db, Vault(generate_master_key()))
+        await repo.add(8, new(NIK_A, "Ibu"), max_accounts=3, now=1.0)
+        row = await query_one(db, "SELECT slot, name_ct FROM accounts WHERE chat_id = 8")
+        assert row is not None
+        name_ct = bytes(row["name_ct"])
+        seen: list[str] = []
+        vacuum_now = db._vacuum_now
+
+        def watched(rewrite: bool) -> bool:
+            seen.append(threading.current_thread().name)
+            return vacuum_now(rewrite)
+
+        db._vacuum_now = watched  # type: ignore[method-assign]
+        assert await repo.remove(8, row["slot"]) is True
+        await asyncio.wait_for(db.wait_clean(), 60)
+        assert seen and "kk-db" not in seen, \
+            "a deletion leads to a vacuum, not on the units' thread"
+        assert not [d for d in _dead_tuples(pg_db_url, "accounts") if name_ct[17:] in d], \
+            "the removed card's dead tuple is gone from the pages"
+        assert await query(db, "SELECT 1 FROM accounts WHERE chat_id = 8") == []
+    finally:
+        await db.close()
 
 async def test_rotate_key_is_refused_while_a_bot_serves_from_the_database(
         pg_db_url: str, tmp_path: Path) -> None:
