@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import inprocess, overhttp, scale
+from bench import addevict, inprocess, overhttp, scale, scale_pg
 from bench.common import (
     BENCH_DIR,
     JSON,
@@ -124,6 +124,12 @@ def _rate(rounds: list[LoopResult] | None) -> float | None:
     return None if not rounds else rounded(median([r.per_s for r in rounds]), 1)
 
 
+def _adds(rounds: list[LoopResult] | None) -> float | None:
+    """Completed adds per second: the median rate of actions / the actions of one add."""
+    rate = _rate(rounds)
+    return None if rate is None else rounded(rate / addevict.STEPS, 2)
+
+
 def _get(data: JSON | None, key: str) -> Any:
     return None if data is None else data.get(key)
 
@@ -148,10 +154,15 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
                                  "switch": lambda _n: inprocess.run_switch(p)}
     if fresh_pg is not None:  # the same switch with the store on PostgreSQL (issue 24)
         kinds["switch_pg"] = lambda _n: inprocess.run_switch(p, fresh_pg())
+    # Add + evict through the bot (issue 24 item 6), on both stores, in the same rounds.
+    kinds["add"] = lambda _n: addevict.run_add(p)
+    if fresh_pg is not None:
+        kinds["add_pg"] = lambda _n: addevict.run_add(p, fresh_pg())
     loops = await run.rounds(
-        f"1+2. in process: echo baseline and switch (SQLite, PostgreSQL), {p.rounds} "
-        "interleaved rounds", p.rounds, kinds)
+        f"1+2. in process: echo baseline, switch and add+evict (SQLite, PostgreSQL), "
+        f"{p.rounds} interleaved rounds", p.rounds, kinds)
     echo, switch, switch_pg = loops.get("echo"), loops.get("switch"), loops.get("switch_pg")
+    add, add_pg = loops.get("add"), loops.get("add_pg")
     # A diagnostic beside 1+2: the same rounds with the process held on one CPU. The bot
     # runs on two threads (event loop, database), the echo bot on one, so switch_ratio
     # also depends on how busy the other CPU is and where the scheduler puts the thread.
@@ -172,24 +183,34 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
                                  lambda: inprocess.run_persistence(p))
 
     with tempfile.TemporaryDirectory(prefix="kk-bench-http-") as tmp:
-        bots = overhttp.HttpRounds(p, Path(tmp), fresh_pg() if fresh_pg else None)
+        bots = overhttp.HttpRounds(p, Path(tmp), fresh_pg() if fresh_pg else None,
+                                   fresh_pg() if fresh_pg else None)
         http_kinds: dict[str, RoundFn] = {"http_echo": bots.echo, "http_switch": bots.bot,
                                           "http_reference": bots.reference}
         if fresh_pg is not None:
             http_kinds["http_switch_pg"] = bots.bot_pg
+        http_kinds["http_add"] = bots.add
+        if fresh_pg is not None:
+            http_kinds["http_add_pg"] = bots.add_pg
         http = await run.rounds(
-            f"3. over HTTP: echo_bot.py, python -m bot run (SQLite, PostgreSQL), "
-            f"ref_switch_bot.py, a warm-up round and {p.http_rounds} interleaved rounds",
-            p.http_rounds, http_kinds, alternate=False, warmup=1, finish=bots.close)
-    http_echo, http_switch, http_ref, http_switch_pg = (
+            f"3. over HTTP: echo_bot.py, python -m bot run (switch and add+evict, SQLite "
+            f"and PostgreSQL), ref_switch_bot.py, a warm-up round and {p.http_rounds} "
+            "interleaved rounds", p.http_rounds, http_kinds, alternate=False, warmup=1,
+            finish=bots.close)
+    http_echo, http_switch, http_ref, http_switch_pg, http_add, http_add_pg = (
         http.get(key) for key in ("http_echo", "http_switch", "http_reference",
-                                  "http_switch_pg"))
+                                  "http_switch_pg", "http_add", "http_add_pg"))
 
     scaled = await run.step("scale", f"6. scale: {', '.join(map(str, p.scale_sizes))} chats",
                             lambda: scale.run_scale(p, _flag("BENCH_REBUILD")))
     scale_json = scaled[0] if scaled else None
     if scale_json is not None:
         run.details["scale"] = scale_json
+    scaled_pg: JSON | None = None
+    if fresh_pg is not None:
+        scaled_pg = await run.step(
+            "scale_pg", f"6 on PostgreSQL: {', '.join(map(str, p.pg_scale_sizes))} chats "
+            "(built by COPY)", lambda: scale_pg.run_scale_pg(p, fresh_pg))
     startup = None
     if scaled is not None:
         largest = scaled[1]
@@ -202,6 +223,8 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
     http_reference_ratio = run.ratio("http_reference_ratio", http_ref, http_echo)
     pg_switch_ratio = run.ratio("pg_switch_ratio", switch_pg, switch)
     pg_http_switch_ratio = run.ratio("pg_http_switch_ratio", http_switch_pg, http_switch)
+    pg_add_ratio = run.ratio("pg_add_ratio", add_pg, add)
+    pg_http_add_ratio = run.ratio("pg_http_add_ratio", http_add_pg, http_add)
     results: JSON = {
         "echo_updates_per_s": _rate(echo),
         "switch_updates_per_s": _rate(switch),
@@ -228,6 +251,16 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
         "pg_http_switch_updates_per_s": _rate(http_switch_pg),
         "pg_switch_ratio": pg_switch_ratio,
         "pg_http_switch_ratio": pg_http_switch_ratio,
+        "add_per_s": _adds(add),
+        "pg_add_per_s": _adds(add_pg),
+        "pg_add_ratio": pg_add_ratio,
+        "http_add_per_s": _adds(http_add),
+        "pg_http_add_per_s": _adds(http_add_pg),
+        "pg_http_add_ratio": pg_http_add_ratio,
+        "pg_scale_ratio": _get(scaled_pg, "scale_ratio"),
+        "pg_scale_switch_ratio": _get(scaled_pg, "switch_ratio"),
+        "pg_scale_add_evict_ratio": _get(scaled_pg, "add_evict_ratio"),
+        "pg_scale_largest": _get(scaled_pg, "largest"),
     }
     ref_threshold = (None if http_reference_ratio is None
                      else round(0.9 * http_reference_ratio, 4))
@@ -242,6 +275,7 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
         "rss_mb": _target(results["rss_mb"], "<=", 150.0, "<= 150 MB"),
         "pg_http_switch_ratio": _target(pg_http_switch_ratio, ">=", 0.8,
                                         ">= 0.8 x SQLite over HTTP"),
+        "pg_scale_ratio": _target(results["pg_scale_ratio"], "<=", 1.3, "<= 1.3"),
     }
     run.details["switch_ratio_one_cpu"] = switch_ratio_one_cpu
     run.details["bot_api_errors"] = {"total": sum(run.errors.values()), **run.errors}
@@ -275,10 +309,17 @@ def table(results: JSON) -> str:
     def rate_range(key: str) -> str:
         return _range(details.get(key), "updates_per_s_min", "updates_per_s_max")
 
-    def scale_range(operation: str) -> str:
-        sizes = _get(details.get("scale"), "sizes") or {}
-        largest = str(_get(details.get("scale"), "largest"))
+    def scale_range(operation: str, step: str = "scale") -> str:
+        sizes = _get(details.get(step), "sizes") or {}
+        largest = str(_get(details.get(step), "largest"))
         return _range(_get(sizes.get(largest), f"{operation}_pair_ratios"))
+
+    def adds_range(key: str) -> str:
+        data = details.get(key) or {}
+        low, high = data.get("updates_per_s_min"), data.get("updates_per_s_max")
+        if low is None or high is None:
+            return ""
+        return f"{round(low / addevict.STEPS, 1)}-{round(high / addevict.STEPS, 1)}"
 
     rows.append(("in process (harness defaults)", "", "", ""))
     add("  echo_updates_per_s", results["echo_updates_per_s"], between=rate_range("echo"))
@@ -317,6 +358,24 @@ def table(results: JSON) -> str:
         between=rate_range("http_switch_pg"))
     add("  pg_http_switch_ratio", results.get("pg_http_switch_ratio"), "pg_http_switch_ratio",
         _range(ratios.get("pg_http_switch_ratio")))
+    add("  add_per_s (add+evict, SQLite, in process)", results.get("add_per_s"),
+        between=adds_range("add"))
+    add("  pg_add_per_s (add+evict, in process)", results.get("pg_add_per_s"),
+        between=adds_range("add_pg"))
+    add("  pg_add_ratio (in process)", results.get("pg_add_ratio"),
+        between=_range(ratios.get("pg_add_ratio")))
+    add("  http_add_per_s (add+evict, SQLite, HTTP)", results.get("http_add_per_s"),
+        between=adds_range("http_add"))
+    add("  pg_http_add_per_s (add+evict, HTTP)", results.get("pg_http_add_per_s"),
+        between=adds_range("http_add_pg"))
+    add("  pg_http_add_ratio", results.get("pg_http_add_ratio"),
+        between=_range(ratios.get("pg_http_add_ratio")))
+    add(f"  pg_scale_ratio ({results.get('pg_scale_largest')} / 1000 chats)",
+        results.get("pg_scale_ratio"), "pg_scale_ratio")
+    add("    pg_scale_switch_ratio", results.get("pg_scale_switch_ratio"),
+        between=scale_range("switch", "scale_pg"))
+    add("    pg_scale_add_evict_ratio", results.get("pg_scale_add_evict_ratio"),
+        between=scale_range("add_evict", "scale_pg"))
     rows.append(("scale, start-up, memory", "", "", ""))
     add("  scale_ratio", results["scale_ratio"], "scale_ratio")
     add("    scale_switch_ratio", results["scale_switch_ratio"], between=scale_range("switch"))

@@ -84,7 +84,7 @@ def _pg_fill(url: str, size: int, real: set[int], real_slots: set[str], now: flo
     with psycopg.connect(url) as conn:
         _check_schema(conn)
         with conn.cursor() as cur:
-            with cur.copy(f"COPY accounts ({', '.join(names)}) FROM STDIN "  # noqa: S608
+            with cur.copy(f"COPY accounts ({', '.join(names)}) FROM STDIN "
                           "(FORMAT BINARY)") as copy:
                 copy.set_types(types)
                 number = 0
@@ -171,8 +171,8 @@ async def run_scale_pg(p: Params, fresh_pg: Callable[[], str]) -> JSON:
             dbs.append(db)
             builds[str(size)] = build
         result = await measure_sizes(p, dbs)
-    for size, build in builds.items():
-        result["sizes"][size].update(build)
+    for key, build in builds.items():
+        result["sizes"][key].update(build)
     result["filler"] = ("COPY; one random ciphertext per column shared by every filler row, "
                         "random nik_index and unique slot per row")
     return result
