@@ -8,6 +8,7 @@ A step that fails is reported and the others still run; the exit status is then 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import atexit
 import json
@@ -56,7 +57,11 @@ class Run:
         self.details: JSON = {}
         self.errors: dict[str, int] = {}  # Bot API errors the emulator recorded, per step
 
-    async def step(self, key: str, title: str, make: Callable[[], Awaitable[T]]) -> T | None:
+    async def step(self, key: str, title: str, make: Callable[[], Awaitable[T]] | None
+                   ) -> T | None:
+        """``make()`` reported under ``key``; None (a step left out) does nothing."""
+        if make is None:
+            return None
         log(title)
         started = time.perf_counter()
         try:
@@ -141,17 +146,26 @@ def _target(value: float | None, op: str, threshold: float | None, text: str) ->
     return {"target": text, "threshold": threshold, "value": value, "met": met}
 
 
-async def measure(p: Params) -> JSON:
+async def measure(p: Params, stores_only: bool = False) -> JSON:
     with postgres() as fresh_pg:
-        return await _measure(p, fresh_pg)
+        return await _measure(p, fresh_pg, stores_only)
 
 
-async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
+async def _measure(p: Params, fresh_pg: Callable[[], str] | None,
+                   stores_only: bool = False) -> JSON:
+    """Every step; with ``stores_only`` only what compares the stores (``--only stores``):
+    switch and add+evict in process and over HTTP on SQLite and PostgreSQL, and the scale
+    on PostgreSQL."""
     run = Run()
-    log(f"mode {p.mode}")
+    log(f"mode {p.mode}" + (", only the SQLite/PostgreSQL comparison" if stores_only else ""))
+
+    def unless_stores_only(make: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]] | None:
+        return None if stores_only else make
 
     kinds: dict[str, RoundFn] = {"echo": lambda _n: inprocess.run_echo(p),
                                  "switch": lambda _n: inprocess.run_switch(p)}
+    if stores_only:
+        del kinds["echo"]
     if fresh_pg is not None:  # the same switch with the store on PostgreSQL (issue 24)
         kinds["switch_pg"] = lambda _n: inprocess.run_switch(p, fresh_pg())
     # Add + evict through the bot (issue 24 item 6), on both stores, in the same rounds.
@@ -166,21 +180,25 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
     # A diagnostic beside 1+2: the same rounds with the process held on one CPU. The bot
     # runs on two threads (event loop, database), the echo bot on one, so switch_ratio
     # also depends on how busy the other CPU is and where the scheduler puts the thread.
-    with one_cpu():
-        pinned = await run.rounds(
-            f"1+2 on one CPU (diagnostic): {p.one_cpu_rounds} interleaved rounds",
-            p.one_cpu_rounds, {"echo_one_cpu": lambda _n: inprocess.run_echo(p),
-                               "switch_one_cpu": lambda _n: inprocess.run_switch(p)})
+    pinned: dict[str, list[LoopResult]] = {}
+    if not stores_only:
+        with one_cpu():
+            pinned = await run.rounds(
+                f"1+2 on one CPU (diagnostic): {p.one_cpu_rounds} interleaved rounds",
+                p.one_cpu_rounds, {"echo_one_cpu": lambda _n: inprocess.run_echo(p),
+                                   "switch_one_cpu": lambda _n: inprocess.run_switch(p)})
     switch_ratio_one_cpu = run.ratio("switch_ratio_one_cpu", pinned.get("switch_one_cpu"),
                                      pinned.get("echo_one_cpu"))
     echo_burst = await run.step("echo_burst", f"4a. {p.concurrency_chats} chats messaging the "
-                                "echo bot at once", lambda: inprocess.run_echo_burst(p))
+                                "echo bot at once",
+                                unless_stores_only(lambda: inprocess.run_echo_burst(p)))
     burst = await run.step("burst", f"4b. {p.concurrency_chats} chats tapping at once",
-                           lambda: inprocess.run_burst(p))
+                           unless_stores_only(lambda: inprocess.run_burst(p)))
     isolation = await run.step("isolation", f"5. isolation: slow look-up in A, {p.isolation_taps}"
-                               " switches in B", lambda: inprocess.run_isolation(p))
+                               " switches in B",
+                               unless_stores_only(lambda: inprocess.run_isolation(p)))
     persistence = await run.step("persistence", "8. per-update persistence write on/off",
-                                 lambda: inprocess.run_persistence(p))
+                                 unless_stores_only(lambda: inprocess.run_persistence(p)))
 
     with tempfile.TemporaryDirectory(prefix="kk-bench-http-") as tmp:
         bots = overhttp.HttpRounds(p, Path(tmp), fresh_pg() if fresh_pg else None,
@@ -192,6 +210,8 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
         http_kinds["http_add"] = bots.add
         if fresh_pg is not None:
             http_kinds["http_add_pg"] = bots.add_pg
+        if stores_only:
+            del http_kinds["http_echo"], http_kinds["http_reference"]
         http = await run.rounds(
             f"3. over HTTP: echo_bot.py, python -m bot run (switch and add+evict, SQLite "
             f"and PostgreSQL), ref_switch_bot.py, a warm-up round and {p.http_rounds} "
@@ -202,7 +222,8 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
                                   "http_switch_pg", "http_add", "http_add_pg"))
 
     scaled = await run.step("scale", f"6. scale: {', '.join(map(str, p.scale_sizes))} chats",
-                            lambda: scale.run_scale(p, _flag("BENCH_REBUILD")))
+                            unless_stores_only(lambda: scale.run_scale(
+                                p, _flag("BENCH_REBUILD"))))
     scale_json = scaled[0] if scaled else None
     if scale_json is not None:
         run.details["scale"] = scale_json
@@ -404,7 +425,47 @@ def write_results(results: JSON) -> None:
     tmp.replace(RESULTS)
 
 
-async def amain() -> int:
+#: The figures a ``--only stores`` run measures (SQLite against PostgreSQL, each ratio from
+#: rounds of that run); they replace those of bench/results.json, the rest stays.
+STORE_KEYS = ("pg_switch_updates_per_s", "pg_http_switch_updates_per_s", "pg_switch_ratio",
+              "pg_http_switch_ratio", "add_per_s", "pg_add_per_s", "pg_add_ratio",
+              "http_add_per_s", "pg_http_add_per_s", "pg_http_add_ratio", "pg_scale_ratio",
+              "pg_scale_switch_ratio", "pg_scale_add_evict_ratio", "pg_scale_largest")
+STORE_TARGETS = ("pg_http_switch_ratio", "pg_scale_ratio")
+
+
+def merge_store_run(previous: JSON | None, run: JSON) -> JSON:
+    """bench/results.json after a ``--only stores`` run: the previous full run's figures,
+    with :data:`STORE_KEYS` (and their targets) from ``run``, which is kept whole under
+    ``stores_run`` (its SQLite rates, details, machine, parameters)."""
+    if not previous:
+        return run
+    merged = dict(previous)
+    for key in STORE_KEYS:
+        merged[key] = run.get(key)
+    merged["targets"] = dict(previous.get("targets", {}))
+    for key in STORE_TARGETS:
+        merged["targets"][key] = run["targets"][key]
+    merged["stores_run"] = run
+    return merged
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description="make bench: every measurement, a table on stdout, "
+        "bench/results.json (see bench/README.md). Environment: BENCH_FULL=1 (1 M-chat "
+        "SQLite scale, longer rounds), BENCH_PROFILE=1 (only the in-process switch, under "
+        "cProfile), BENCH_REBUILD=1 (rebuild the cached SQLite scale databases), "
+        "BENCH_PG_SCALE_CHATS=N (the largest PostgreSQL scale database; 1 000 000 by "
+        "default).")
+    parser.add_argument("--only", choices=["stores"], help="stores: only SQLite against "
+                        "PostgreSQL (switch and add+evict in process and over HTTP, the "
+                        "PostgreSQL scale); its figures replace those in results.json")
+    return parser.parse_args(argv)
+
+
+async def amain(argv: list[str] | None = None) -> int:
+    args = _arguments(sys.argv[1:] if argv is None else argv)
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
@@ -416,21 +477,32 @@ async def amain() -> int:
         return 0
     started = time.perf_counter()
     machine = machine_info()
-    results = await measure(p)
+    stores_only = args.only == "stores"
+    results = await measure(p, stores_only)
     results["machine"] = machine | {
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     results["parameters"] = p.as_json()
     results["duration_s"] = round(time.perf_counter() - started, 1)
-    write_results(results)
+    if stores_only:
+        results["only"] = "stores"
+        results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            previous = json.loads(RESULTS.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        write_results(merge_store_run(previous, results))
+    else:
+        write_results(results)
     sys.stdout.write(table(results) + "\n")
     log(f"finished in {results['duration_s']}s; wrote {RESULTS}")
     return 1 if results["failures"] else 0
 
 
 def main() -> int:
+    args = _arguments(sys.argv[1:])  # --help exits here, before anything starts
     atexit.register(overhttp.kill_leftovers)
     try:
-        return asyncio.run(amain())
+        return asyncio.run(amain(["--only", args.only] if args.only else []))
     except (KeyboardInterrupt, asyncio.CancelledError):
         log("interrupted")
         return 130
