@@ -20,11 +20,13 @@ step  the user                        complete when the bot has
 
 The rate is :class:`bench.common.ClosedLoop`'s (actions per second, the first tenth of them
 warm-up); adds per second is that / 5. A step whose answer is not the expected one fails
-the round (no figure from a flow that went elsewhere). The NIKs are valid, distinct per
-chat and add, and avoid the sandbox's special endings (0000-0005): the sandbox answers at
-once with a participant and a phone. The SMS caps stay the bot's defaults except the
+the round (no figure from a flow that went elsewhere). The NIKs are valid, distinct for every
+chat and add (so the phones the sandbox gives them are too: a phone gets 5 codes an hour),
+and avoid the sandbox's special endings (0000-0005): the sandbox answers at once with a
+participant and a phone. The SMS caps stay the bot's defaults except the
 global hourly budget (raised: 64 chats × 4 adds in a few seconds is more than 200 an hour);
-each round starts on a fresh database, so no chat nears its 10 codes a day.
+each round starts on a fresh database in process, and has 64 chats of its own over HTTP, so
+no chat nears its 10 codes a day.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from bench.common import (
     Pending,
     QuietSender,
     TrackingEmulator,
+    nik_from,
 )
 from bench.inprocess import bot_session
 from bench.params import Params
@@ -54,11 +57,15 @@ CODE = re.compile(r"\b(\d{6})\b")
 SMS_BUDGET = 100_000
 
 
-def nik_for_add(chat_index: int, add: int) -> str:
-    """A valid NIK (Bali 5171 02, birth date from ``add``), distinct per (chat, add), whose
-    last four digits (0010 + chat index) avoid the sandbox's special cases."""
-    day, month, year = 1 + add % 28, 1 + (add // 28) % 12, (60 + add // 336) % 100
-    return f"517102{day:02d}{month:02d}{year:02d}{10 + chat_index:04d}"
+#: Adds per chat below this get distinct NIKs (and so, from the sandbox, distinct phones).
+ADDS_PER_CHAT = 1009
+
+
+def nik_for_add(chat_id: int, add: int) -> str:
+    """A valid NIK (Bali, 5171), distinct for every (chat, add) with ``add`` below
+    :data:`ADDS_PER_CHAT`, also across rounds in other chats (the phone behind a NIK may
+    receive only 5 codes an hour), and none of the sandbox's special cases."""
+    return nik_from(chat_id * ADDS_PER_CHAT + add, "5171")
 
 
 class CodeSender(QuietSender):
@@ -81,7 +88,6 @@ class AddFlow:
     def __init__(self, emulator: TrackingEmulator, chat_ids: list[int],
                  code_for: Callable[[str], str | None]) -> None:
         self.emulator = emulator
-        self.index = {chat_id: i for i, chat_id in enumerate(chat_ids)}
         self.code_for = code_for
         self.sandbox = SandboxBackend()
         self.step = dict.fromkeys(chat_ids, 0)
@@ -91,7 +97,7 @@ class AddFlow:
         self.saved = 0
 
     def nik(self, chat_id: int) -> str:
-        return nik_for_add(self.index[chat_id], self.adds[chat_id])
+        return nik_for_add(chat_id, self.adds[chat_id])
 
     def phone(self, nik: str) -> str | None:
         return self.sandbox.participant(Identifier(IdKind.NIK, nik)).phone

@@ -546,13 +546,19 @@ def nik_for(chat_id: int, number: int) -> str:
     (chat, number) over 6.7e10 values, whose last four digits (0010-9999) avoid the
     sandbox's special cases: since issue 22 a switch shows the card, which looks the
     participant up in the sandbox, and that parses the date of birth."""
-    value = (chat_id * 7 + number) % (100 * 56 * 12 * 100 * 9990)
+    return nik_from(chat_id * 7 + number)
+
+
+def nik_from(number: int, region: str = "3174") -> str:
+    """A valid NIK of ``region`` (4 digits) for ``number``; distinct numbers below 6.7e10
+    give distinct NIKs, all ending in 0010-9999 (see :func:`nik_for`)."""
+    value = number % (100 * 56 * 12 * 100 * 9990)
     value, seq = divmod(value, 9990)
     value, year = divmod(value, 100)
     value, month = divmod(value, 12)
     district, day = divmod(value, 56)
     day = 1 + day if day < 28 else 41 + day - 28
-    return f"3174{district:02d}{day:02d}{month + 1:02d}{year:02d}{10 + seq:04d}"
+    return f"{region}{district:02d}{day:02d}{month + 1:02d}{year:02d}{10 + seq:04d}"
 
 
 def new_account(chat_id: int, number: int, label: str) -> NewAccount:
