@@ -315,8 +315,12 @@ def table(results: JSON) -> str:
     """The figures; ``min-max`` is the spread of the rounds (of the pairs, for scale) whose
     median is the value."""
     targets: JSON = results.get("targets", {})
-    details: JSON = results.get("details", {})
-    ratios: JSON = details.get("ratios", {})
+    details: JSON = dict(results.get("details", {}))
+    ratios: JSON = dict(details.get("ratios", {}))
+    stores: JSON = results.get("stores_run", {}).get("details", {})  # after --only stores
+    details.update({key: stores[key] for key in STORE_DETAILS if key in stores})
+    ratios.update({key: value for key, value in stores.get("ratios", {}).items()
+                   if key in STORE_KEYS})
     rows: list[tuple[str, object, str, str]] = []
 
     def add(label: str, value: object, key: str | None = None, between: str = "") -> None:
@@ -370,7 +374,9 @@ def table(results: JSON) -> str:
     threshold = targets.get("http_switch_ratio", {}).get("threshold")
     add(f"  http_switch_ratio (need >= {threshold})", results["http_switch_ratio"],
         "http_switch_ratio", _range(ratios.get("http_switch_ratio")))
-    rows.append(("PostgreSQL store (KK_DATABASE_URL), vs SQLite", "", "", ""))
+    rows.append(("PostgreSQL store (KK_DATABASE_URL), vs SQLite"
+                 + (f" (--only stores, {results['stores_run'].get('finished_at')})"
+                    if "stores_run" in results else ""), "", "", ""))
     add("  pg_switch_updates_per_s (in process)", results.get("pg_switch_updates_per_s"),
         between=rate_range("switch_pg"))
     add("  pg_switch_ratio (in process)", results.get("pg_switch_ratio"),
@@ -408,7 +414,7 @@ def table(results: JSON) -> str:
     add("  rss_mb", results["rss_mb"], "rss_mb")
     errors = details.get("bot_api_errors", {})
     add("Bot API errors recorded (all steps)", errors.get("total"))
-    width = max(len(label) for label, _, _, _ in rows) + 2
+    width = max(len(label) for label, value, _, _ in rows if value != "") + 2  # not headings
     lines = [f"{'metric':<{width}}{'value':>12}  {'min-max':<15}  target"
              + " " * 25 + "met", "-" * (width + 65)]
     for label, value, between, mark in rows:
@@ -432,6 +438,9 @@ STORE_KEYS = ("pg_switch_updates_per_s", "pg_http_switch_updates_per_s", "pg_swi
               "http_add_per_s", "pg_http_add_per_s", "pg_http_add_ratio", "pg_scale_ratio",
               "pg_scale_switch_ratio", "pg_scale_add_evict_ratio", "pg_scale_largest")
 STORE_TARGETS = ("pg_http_switch_ratio", "pg_scale_ratio")
+#: The details of those figures (the table shows their spread from ``stores_run``).
+STORE_DETAILS = ("switch_pg", "add", "add_pg", "http_switch_pg", "http_add", "http_add_pg",
+                 "scale_pg")
 
 
 def merge_store_run(previous: JSON | None, run: JSON) -> JSON:
