@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bench import ref_switch_bot
 from bench.addevict import STEPS, nik_for_add, run_add
-from bench.common import nik_for
+from bench.common import ACTIVE_MARK, nik_for
 from bench.inprocess import run_switch
 from bench.main import STORE_KEYS, merge_store_run
 from bench.params import QUICK
 from bot.identity import Identifier, parse_identifier
 from bot.jkn.sandbox import SandboxBackend
+from handlers import keyboards
+from storage.accounts_repo import Brief
 from tests.conftest import both_stores
 
 store = both_stores
@@ -67,3 +70,13 @@ def test_a_stores_only_run_replaces_only_the_store_figures() -> None:
     assert merged["targets"]["pg_scale_ratio"] == {"met": True}
     assert merged["stores_run"] is run
     assert merge_store_run(None, run) is run
+
+
+def test_the_bench_and_its_reference_bot_mark_the_chosen_account_as_the_bot_does() -> None:
+    """The loops find the listing's chosen account by its mark (issue 22 changed it)."""
+    items = [Brief(1, "aaaa", "3174014506900011", "KK Saya", 0.0, False),
+             Brief(1, "bbbb", "3273012304850022", "KK Ibu", 0.0, True)]
+    rows = keyboards.accounts(items, set())["inline_keyboard"]
+    assert rows[1][0]["text"].startswith(ACTIVE_MARK)
+    assert not rows[0][0]["text"].startswith(ACTIVE_MARK)
+    assert ref_switch_bot.ACTIVE_MARK.strip() == ACTIVE_MARK
