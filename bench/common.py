@@ -39,6 +39,8 @@ BENCH_DIR = ROOT / "bench"
 CACHE_DIR = BENCH_DIR / ".cache"
 TOKEN = "7012345678:AAHk3vZ_benchBENCHbench-0123456789abcd"
 LABELS = ("KK Saya", "KK Orang Tua", "KK Mertua")
+#: How the listing marks the chosen account's button (handlers/keyboards.py, issue 22).
+ACTIVE_MARK = "📌"
 _T0 = time.monotonic()
 
 JSON = dict[str, Any]
@@ -139,10 +141,11 @@ class Pending:
 
     chat_id: int
     started: float
-    needs: set[str]
+    needs: list[str]  # Bot API methods still awaited, lower case; a name may repeat
     query_id: str | None = None
     message_id: int | None = None  # a tap: the message whose edit it waits for
     finished: float = 0.0
+    text: str = ""  # the text of the last sendMessage or edit matched to it
 
 
 def _as_int(value: object) -> int | None:
@@ -166,9 +169,10 @@ class TrackingEmulator(BotApiEmulator):
         self.pending.setdefault(item.chat_id, deque()).append(item)
         return item
 
-    def send(self, chat_id: int, text: str) -> Pending:
-        """The user sends ``text``; complete at the bot's next sendMessage in this chat."""
-        item = self.expect(Pending(chat_id, time.perf_counter(), {"sendmessage"}))
+    def send(self, chat_id: int, text: str, replies: int = 1) -> Pending:
+        """The user sends ``text``; complete at the bot's next ``replies`` sendMessage calls
+        in this chat."""
+        item = self.expect(Pending(chat_id, time.perf_counter(), ["sendmessage"] * replies))
         self.user_sends(chat_id, text)
         return item
 
@@ -178,7 +182,7 @@ class TrackingEmulator(BotApiEmulator):
         tapped message is edited."""
         started = time.perf_counter()
         query_id = self.user_taps(chat_id, message_id, data)
-        return self.expect(Pending(chat_id, started, set(needs), query_id, message_id))
+        return self.expect(Pending(chat_id, started, list(needs), query_id, message_id))
 
     def wake_pollers(self) -> None:
         """End a pending long poll now (with no updates), e.g. before the server stops."""
@@ -225,7 +229,9 @@ class TrackingEmulator(BotApiEmulator):
         for item in queue:
             if (name in item.needs and (query_id is None or item.query_id == query_id)
                     and (message_id is None or item.message_id in (None, message_id))):
-                item.needs.discard(name)
+                item.needs.remove(name)
+                if name != "answercallbackquery":
+                    item.text = str(params.get("text", ""))
                 if not item.needs:
                     item.finished = time.perf_counter()
                     queue.remove(item)
@@ -480,14 +486,14 @@ class Listing:
 
 
 def listing_of(emulator: BotApiEmulator, chat_id: int) -> Listing:
-    """The newest bot message of the chat with switch buttons (one of them active: ✅)."""
+    """The newest bot message of the chat with switch buttons (the active one: 📌)."""
     for message in reversed(emulator.bot_messages(chat_id)):
         slots = [(label, slot) for label, data in message.buttons
                  if (slot := SWITCH.arg_of(data)) is not None]
         if not slots:
             continue
-        active = [slot for label, slot in slots if label.startswith("✅")]
-        others = [slot for label, slot in slots if not label.startswith("✅")]
+        active = [slot for label, slot in slots if label.startswith(ACTIVE_MARK)]
+        others = [slot for label, slot in slots if not label.startswith(ACTIVE_MARK)]
         if len(active) != 1 or len(others) < 2:
             raise BenchError(f"chat {chat_id}: listing has {len(active)} active and "
                              f"{len(others)} other accounts, expected 1 and 2")
@@ -536,8 +542,23 @@ class QuietSender:
 
 
 def nik_for(chat_id: int, number: int) -> str:
-    """A 16-digit NIK-shaped value, distinct per (chat, number)."""
-    return f"3174{(chat_id * 7 + number) % 10 ** 12:012d}"
+    """A valid NIK (Jakarta 3174, a real date of birth, day + 40 for women), distinct per
+    (chat, number) over 6.7e10 values, whose last four digits (0010-9999) avoid the
+    sandbox's special cases: since issue 22 a switch shows the card, which looks the
+    participant up in the sandbox, and that parses the date of birth."""
+    return nik_from(chat_id * 7 + number)
+
+
+def nik_from(number: int, region: str = "3174") -> str:
+    """A valid NIK of ``region`` (4 digits) for ``number``; distinct numbers below 6.7e10
+    give distinct NIKs, all ending in 0010-9999 (see :func:`nik_for`)."""
+    value = number % (100 * 56 * 12 * 100 * 9990)
+    value, seq = divmod(value, 9990)
+    value, year = divmod(value, 100)
+    value, month = divmod(value, 12)
+    district, day = divmod(value, 56)
+    day = 1 + day if day < 28 else 41 + day - 28
+    return f"{region}{district:02d}{day:02d}{month + 1:02d}{year:02d}{10 + seq:04d}"
 
 
 def new_account(chat_id: int, number: int, label: str) -> NewAccount:

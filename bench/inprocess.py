@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     BENCH_DIR,
@@ -76,12 +77,14 @@ class Session:
 
 
 @asynccontextmanager
-async def services_in_tempdir(database_url: str | None = None) -> AsyncIterator[Services]:
-    """Fresh services: SQLite in a temporary directory, or the PostgreSQL database given."""
+async def services_in_tempdir(database_url: str | None = None, sms: QuietSender | None = None,
+                              **settings: Any) -> AsyncIterator[Services]:
+    """Fresh services: SQLite in a temporary directory, or the PostgreSQL database given;
+    ``settings`` override the bench's (``make_settings``)."""
     extra = {"kk_database_url": database_url} if database_url else {}
     with tempfile.TemporaryDirectory(prefix="kk-bench-") as tmp:
-        services = await open_services(make_settings(Path(tmp) / "data", **extra),
-                                       sms=QuietSender())
+        services = await open_services(make_settings(Path(tmp) / "data", **extra, **settings),
+                                       sms=sms or QuietSender())
         try:
             yield services
         finally:
@@ -112,11 +115,13 @@ async def show_listings(emulator: TrackingEmulator, chat_ids: list[int]) -> dict
 
 
 @asynccontextmanager
-async def bot_session(chats: int, *, first_chat: int = 1000,
-                      database_url: str | None = None) -> AsyncIterator[Session]:
+async def bot_session(chats: int, *, first_chat: int = 1000, database_url: str | None = None,
+                      sms: QuietSender | None = None, listings: bool = True,
+                      **settings: Any) -> AsyncIterator[Session]:
     """The real bot over a fresh SQLite file (or a fresh PostgreSQL database): ``chats``
-    chats with consent, three accounts and an /akun listing each."""
-    async with services_in_tempdir(database_url) as services:
+    chats with consent, three accounts and (unless ``listings`` is false) an /akun
+    listing each."""
+    async with services_in_tempdir(database_url, sms, **settings) as services:
         chat_ids = list(range(first_chat, first_chat + chats))
         await populate(services, chat_ids, 3)
         emulator = TrackingEmulator(clock=services.clock)
@@ -124,9 +129,9 @@ async def bot_session(chats: int, *, first_chat: int = 1000,
         try:
             for chat_id in chat_ids:
                 harness.chat(chat_id)
-            listings = await show_listings(emulator, chat_ids)
+            shown = await show_listings(emulator, chat_ids) if listings else {}
             await harness.settle()
-            yield Session(services, emulator, harness, chat_ids, listings)
+            yield Session(services, emulator, harness, chat_ids, shown)
         finally:
             await harness.stop()
 

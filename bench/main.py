@@ -8,6 +8,7 @@ A step that fails is reported and the others still run; the exit status is then 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import atexit
 import json
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import inprocess, overhttp, scale
+from bench import addevict, inprocess, overhttp, scale, scale_pg
 from bench.common import (
     BENCH_DIR,
     JSON,
@@ -56,7 +57,11 @@ class Run:
         self.details: JSON = {}
         self.errors: dict[str, int] = {}  # Bot API errors the emulator recorded, per step
 
-    async def step(self, key: str, title: str, make: Callable[[], Awaitable[T]]) -> T | None:
+    async def step(self, key: str, title: str, make: Callable[[], Awaitable[T]] | None
+                   ) -> T | None:
+        """``make()`` reported under ``key``; None (a step left out) does nothing."""
+        if make is None:
+            return None
         log(title)
         started = time.perf_counter()
         try:
@@ -124,6 +129,12 @@ def _rate(rounds: list[LoopResult] | None) -> float | None:
     return None if not rounds else rounded(median([r.per_s for r in rounds]), 1)
 
 
+def _adds(rounds: list[LoopResult] | None) -> float | None:
+    """Completed adds per second: the median rate of actions / the actions of one add."""
+    rate = _rate(rounds)
+    return None if rate is None else rounded(rate / addevict.STEPS, 2)
+
+
 def _get(data: JSON | None, key: str) -> Any:
     return None if data is None else data.get(key)
 
@@ -135,61 +146,92 @@ def _target(value: float | None, op: str, threshold: float | None, text: str) ->
     return {"target": text, "threshold": threshold, "value": value, "met": met}
 
 
-async def measure(p: Params) -> JSON:
+async def measure(p: Params, stores_only: bool = False) -> JSON:
     with postgres() as fresh_pg:
-        return await _measure(p, fresh_pg)
+        return await _measure(p, fresh_pg, stores_only)
 
 
-async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
+async def _measure(p: Params, fresh_pg: Callable[[], str] | None,
+                   stores_only: bool = False) -> JSON:
+    """Every step; with ``stores_only`` only what compares the stores (``--only stores``):
+    switch and add+evict in process and over HTTP on SQLite and PostgreSQL, and the scale
+    on PostgreSQL."""
     run = Run()
-    log(f"mode {p.mode}")
+    log(f"mode {p.mode}" + (", only the SQLite/PostgreSQL comparison" if stores_only else ""))
+
+    def unless_stores_only(make: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]] | None:
+        return None if stores_only else make
 
     kinds: dict[str, RoundFn] = {"echo": lambda _n: inprocess.run_echo(p),
                                  "switch": lambda _n: inprocess.run_switch(p)}
+    if stores_only:
+        del kinds["echo"]
     if fresh_pg is not None:  # the same switch with the store on PostgreSQL (issue 24)
         kinds["switch_pg"] = lambda _n: inprocess.run_switch(p, fresh_pg())
+    # Add + evict through the bot (issue 24 item 6), on both stores, in the same rounds.
+    kinds["add"] = lambda _n: addevict.run_add(p)
+    if fresh_pg is not None:
+        kinds["add_pg"] = lambda _n: addevict.run_add(p, fresh_pg())
     loops = await run.rounds(
-        f"1+2. in process: echo baseline and switch (SQLite, PostgreSQL), {p.rounds} "
-        "interleaved rounds", p.rounds, kinds)
+        f"1+2. in process: echo baseline, switch and add+evict (SQLite, PostgreSQL), "
+        f"{p.rounds} interleaved rounds", p.rounds, kinds)
     echo, switch, switch_pg = loops.get("echo"), loops.get("switch"), loops.get("switch_pg")
+    add, add_pg = loops.get("add"), loops.get("add_pg")
     # A diagnostic beside 1+2: the same rounds with the process held on one CPU. The bot
     # runs on two threads (event loop, database), the echo bot on one, so switch_ratio
     # also depends on how busy the other CPU is and where the scheduler puts the thread.
-    with one_cpu():
-        pinned = await run.rounds(
-            f"1+2 on one CPU (diagnostic): {p.one_cpu_rounds} interleaved rounds",
-            p.one_cpu_rounds, {"echo_one_cpu": lambda _n: inprocess.run_echo(p),
-                               "switch_one_cpu": lambda _n: inprocess.run_switch(p)})
+    pinned: dict[str, list[LoopResult]] = {}
+    if not stores_only:
+        with one_cpu():
+            pinned = await run.rounds(
+                f"1+2 on one CPU (diagnostic): {p.one_cpu_rounds} interleaved rounds",
+                p.one_cpu_rounds, {"echo_one_cpu": lambda _n: inprocess.run_echo(p),
+                                   "switch_one_cpu": lambda _n: inprocess.run_switch(p)})
     switch_ratio_one_cpu = run.ratio("switch_ratio_one_cpu", pinned.get("switch_one_cpu"),
                                      pinned.get("echo_one_cpu"))
     echo_burst = await run.step("echo_burst", f"4a. {p.concurrency_chats} chats messaging the "
-                                "echo bot at once", lambda: inprocess.run_echo_burst(p))
+                                "echo bot at once",
+                                unless_stores_only(lambda: inprocess.run_echo_burst(p)))
     burst = await run.step("burst", f"4b. {p.concurrency_chats} chats tapping at once",
-                           lambda: inprocess.run_burst(p))
+                           unless_stores_only(lambda: inprocess.run_burst(p)))
     isolation = await run.step("isolation", f"5. isolation: slow look-up in A, {p.isolation_taps}"
-                               " switches in B", lambda: inprocess.run_isolation(p))
+                               " switches in B",
+                               unless_stores_only(lambda: inprocess.run_isolation(p)))
     persistence = await run.step("persistence", "8. per-update persistence write on/off",
-                                 lambda: inprocess.run_persistence(p))
+                                 unless_stores_only(lambda: inprocess.run_persistence(p)))
 
     with tempfile.TemporaryDirectory(prefix="kk-bench-http-") as tmp:
-        bots = overhttp.HttpRounds(p, Path(tmp), fresh_pg() if fresh_pg else None)
+        bots = overhttp.HttpRounds(p, Path(tmp), fresh_pg() if fresh_pg else None,
+                                   fresh_pg() if fresh_pg else None)
         http_kinds: dict[str, RoundFn] = {"http_echo": bots.echo, "http_switch": bots.bot,
                                           "http_reference": bots.reference}
         if fresh_pg is not None:
             http_kinds["http_switch_pg"] = bots.bot_pg
+        http_kinds["http_add"] = bots.add
+        if fresh_pg is not None:
+            http_kinds["http_add_pg"] = bots.add_pg
+        if stores_only:
+            del http_kinds["http_echo"], http_kinds["http_reference"]
         http = await run.rounds(
-            f"3. over HTTP: echo_bot.py, python -m bot run (SQLite, PostgreSQL), "
-            f"ref_switch_bot.py, a warm-up round and {p.http_rounds} interleaved rounds",
-            p.http_rounds, http_kinds, alternate=False, warmup=1, finish=bots.close)
-    http_echo, http_switch, http_ref, http_switch_pg = (
+            f"3. over HTTP: echo_bot.py, python -m bot run (switch and add+evict, SQLite "
+            f"and PostgreSQL), ref_switch_bot.py, a warm-up round and {p.http_rounds} "
+            "interleaved rounds", p.http_rounds, http_kinds, alternate=False, warmup=1,
+            finish=bots.close)
+    http_echo, http_switch, http_ref, http_switch_pg, http_add, http_add_pg = (
         http.get(key) for key in ("http_echo", "http_switch", "http_reference",
-                                  "http_switch_pg"))
+                                  "http_switch_pg", "http_add", "http_add_pg"))
 
     scaled = await run.step("scale", f"6. scale: {', '.join(map(str, p.scale_sizes))} chats",
-                            lambda: scale.run_scale(p, _flag("BENCH_REBUILD")))
+                            unless_stores_only(lambda: scale.run_scale(
+                                p, _flag("BENCH_REBUILD"))))
     scale_json = scaled[0] if scaled else None
     if scale_json is not None:
         run.details["scale"] = scale_json
+    scaled_pg: JSON | None = None
+    if fresh_pg is not None:
+        scaled_pg = await run.step(
+            "scale_pg", f"6 on PostgreSQL: {', '.join(map(str, p.pg_scale_sizes))} chats "
+            "(built by COPY)", lambda: scale_pg.run_scale_pg(p, fresh_pg))
     startup = None
     if scaled is not None:
         largest = scaled[1]
@@ -202,6 +244,8 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
     http_reference_ratio = run.ratio("http_reference_ratio", http_ref, http_echo)
     pg_switch_ratio = run.ratio("pg_switch_ratio", switch_pg, switch)
     pg_http_switch_ratio = run.ratio("pg_http_switch_ratio", http_switch_pg, http_switch)
+    pg_add_ratio = run.ratio("pg_add_ratio", add_pg, add)
+    pg_http_add_ratio = run.ratio("pg_http_add_ratio", http_add_pg, http_add)
     results: JSON = {
         "echo_updates_per_s": _rate(echo),
         "switch_updates_per_s": _rate(switch),
@@ -228,6 +272,16 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
         "pg_http_switch_updates_per_s": _rate(http_switch_pg),
         "pg_switch_ratio": pg_switch_ratio,
         "pg_http_switch_ratio": pg_http_switch_ratio,
+        "add_per_s": _adds(add),
+        "pg_add_per_s": _adds(add_pg),
+        "pg_add_ratio": pg_add_ratio,
+        "http_add_per_s": _adds(http_add),
+        "pg_http_add_per_s": _adds(http_add_pg),
+        "pg_http_add_ratio": pg_http_add_ratio,
+        "pg_scale_ratio": _get(scaled_pg, "scale_ratio"),
+        "pg_scale_switch_ratio": _get(scaled_pg, "switch_ratio"),
+        "pg_scale_add_evict_ratio": _get(scaled_pg, "add_evict_ratio"),
+        "pg_scale_largest": _get(scaled_pg, "largest"),
     }
     ref_threshold = (None if http_reference_ratio is None
                      else round(0.9 * http_reference_ratio, 4))
@@ -242,6 +296,7 @@ async def _measure(p: Params, fresh_pg: Callable[[], str] | None) -> JSON:
         "rss_mb": _target(results["rss_mb"], "<=", 150.0, "<= 150 MB"),
         "pg_http_switch_ratio": _target(pg_http_switch_ratio, ">=", 0.8,
                                         ">= 0.8 x SQLite over HTTP"),
+        "pg_scale_ratio": _target(results["pg_scale_ratio"], "<=", 1.3, "<= 1.3"),
     }
     run.details["switch_ratio_one_cpu"] = switch_ratio_one_cpu
     run.details["bot_api_errors"] = {"total": sum(run.errors.values()), **run.errors}
@@ -260,8 +315,12 @@ def table(results: JSON) -> str:
     """The figures; ``min-max`` is the spread of the rounds (of the pairs, for scale) whose
     median is the value."""
     targets: JSON = results.get("targets", {})
-    details: JSON = results.get("details", {})
-    ratios: JSON = details.get("ratios", {})
+    details: JSON = dict(results.get("details", {}))
+    ratios: JSON = dict(details.get("ratios", {}))
+    stores: JSON = results.get("stores_run", {}).get("details", {})  # after --only stores
+    details.update({key: stores[key] for key in STORE_DETAILS if key in stores})
+    ratios.update({key: value for key, value in stores.get("ratios", {}).items()
+                   if key in STORE_KEYS})
     rows: list[tuple[str, object, str, str]] = []
 
     def add(label: str, value: object, key: str | None = None, between: str = "") -> None:
@@ -275,10 +334,17 @@ def table(results: JSON) -> str:
     def rate_range(key: str) -> str:
         return _range(details.get(key), "updates_per_s_min", "updates_per_s_max")
 
-    def scale_range(operation: str) -> str:
-        sizes = _get(details.get("scale"), "sizes") or {}
-        largest = str(_get(details.get("scale"), "largest"))
+    def scale_range(operation: str, step: str = "scale") -> str:
+        sizes = _get(details.get(step), "sizes") or {}
+        largest = str(_get(details.get(step), "largest"))
         return _range(_get(sizes.get(largest), f"{operation}_pair_ratios"))
+
+    def adds_range(key: str) -> str:
+        data = details.get(key) or {}
+        low, high = data.get("updates_per_s_min"), data.get("updates_per_s_max")
+        if low is None or high is None:
+            return ""
+        return f"{round(low / addevict.STEPS, 1)}-{round(high / addevict.STEPS, 1)}"
 
     rows.append(("in process (harness defaults)", "", "", ""))
     add("  echo_updates_per_s", results["echo_updates_per_s"], between=rate_range("echo"))
@@ -308,7 +374,9 @@ def table(results: JSON) -> str:
     threshold = targets.get("http_switch_ratio", {}).get("threshold")
     add(f"  http_switch_ratio (need >= {threshold})", results["http_switch_ratio"],
         "http_switch_ratio", _range(ratios.get("http_switch_ratio")))
-    rows.append(("PostgreSQL store (KK_DATABASE_URL), vs SQLite", "", "", ""))
+    rows.append(("PostgreSQL store (KK_DATABASE_URL), vs SQLite"
+                 + (f" (--only stores, {results['stores_run'].get('finished_at')})"
+                    if "stores_run" in results else ""), "", "", ""))
     add("  pg_switch_updates_per_s (in process)", results.get("pg_switch_updates_per_s"),
         between=rate_range("switch_pg"))
     add("  pg_switch_ratio (in process)", results.get("pg_switch_ratio"),
@@ -317,6 +385,24 @@ def table(results: JSON) -> str:
         between=rate_range("http_switch_pg"))
     add("  pg_http_switch_ratio", results.get("pg_http_switch_ratio"), "pg_http_switch_ratio",
         _range(ratios.get("pg_http_switch_ratio")))
+    add("  add_per_s (add+evict, SQLite, in process)", results.get("add_per_s"),
+        between=adds_range("add"))
+    add("  pg_add_per_s (add+evict, in process)", results.get("pg_add_per_s"),
+        between=adds_range("add_pg"))
+    add("  pg_add_ratio (in process)", results.get("pg_add_ratio"),
+        between=_range(ratios.get("pg_add_ratio")))
+    add("  http_add_per_s (add+evict, SQLite, HTTP)", results.get("http_add_per_s"),
+        between=adds_range("http_add"))
+    add("  pg_http_add_per_s (add+evict, HTTP)", results.get("pg_http_add_per_s"),
+        between=adds_range("http_add_pg"))
+    add("  pg_http_add_ratio", results.get("pg_http_add_ratio"),
+        between=_range(ratios.get("pg_http_add_ratio")))
+    add(f"  pg_scale_ratio ({results.get('pg_scale_largest')} / 1000 chats)",
+        results.get("pg_scale_ratio"), "pg_scale_ratio")
+    add("    pg_scale_switch_ratio", results.get("pg_scale_switch_ratio"),
+        between=scale_range("switch", "scale_pg"))
+    add("    pg_scale_add_evict_ratio", results.get("pg_scale_add_evict_ratio"),
+        between=scale_range("add_evict", "scale_pg"))
     rows.append(("scale, start-up, memory", "", "", ""))
     add("  scale_ratio", results["scale_ratio"], "scale_ratio")
     add("    scale_switch_ratio", results["scale_switch_ratio"], between=scale_range("switch"))
@@ -328,7 +414,7 @@ def table(results: JSON) -> str:
     add("  rss_mb", results["rss_mb"], "rss_mb")
     errors = details.get("bot_api_errors", {})
     add("Bot API errors recorded (all steps)", errors.get("total"))
-    width = max(len(label) for label, _, _, _ in rows) + 2
+    width = max(len(label) for label, value, _, _ in rows if value != "") + 2  # not headings
     lines = [f"{'metric':<{width}}{'value':>12}  {'min-max':<15}  target"
              + " " * 25 + "met", "-" * (width + 65)]
     for label, value, between, mark in rows:
@@ -345,7 +431,50 @@ def write_results(results: JSON) -> None:
     tmp.replace(RESULTS)
 
 
-async def amain() -> int:
+#: The figures a ``--only stores`` run measures (SQLite against PostgreSQL, each ratio from
+#: rounds of that run); they replace those of bench/results.json, the rest stays.
+STORE_KEYS = ("pg_switch_updates_per_s", "pg_http_switch_updates_per_s", "pg_switch_ratio",
+              "pg_http_switch_ratio", "add_per_s", "pg_add_per_s", "pg_add_ratio",
+              "http_add_per_s", "pg_http_add_per_s", "pg_http_add_ratio", "pg_scale_ratio",
+              "pg_scale_switch_ratio", "pg_scale_add_evict_ratio", "pg_scale_largest")
+STORE_TARGETS = ("pg_http_switch_ratio", "pg_scale_ratio")
+#: The details of those figures (the table shows their spread from ``stores_run``).
+STORE_DETAILS = ("switch_pg", "add", "add_pg", "http_switch_pg", "http_add", "http_add_pg",
+                 "scale_pg")
+
+
+def merge_store_run(previous: JSON | None, run: JSON) -> JSON:
+    """bench/results.json after a ``--only stores`` run: the previous full run's figures,
+    with :data:`STORE_KEYS` (and their targets) from ``run``, which is kept whole under
+    ``stores_run`` (its SQLite rates, details, machine, parameters)."""
+    if not previous:
+        return run
+    merged = dict(previous)
+    for key in STORE_KEYS:
+        merged[key] = run.get(key)
+    merged["targets"] = dict(previous.get("targets", {}))
+    for key in STORE_TARGETS:
+        merged["targets"][key] = run["targets"][key]
+    merged["stores_run"] = run
+    return merged
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description="make bench: every measurement, a table on stdout, "
+        "bench/results.json (see bench/README.md). Environment: BENCH_FULL=1 (1 M-chat "
+        "SQLite scale, longer rounds), BENCH_PROFILE=1 (only the in-process switch, under "
+        "cProfile), BENCH_REBUILD=1 (rebuild the cached SQLite scale databases), "
+        "BENCH_PG_SCALE_CHATS=N (the largest PostgreSQL scale database; 1 000 000 by "
+        "default).")
+    parser.add_argument("--only", choices=["stores"], help="stores: only SQLite against "
+                        "PostgreSQL (switch and add+evict in process and over HTTP, the "
+                        "PostgreSQL scale); its figures replace those in results.json")
+    return parser.parse_args(argv)
+
+
+async def amain(argv: list[str] | None = None) -> int:
+    args = _arguments(sys.argv[1:] if argv is None else argv)
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
@@ -357,21 +486,32 @@ async def amain() -> int:
         return 0
     started = time.perf_counter()
     machine = machine_info()
-    results = await measure(p)
+    stores_only = args.only == "stores"
+    results = await measure(p, stores_only)
     results["machine"] = machine | {
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     results["parameters"] = p.as_json()
     results["duration_s"] = round(time.perf_counter() - started, 1)
-    write_results(results)
+    if stores_only:
+        results["only"] = "stores"
+        results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            previous = json.loads(RESULTS.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        write_results(merge_store_run(previous, results))
+    else:
+        write_results(results)
     sys.stdout.write(table(results) + "\n")
     log(f"finished in {results['duration_s']}s; wrote {RESULTS}")
     return 1 if results["failures"] else 0
 
 
 def main() -> int:
+    args = _arguments(sys.argv[1:])  # --help exits here, before anything starts
     atexit.register(overhttp.kill_leftovers)
     try:
-        return asyncio.run(amain())
+        return asyncio.run(amain(["--only", args.only] if args.only else []))
     except (KeyboardInterrupt, asyncio.CancelledError):
         log("interrupted")
         return 130

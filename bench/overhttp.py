@@ -23,6 +23,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.addevict import CODE, SMS_BUDGET, STEPS, AddFlow
 from bench.common import (
     BENCH_DIR,
     JSON,
@@ -152,6 +153,7 @@ class Served:
     emulator: TrackingEmulator
     child: Child
     startup_s: float
+    api: HttpBotApi
 
 
 EnvFor = Callable[[HttpBotApi], dict[str, str]]
@@ -184,7 +186,7 @@ async def served(argv: tuple[str, ...], env_for: EnvFor, workdir: Path, name: st
                 raise
             raise BenchError(f"{exc}; its output so far:\n{running.tail()}") from None
         assert emulator.first_poll_at is not None
-        yield Served(emulator, child, emulator.first_poll_at - spawned)
+        yield Served(emulator, child, emulator.first_poll_at - spawned, api)
         if not child.alive:
             raise BenchError(f"{name} died during the run:\n{child.tail()}")
     finally:
@@ -196,12 +198,13 @@ async def served(argv: tuple[str, ...], env_for: EnvFor, workdir: Path, name: st
         await api.stop()
 
 
-def bot_env(data_dir: Path, database_url: str | None = None) -> EnvFor:
+def bot_env(data_dir: Path, database_url: str | None = None, **extra: str) -> EnvFor:
     """`python -m bot run` as in tests/test_process.py: sandbox backend, SMS over HTTP
-    (and the store on PostgreSQL when ``database_url`` is given)."""
+    (and the store on PostgreSQL when ``database_url`` is given); ``extra`` settings."""
     def env_for(api: HttpBotApi) -> dict[str, str]:
         env = {"KK_DATA_DIR": str(data_dir), "OTP_SENDER": "http",
-               "SMS_GATEWAY_URL": f"{api.url}/sms", "SMS_GATEWAY_TOKEN": api.sms_token}
+               "SMS_GATEWAY_URL": f"{api.url}/sms", "SMS_GATEWAY_TOKEN": api.sms_token,
+               **extra}
         if database_url:
             env["KK_DATABASE_URL"] = database_url
         return env
@@ -219,6 +222,11 @@ def _open_chats(emulator: TrackingEmulator, chat_ids: list[int]) -> None:
 
 #: At most this many requests at once right before a closed loop starts (see _prime).
 PRIMER = 8
+#: The add rounds' chats: a block of ``p.chats`` per round from here, blocks this far apart.
+ADD_CHAT_BASE = 20_000
+ADD_BLOCK = 1_000
+#: The add bots' settings beyond bot_env's: the global SMS budget raised (addevict.py).
+ADD_ENV = {"SMS_MAX_PER_HOUR": str(SMS_BUDGET)}
 
 
 async def _prime(emulator: TrackingEmulator, chat_ids: list[int],
@@ -261,6 +269,43 @@ async def _echo_loop(served_bot: Served, total: int, p: Params, chat_ids: list[i
         max_seconds=p.http_max_seconds, cpu=served_bot.child.cpu_seconds).run()
 
 
+class SmsCodes:
+    """The latest code the HTTP SMS gateway got for each phone."""
+
+    def __init__(self, api: HttpBotApi) -> None:
+        self.api = api
+        self.seen = 0
+        self.latest: dict[str, str] = {}
+
+    def code_for(self, phone: str) -> str | None:
+        for sms in self.api.sms[self.seen:]:
+            match = CODE.search(str(sms.get("message", "")))
+            if match:
+                self.latest[str(sms.get("to"))] = match.group(1)
+        self.seen = len(self.api.sms)
+        return self.latest.get(phone)
+
+
+async def _add_loop(served_bot: Served, total: int, p: Params, chat_ids: list[int]
+                    ) -> LoopResult:
+    """Adds (``total`` actions, five per add: bench/addevict.py) in chats holding three
+    accounts each, primed like the echo bot (a few /akun listings)."""
+    emulator = served_bot.emulator
+    await _prime(emulator, chat_ids[:PRIMER], lambda chat_id: emulator.send(chat_id, "/akun"),
+                 "the add primer")
+    flow = AddFlow(emulator, chat_ids, SmsCodes(served_bot.api).code_for)
+    result = await ClosedLoop(emulator, chat_ids, flow.issue, total=total, per_chat=1,
+                              max_seconds=p.http_max_seconds, check=flow.check,
+                              cpu=served_bot.child.cpu_seconds).run()
+    if flow.trouble:
+        raise BenchError(f"{len(flow.trouble)} add flows went astray, first: "
+                         f"{flow.trouble[0]}")
+    if result.anomalies:
+        raise BenchError(f"{result.anomalies} adds did not end in 'Tersimpan'")
+    result.info["adds_completed"] = sum(flow.adds.values())
+    return result
+
+
 Loop = Callable[[Served, int, Params, list[int]], Awaitable[LoopResult]]
 
 
@@ -271,20 +316,25 @@ class HttpRounds:
     closed loop, primed (:func:`_prime`); the bots not in it stay idle in their long poll.
     :meth:`close` stops them all."""
 
-    def __init__(self, p: Params, workdir: Path, pg_url: str | None = None) -> None:
+    def __init__(self, p: Params, workdir: Path, pg_url: str | None = None,
+                 pg_add_url: str | None = None) -> None:
         self.p = p
         self.workdir = workdir
         self.pg_url = pg_url
+        self.pg_add_url = pg_add_url
         self.pg_data = workdir / "bot_run_pg-data"
         self.chat_ids = _chat_ids(p)
         self.bot_data = workdir / "bot_run-data"
         self.ref_db = workdir / "ref.sqlite3"
+        self.add_data = workdir / "bot_run_add-data"
+        self.add_pg_data = workdir / "bot_run_add_pg-data"
         self._stacks: dict[str, AsyncExitStack] = {}
         self._served: dict[str, Served] = {}
         self._errors_seen: dict[str, int] = {}
 
     async def _round(self, key: str, argv: tuple[str, ...], env_for: EnvFor, name: str,
-                     loop: Loop) -> LoopResult:
+                     loop: Loop, chats: list[int] | None = None, total: int | None = None
+                     ) -> LoopResult:
         if key not in self._served:
             stack = AsyncExitStack()
             self._stacks[key] = stack
@@ -295,7 +345,10 @@ class HttpRounds:
         served_bot = self._served[key]
         if not served_bot.child.alive:
             raise BenchError(f"{name} died between rounds:\n{served_bot.child.tail()}")
-        result = await loop(served_bot, self.p.http_updates, self.p, self.chat_ids)
+        if chats is not None:
+            _open_chats(served_bot.emulator, chats)
+        result = await loop(served_bot, total or self.p.http_updates, self.p,
+                            chats or self.chat_ids)
         # Errors since the previous round (the first: set-up included).
         result.errors = error_summary(served_bot.emulator, self._errors_seen.get(key, 0))
         self._errors_seen[key] = len(served_bot.emulator.errors)
@@ -319,6 +372,32 @@ class HttpRounds:
             await prepare_bot_data(self.pg_data, self.chat_ids, self.pg_url)
         return await self._round("http_switch_pg", BOT_RUN, bot_env(self.pg_data, self.pg_url),
                                  "bot_run_pg", _switch_loop)
+
+    def _add_chats(self, number: int) -> list[int]:
+        """Round ``number``'s chats for adds (-1 is the warm-up): a block of its own, so
+        that no chat reaches its 10 codes a day over the rounds."""
+        first = ADD_CHAT_BASE + (number + 1) * ADD_BLOCK
+        return list(range(first, first + self.p.chats))
+
+    def _all_add_chats(self) -> list[int]:
+        return [c for n in range(-1, self.p.http_rounds) for c in self._add_chats(n)]
+
+    async def add(self, number: int) -> LoopResult:
+        """Add + evict (bench/addevict.py) with `python -m bot run` on SQLite."""
+        if "http_add" not in self._served:
+            await prepare_bot_data(self.add_data, self._all_add_chats())
+        return await self._round("http_add", BOT_RUN, bot_env(self.add_data, **ADD_ENV),
+                                 "bot_run_add", _add_loop, self._add_chats(number),
+                                 self.p.http_adds * STEPS)
+
+    async def add_pg(self, number: int) -> LoopResult:
+        """The same with the store on PostgreSQL (its own fresh database)."""
+        if "http_add_pg" not in self._served:
+            await prepare_bot_data(self.add_pg_data, self._all_add_chats(), self.pg_add_url)
+        return await self._round("http_add_pg", BOT_RUN,
+                                 bot_env(self.add_pg_data, self.pg_add_url, **ADD_ENV),
+                                 "bot_run_add_pg", _add_loop, self._add_chats(number),
+                                 self.p.http_adds * STEPS)
 
     async def reference(self, _number: int) -> LoopResult:
         """(c) the minimal switch bot."""

@@ -35,7 +35,7 @@ from bot.processor import ChatOrderedProcessor
 from handlers.keyboards import SWITCH
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
-ACTIVE_MARK = "✅ "
+ACTIVE_MARK = "📌 "  # as the real bot marks the chosen account (handlers/keyboards.py)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ref_accounts (
     chat_id INTEGER NOT NULL, slot TEXT NOT NULL, label TEXT NOT NULL,

@@ -42,6 +42,7 @@ from bench.common import (
 )
 from bench.params import Params
 from bot.accounts import SwitchOutcome
+from bot.config import Settings
 from bot.services import Services, open_services
 from storage.db import SCHEMA_VERSION
 
@@ -82,6 +83,11 @@ class ScaleDb:
     real_chats: list[int]
     megabytes: float
     built_s: float | None  # None: reused from the cache
+    database_url: str | None = None  # PostgreSQL; None: kk.sqlite3 in data_dir
+
+    def settings(self) -> Settings:
+        extra = {"kk_database_url": self.database_url} if self.database_url else {}
+        return make_settings(self.data_dir, **extra)
 
 
 def _filler_slot(number: int, key: int) -> str:
@@ -295,13 +301,19 @@ def _ms(times: list[float]) -> float:
 
 
 async def run_scale(p: Params, rebuild: bool) -> tuple[JSON, ScaleDb]:
+    """The SQLite databases of ``p.scale_sizes`` chats (cached), measured by
+    :func:`measure_sizes`."""
+    dbs = [await ensure_db(size, p, rebuild) for size in p.scale_sizes]
+    return await measure_sizes(p, dbs), dbs[-1]
+
+
+async def measure_sizes(p: Params, dbs: list[ScaleDb]) -> JSON:
     """``scale_reps`` pairs after one unrecorded one. A pair is a block of switches then a
     block of add+evicts, each operation alternating between the databases, each block
     starting with a few unrecorded operations (the first add+evict after switches would
     otherwise pay the switches' WAL checkpoint). Per pair and operation the mean cost at
     each size / the mean cost at the smallest; the figures are the medians of those ratios.
     The process is held on one CPU while it measures (see ``common.one_cpu``)."""
-    dbs = [await ensure_db(size, p, rebuild) for size in p.scale_sizes]
     opened: list[Services] = []
     # Not a fixed seed: the cached databases keep their accounts from run to run, and one
     # that the switches keep recent is never evicted; the same NIKs again would collide.
@@ -312,8 +324,7 @@ async def run_scale(p: Params, rebuild: bool) -> tuple[JSON, ScaleDb]:
     with one_cpu() as cpu:
         try:
             for db in dbs:
-                opened.append(await open_services(make_settings(db.data_dir),
-                                                  sms=QuietSender()))
+                opened.append(await open_services(db.settings(), sms=QuietSender()))
             pairs = list(zip(opened, dbs, strict=True))
             switches = [Switches(services, db.real_chats) for services, db in pairs]
             adds = [AddEvicts(services, db.real_chats, rng) for services, db in pairs]
@@ -364,4 +375,4 @@ async def run_scale(p: Params, rebuild: bool) -> tuple[JSON, ScaleDb]:
               "pinned_cpu": cpu, "switch_ratio": rounded(switch_ratio, 3),
               "add_evict_ratio": rounded(add_ratio, 3),
               "scale_ratio": rounded(max(switch_ratio, add_ratio), 3)}
-    return result, dbs[-1]
+    return result
