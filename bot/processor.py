@@ -50,6 +50,21 @@ def chat_key(update: object) -> int | None:
     return None
 
 
+
+def fingerprint(update: object) -> str:
+    """What tells an update Telegram sends again from another with the same id (another
+    bot's, Telegram's random ids after a week without updates, a database restored
+    elsewhere): the callback query's id, or the message's id and date. Nothing personal."""
+    if not isinstance(update, Update):
+        return ""
+    if update.callback_query is not None:
+        return f"q:{update.callback_query.id}"
+    message = update.effective_message
+    if message is not None:
+        edited = message.edit_date or message.date
+        return f"m:{message.message_id}:{int(message.date.timestamp())}:{int(edited.timestamp())}"
+    return f"u:{update.update_id}"
+
 class ChatOrderedProcessor(BaseUpdateProcessor):
     def __init__(self, max_concurrent_updates: int = 256, max_backlog: int = 50) -> None:
         super().__init__(max_concurrent_updates)
@@ -125,7 +140,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                 await app.update_persistence()
                 return
             update_id = update.update_id if isinstance(update, Update) else None
-            async with update_done(update_id):
+            async with update_done(update_id, fingerprint(update)):
                 await app.update_persistence()
         except Exception:
             _LOGGER.exception("writing the persistence failed")

@@ -187,9 +187,16 @@ MIGRATIONS: list[str] = [
     # 9: the Telegram updates whose effects and conversation state are committed, written in
     #    the same transaction as the update's persistence write, so that one Telegram sends
     #    again after a SIGKILL is skipped instead of answered twice (docs/decisions.md 44);
-    #    no chat id, nothing personal; pruned below the confirmed polling offset
+    #    no chat id, nothing personal; pruned below the confirmed polling offset. The
+    #    fingerprint (message id and date, or the callback query's id) tells a resent update
+    #    from another that has the same id: another bot's, or Telegram's random ids after a
+    #    week without updates, or a database restored elsewhere
     """
-    CREATE TABLE handled_updates (update_id INTEGER PRIMARY KEY, done_at REAL NOT NULL);
+    CREATE TABLE handled_updates (
+        update_id INTEGER PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        done_at REAL NOT NULL
+    );
     """,
 ]
 

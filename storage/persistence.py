@@ -28,6 +28,9 @@ from telegram.ext import BasePersistence, PersistenceInput
 from storage.db import Database, immediate
 from storage.db import rows as db_rows
 
+#: Telegram keeps an unconfirmed update for 24 hours (Bot API, getUpdates).
+RESEND_WINDOW = 24 * 3600.0
+
 ChatData = dict[Any, Any]
 # The shapes BasePersistence's methods take, as PTB 22 documents them (its own aliases live
 # in the private telegram.ext._utils.types).
@@ -74,9 +77,11 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         await self.db.run(unit)
 
     @contextlib.asynccontextmanager
-    async def update_done(self, update_id: int | None) -> AsyncIterator[None]:
+    async def update_done(self, update_id: int | None,
+                          fingerprint: str = "") -> AsyncIterator[None]:
         """Collect the writes made inside (``Application.update_persistence()``), then
-        commit them and ``update_id``'s row in ``handled_updates`` in one transaction."""
+        commit them and ``update_id``'s row in ``handled_updates`` (with its
+        ``fingerprint``, bot/processor.py) in one transaction."""
         batch: list[tuple[Write, Callable[[], None]]] = []
         token = _BATCH.set(batch)
         try:
@@ -95,9 +100,10 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
                 for write, _ in batch:
                     write(conn)
                 if update_id is not None:
-                    conn.execute("INSERT INTO handled_updates (update_id, done_at) "
-                                 "VALUES (?, ?) ON CONFLICT (update_id) DO NOTHING",
-                                 (update_id, now))
+                    conn.execute("INSERT INTO handled_updates (update_id, fingerprint, "
+                                 "done_at) VALUES (?, ?, ?) ON CONFLICT (update_id) DO UPDATE "
+                                 "SET fingerprint = excluded.fingerprint, "
+                                 "done_at = excluded.done_at", (update_id, fingerprint, now))
         try:
             await self.db.run(unit)
         except BaseException:
@@ -109,10 +115,14 @@ class SqlitePersistence(BasePersistence[dict[Any, Any], ChatData, dict[Any, Any]
         for _, forget in batch:
             forget()
 
-    async def handled_ids(self) -> set[int]:
-        """The updates recorded as handled and not yet pruned (read once at start)."""
-        rows = await self.db.run(db_rows, "SELECT update_id FROM handled_updates")
-        return {int(row["update_id"]) for row in rows}
+    async def handled_ids(self) -> dict[int, str]:
+        """The updates recorded as handled and not yet pruned, with their fingerprints
+        (read once at start). Telegram keeps an update a day at most: older rows cannot
+        be of an update sent again, and are not read."""
+        since = self.db.clock() - RESEND_WINDOW
+        rows = await self.db.run(db_rows, "SELECT update_id, fingerprint FROM handled_updates "
+                                 "WHERE done_at >= ?", since)
+        return {int(row["update_id"]): str(row["fingerprint"]) for row in rows}
 
     async def prune_handled(self, below: int) -> None:
         """Forget the updates below the confirmed offset: Telegram never sends them again."""
