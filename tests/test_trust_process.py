@@ -120,7 +120,9 @@ async def test_over_http_an_erase_leaves_no_byte_no_chat_id_and_no_old_challenge
         await chat.send("/status semua", expect="Status semua akun (2)")
         await chat.send("/tambah_kk", expect="Kirim")
         await chat.send(NIK_C, expect="Kode OTP 6 angka sudah dikirim")
-        key = Vault(base64.b64decode((bot.data_dir / "master.key").read_text()))
+        master = Vault(base64.b64decode((bot.data_dir / "master.key").read_text()))
+        (wrapped,) = bot.read_db("SELECT wrapped FROM chat_keys WHERE chat_id = ?", chat_id)[0]
+        key = Vault(unwrap(master, chat_id, bytes(wrapped)))  # the chat's own data key
         (ct,) = bot.read_db("SELECT payload_ct FROM challenges WHERE chat_id = ?", chat_id)[0]
         payload = json.loads(key.decrypt(bytes(ct), Vault.aad("challenges", chat_id, "live",
                                                                "payload")))
@@ -129,8 +131,8 @@ async def test_over_http_an_erase_leaves_no_byte_no_chat_id_and_no_old_challenge
         blobs = [bytes(v) for row in bot.read_db(
             "SELECT nik_index, nik_ct, card_ct, name_ct, phone_ct, label_ct, status_ct "
             "FROM accounts WHERE chat_id = ?", chat_id) for v in row if v is not None]
-        blobs += [bytes(ct)]
-        assert len(blobs) == 15 and all(b[-24:] in bot.files() for b in blobs)
+        blobs += [bytes(ct), bytes(wrapped)]
+        assert len(blobs) == 16 and all(b[-24:] in bot.files() for b in blobs)
 
         await chat.send("/hapus_data", expect="Lanjutkan?")
         await chat.tap("Ya, hapus semua", expect="sudah dihapus")
