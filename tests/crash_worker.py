@@ -106,6 +106,10 @@ async def main(data_dir: Path, seed: int) -> None:
             await svc.reminders.repo.claim(chat, date(2026, 1, 1 + step % 28), float(step))
             await execute(svc.db, ("INSERT OR IGNORE INTO user_data (user_id, data) "  # so that
                                    "VALUES (?, '{}')", (chat,)))  # every table holds a row
+            notice = await svc.operator.repo.draft("Perawatan", float(step))
+            await svc.operator.repo.confirm(notice)
+            await svc.operator.repo.claim(notice, chat, float(step))  # notice_deliveries
+            await svc.retention.repo.adopt("2026-01-05")  # chat_activity
             say(f"FILLED {chat}")
             await svc.db.erase_chat(chat)
             say(f"ERASED {chat}")
