@@ -99,9 +99,13 @@ def _filler_slot(number: int, key: int) -> str:
 
 def _check_schema(conn: sqlite3.Connection) -> None:
     info = conn.execute("PRAGMA table_info(accounts)").fetchall()
+    check_filler_columns({str(row[1]) for row in info},
+                         {str(row[1]) for row in info if row[3] and row[4] is None})
+
+
+def check_filler_columns(existing: set[str], required: set[str]) -> None:
+    """The filler writes every column the accounts table has without a default."""
     known = {name for name, _ in FILLER_COLUMNS}
-    existing = {str(row[1]) for row in info}
-    required = {str(row[1]) for row in info if row[3] and row[4] is None}
     if not known <= existing or not required <= known:
         raise BenchError(
             "the accounts table changed (missing: "

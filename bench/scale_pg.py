@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import JSON, BenchError, QuietSender, add_real_chat, log
+from bench.common import JSON, QuietSender, add_real_chat, log
 from bench.params import Params
 from bench.scale import (
     _SPANS,
@@ -45,6 +45,7 @@ from bench.scale import (
     FILLER_COLUMNS,
     ScaleDb,
     _filler_slot,
+    check_filler_columns,
     measure_sizes,
 )
 from bot.services import open_services
@@ -60,15 +61,9 @@ def _check_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     rows = conn.execute(
         "SELECT column_name, is_nullable, column_default, is_identity "
         "FROM information_schema.columns WHERE table_name = 'accounts'").fetchall()
-    known = {name for name, _ in FILLER_COLUMNS}
-    existing = {str(row[0]) for row in rows}
-    required = {str(row[0]) for row in rows
-                if row[1] == "NO" and row[2] is None and row[3] != "YES"}
-    if not known <= existing or not required <= known:
-        raise BenchError(
-            "the accounts table changed (missing: "
-            f"{sorted(known - existing)}, new required: {sorted(required - known)}); "
-            "update FILLER_COLUMNS in bench/scale.py")
+    check_filler_columns({str(row[0]) for row in rows},
+                         {str(row[0]) for row in rows
+                          if row[1] == "NO" and row[2] is None and row[3] != "YES"})
 
 
 def _pg_fill(url: str, size: int, real: set[int], real_slots: set[str], now: float,
