@@ -38,6 +38,7 @@ lock: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(PACKAGES) tests bench
 	$(BIN)/mypy $(PACKAGES)
+	$(BIN)/mypy bench
 
 test: lint
 	$(BIN)/pytest

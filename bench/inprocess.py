@@ -55,7 +55,7 @@ LOOKING_UP = texts.LOOKING_UP.split("{", 1)[0]
 class NoPersistProcessor(ChatOrderedProcessor):
     """The bot's processor without its per-update ``update_persistence()`` call."""
 
-    async def _persist(self) -> None:
+    async def _persist(self, update: object) -> None:
         return None
 
 

@@ -148,7 +148,8 @@ def start_cluster() -> Cluster:
             if start.returncode == 0:
                 cluster.url = f"postgresql://{ROLE}@127.0.0.1:{port}/postgres"
                 return cluster
-        tail = cluster.log.read_text(errors="replace")[-300:] if cluster.log.exists() else ""
+        log = cluster.log
+        tail = log.read_text(errors="replace")[-300:] if log is not None and log.exists() else ""
         raise PostgresUnavailable(f"pg_ctl start failed: {start.stderr.strip()[-200:]} {tail}")
     except BaseException:
         cluster.stop()
