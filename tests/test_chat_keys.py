@@ -17,8 +17,9 @@ import pytest
 
 from bot.otp import _pending_aad
 from bot.services import Services
+from storage import chat_keys
 from storage.accounts_repo import AccountsRepo, DuplicateAccountError
-from storage.chat_keys import ChatKeys, convert_legacy, is_master, unwrap
+from storage.chat_keys import CONVERTED, ChatKeys, convert_legacy, is_master, unwrap
 from storage.copystore import to_postgres
 from storage.crypto import Vault, VaultError
 from storage.db import Database
@@ -239,6 +240,26 @@ async def test_rows_of_the_release_before_are_converted_once_at_start(
     svc: Services = await services_factory()
     await _assert_converted(svc)
 
+
+@pytest.mark.parametrize("store", ["sqlite"])
+async def test_a_converted_database_is_not_scanned_again_at_start(
+        services_factory: ServicesFactory, data_dir: Path, clock: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pass that finds nothing left under the master key says so in ``meta``; later
+    starts skip the scan, which read every row of the chat tables (O(chats) at every
+    start: 1.5 s and 150 MB at 100 000 chats)."""
+    _legacy_data_dir(data_dir)
+    clock.now = FIXTURE_NOW + 60
+    svc: Services = await services_factory()
+    assert await svc.db.get_meta(CONVERTED) == b"1"
+    await svc.close()
+
+    def scan(*args: object) -> list[int]:
+        raise AssertionError("a converted database was scanned again")
+
+    monkeypatch.setattr(chat_keys, "_legacy_chats", scan)
+    again: Services = await services_factory()
+    await _assert_converted(again)
 
 @pytest.mark.parametrize("store", ["postgres"])
 async def test_rows_of_the_release_before_are_converted_on_postgres_too(
