@@ -195,6 +195,25 @@ def _cached(size: int, real_count: int) -> ScaleDb | None:
                    db_path.stat().st_size / 2 ** 20, None)
 
 
+def real_layout(size: int, p: Params) -> tuple[list[int], list[int]]:
+    """Where the measured chats sit among ``size``: their filler indexes and chat ids."""
+    stride = size // p.scale_real_chats
+    real_index = [k * stride + stride // 2 for k in range(p.scale_real_chats)]
+    return real_index, [CHAT_BASE + i for i in real_index]
+
+
+async def add_real_chats(settings: Settings, real_chats: list[int]) -> set[str]:
+    """The measured chats, added through the bot's services; the slots they hold."""
+    services = await open_services(settings, sms=QuietSender())
+    try:
+        for chat_id in real_chats:
+            await add_real_chat(services, chat_id)
+        return {a.slot for chat_id in real_chats
+                for a in await services.accounts.list(chat_id)}
+    finally:
+        await services.close()
+
+
 async def ensure_db(size: int, p: Params, rebuild: bool) -> ScaleDb:
     """The cached database of ``size`` chats, built first if needed."""
     if not rebuild:
@@ -206,18 +225,9 @@ async def ensure_db(size: int, p: Params, rebuild: bool) -> ScaleDb:
     root = _manifest_path(size).parent
     await asyncio.to_thread(shutil.rmtree, root, True)
     data_dir = root / "data"
-    stride = size // p.scale_real_chats
-    real_index = [k * stride + stride // 2 for k in range(p.scale_real_chats)]
-    real_chats = [CHAT_BASE + i for i in real_index]
+    real_index, real_chats = real_layout(size, p)
     log(f"  {size} chats: building in {root}")
-    services = await open_services(make_settings(data_dir), sms=QuietSender())
-    try:
-        for chat_id in real_chats:
-            await add_real_chat(services, chat_id)
-        real_slots = {a.slot for chat_id in real_chats
-                      for a in await services.accounts.list(chat_id)}
-    finally:
-        await services.close()
+    real_slots = await add_real_chats(make_settings(data_dir), real_chats)
     db_path = data_dir / "kk.sqlite3"
     await asyncio.to_thread(_bulk_fill, db_path, size, set(real_index), real_slots,
                             time.time(), size)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import JSON, QuietSender, add_real_chat, log
+from bench.common import JSON, log
 from bench.params import Params
 from bench.scale import (
     _SPANS,
@@ -45,10 +45,11 @@ from bench.scale import (
     FILLER_COLUMNS,
     ScaleDb,
     _filler_slot,
+    add_real_chats,
     check_filler_columns,
     measure_sizes,
+    real_layout,
 )
-from bot.services import open_services
 
 CHUNK = 50_000  # filler chats per batch of COPY rows
 #: PostgreSQL's type of each filler column, for binary COPY.
@@ -124,18 +125,9 @@ async def build_pg_db(size: int, p: Params, url: str, root: Path) -> tuple[Scale
     """A database of ``size`` chats at ``url`` (fresh, empty); its master key in ``root``."""
     started = time.perf_counter()
     data_dir = root / f"pg-{size}"
-    stride = size // p.scale_real_chats
-    real_index = [k * stride + stride // 2 for k in range(p.scale_real_chats)]
-    real_chats = [CHAT_BASE + i for i in real_index]
+    real_index, real_chats = real_layout(size, p)
     db = ScaleDb(size, data_dir, real_chats, 0.0, None, database_url=url)
-    services = await open_services(db.settings(), sms=QuietSender())
-    try:
-        for chat_id in real_chats:
-            await add_real_chat(services, chat_id)
-        real_slots = {a.slot for chat_id in real_chats
-                      for a in await services.accounts.list(chat_id)}
-    finally:
-        await services.close()
+    real_slots = await add_real_chats(db.settings(), real_chats)
     copy_s = await asyncio.to_thread(_pg_fill, url, size, set(real_index), real_slots,
                                      time.time(), size)
     db.built_s = time.perf_counter() - started
