@@ -8,14 +8,15 @@ import warnings
 from collections import OrderedDict
 from typing import Any
 
-from telegram import CallbackQuery, Message, Update
+from telegram import Bot, CallbackQuery, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 from telegram.warnings import PTBUserWarning
 
 from bot import texts
 from bot.services import Services
+from bot.transport import never_sent
 from handlers.keyboards import Keyboard
 
 _LOGGER = logging.getLogger(__name__)
@@ -27,6 +28,23 @@ warnings.filterwarnings("ignore", message="Please use 'Bot.(send_message|edit_me
 
 Context = ContextTypes.DEFAULT_TYPE
 Markup = Keyboard | None
+
+
+async def send_unless_refused(bot: Bot, params: dict[str, Any], what: str) -> bool:
+    """A message from a job (no update to answer): True when sent; False when Telegram
+    refused it for good (the user blocked the bot, the chat is gone) or it never left;
+    other failures propagate, since the message may have arrived (the caller keeps its
+    claim and does not send it twice)."""
+    try:
+        await bot.do_api_request("send_message", api_kwargs=params)
+    except (Forbidden, BadRequest) as exc:
+        _LOGGER.info("%s refused by Telegram (%s)", what, type(exc).__name__)
+        return False
+    except NetworkError as exc:
+        if never_sent(exc):
+            return False
+        raise
+    return True
 
 
 def services(context: Context) -> Services:

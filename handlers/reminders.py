@@ -7,13 +7,20 @@ from typing import Any
 
 from telegram import Bot, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.error import TelegramError
 
 from bot import texts
 from bot.reminders import Deliver, Notice
-from bot.transport import never_sent
 from handlers import keyboards, render
-from handlers.common import Context, answer, chat_id_of, edit_query, send, services
+from handlers.common import (
+    Context,
+    answer,
+    chat_id_of,
+    edit_query,
+    send,
+    send_unless_refused,
+    services,
+)
 from handlers.keyboards import Keyboard
 from handlers.tambah_kk import reverify_account
 
@@ -70,16 +77,7 @@ def deliver_with(bot: Bot) -> Deliver:
     async def deliver(notice: Notice) -> bool:
         params: dict[str, Any] = {"chat_id": notice.chat_id, "text": render.reminder(notice),
                                   "parse_mode": ParseMode.HTML, "protect_content": True}
-        try:
-            await bot.do_api_request("send_message", api_kwargs=params)
-        except (Forbidden, BadRequest) as exc:
-            _LOGGER.info("reminder refused by Telegram (%s)", type(exc).__name__)
-            return False
-        except NetworkError as exc:
-            if never_sent(exc):
-                return False
-            raise
-        return True
+        return await send_unless_refused(bot, params, "reminder")
     return deliver
 
 

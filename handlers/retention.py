@@ -10,14 +10,12 @@ from typing import Any
 
 from telegram import Bot, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError
 from telegram.ext import Application, ConversationHandler
 
 from bot import texts
 from bot.retention import Warn
 from bot.services import Services
-from bot.transport import never_sent
-from handlers.common import Context, services
+from handlers.common import Context, send_unless_refused, services
 from handlers.render import long_date
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,16 +34,7 @@ def warn_with(bot: Bot) -> Warn:
         params: dict[str, Any] = {
             "chat_id": chat_id, "parse_mode": ParseMode.HTML,
             "text": texts.RETENTION_WARNING.format(date=long_date(erase_on))}
-        try:
-            await bot.do_api_request("send_message", api_kwargs=params)
-        except (Forbidden, BadRequest) as exc:
-            _LOGGER.info("retention warning refused by Telegram (%s)", type(exc).__name__)
-            return False
-        except NetworkError as exc:
-            if never_sent(exc):
-                return False
-            raise
-        return True
+        return await send_unless_refused(bot, params, "retention warning")
     return warn
 
 

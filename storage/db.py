@@ -27,6 +27,7 @@ _LOGGER = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+D = TypeVar("D", bound="Database")
 
 #: Tables that hold a chat's own rows, keyed by ``chat_id`` (erased by ``erase_chat``).
 CHAT_TABLES = ("accounts", "challenges", "conversations", "chat_data", "consent",
@@ -378,20 +379,8 @@ class Database:
         """Open (creating the file owner-only if new). A file that is not an SQLite
         database, or is damaged, raises :class:`DatabaseError` and is left as it was."""
         _create_private(Path(path))
-        worker = DatabaseThread()
-        try:
-            conn = await worker.submit(functools.partial(_connect, str(path)))
-        except BaseException:
-            worker.stop()
-            raise
-        db = cls(conn, worker, path, clock)
-        try:
-            if migrate:
-                await db.migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return db
+        return await started(functools.partial(_connect, str(path)),
+                             lambda conn, worker: cls(conn, worker, path, clock), migrate)
 
     async def close(self) -> None:
         """Optimise (best effort) and close; waits for units already handed over. A second
@@ -495,6 +484,26 @@ class Database:
             finally:
                 dest.close()
         await self.run(unit)
+
+
+async def started(connect: Callable[[], Any], build: Callable[[Any, DatabaseThread], D],
+                  migrate: bool) -> D:
+    """Connect on a new database thread, build the store around the connection, migrate:
+    the one opening sequence of both stores (a failure at any step closes what it opened)."""
+    worker = DatabaseThread()
+    try:
+        conn = await worker.submit(connect)
+    except BaseException:
+        worker.stop()
+        raise
+    db = build(conn, worker)
+    try:
+        if migrate:
+            await db.migrate()
+    except BaseException:
+        await db.close()
+        raise
+    return db
 
 
 def rows(conn: sqlite3.Connection, sql: str, *params: object) -> list[sqlite3.Row]:

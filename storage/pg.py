@@ -61,6 +61,7 @@ from storage.db import (
     Database,
     DatabaseError,
     DatabaseThread,
+    started,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -278,20 +279,8 @@ class PgDatabase(Database):
     @classmethod
     async def open_url(cls, url: str, *, clock: Callable[[], float] = time.time,
                        migrate: bool = True) -> PgDatabase:
-        worker = DatabaseThread()
-        try:
-            conn = await worker.submit(functools.partial(_connect, url))
-        except BaseException:
-            worker.stop()
-            raise
-        db = cls(conn, worker, url, clock)
-        try:
-            if migrate:
-                await db.migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return db
+        return await started(functools.partial(_connect, url),
+                             lambda conn, worker: cls(conn, worker, url, clock), migrate)
 
     def scrub(self, conn: sqlite3.Connection) -> bool:
         """Inside a unit of work, after a deletion committed: the chat tables, ``chat_keys``

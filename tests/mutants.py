@@ -547,9 +547,9 @@ MUTANTS = [
            (f"{T_UNKNOWN}::test_a_reminder_whose_answer_is_unknown_is_not_sent_again_that_day",
             f"{T_UNKNOWN}::test_a_reminder_that_ends_in_an_error_not_from_telegram_is_not_sent"
             "_again")),
-    Mutant("every network error read as never sent", "handlers/reminders.py",
-           "            if never_sent(exc):\n                return False\n            raise\n",
-           "            return False\n",
+    Mutant("every network error read as never sent", "handlers/common.py",
+           "        if never_sent(exc):\n            return False\n        raise\n",
+           "        return False\n",
            (f"{T_UNKNOWN}::test_a_reminder_whose_answer_is_unknown_is_not_sent_again_that_day",)),
     Mutant("a refused reminder kept claimed", "bot/reminders.py",
            "        if not delivered:\n            await self.repo.release(chat_id, day)\n",
